@@ -1,0 +1,7 @@
+"""App config for the events app."""
+
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    name = "events"

@@ -1,0 +1,7 @@
+"""App config for the experiments app."""
+
+from django.apps import AppConfig
+
+
+class ExperimentsConfig(AppConfig):
+    name = "experiments"

@@ -1,0 +1,61 @@
+"""Multiple-testing corrections of frequentist p-values across metrics × variants."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MULTIPLE_TESTING_METHODS = ("holm", "bh")
+
+
+def _holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni step-down: sorted ascending, p̃_(i) = max_{j ≤ i} (m − j + 1)·p_(j)."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    scaled = (m - np.arange(m)) * p_values[order]
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def _benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg step-up: sorted ascending, p̃_(i) = min_{j ≥ i} m·p_(j)/j."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    scaled = m * p_values[order] / np.arange(1, m + 1)
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum.accumulate(scaled[::-1])[::-1]
+    return adjusted
+
+
+def adjust_p_values(p_values: Sequence[float], method: str) -> list[float]:
+    """Adjusted p-values, in input order, monotone in the raw p-values and capped at 1."""
+    corrections = {"holm": _holm, "bh": _benjamini_hochberg}
+    if method not in corrections:
+        raise ValueError(
+            f"Unknown multiple-testing method {method!r}; use one of {', '.join(MULTIPLE_TESTING_METHODS)}."
+        )
+    raw = np.asarray(p_values, dtype=float)
+    if raw.size == 0:
+        return []
+    if np.any((raw < 0) | (raw > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {list(p_values)}.")
+    return [float(p) for p in np.minimum(corrections[method](raw), 1.0)]
+
+
+def apply_multiple_testing_correction(results: Sequence[dict], method: str, *, alpha: float = 0.05) -> list[dict]:
+    """Copies of metric results with every frequentist p_value corrected and `significant` = p < alpha.
+
+    `results` are `compute_metric_result` outputs for the metrics of one experiment; Bayesian variant
+    results and variants without a p_value are left as they are.
+    """
+    corrected = [{**result, "variant_results": [dict(v) for v in result["variant_results"]]} for result in results]
+    tested = [
+        variant
+        for result in corrected
+        for variant in result["variant_results"]
+        if variant.get("method") == "frequentist" and "p_value" in variant
+    ]
+    for variant, p_value in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
+        variant["p_value"] = p_value
+        variant["significant"] = p_value < alpha
+    return corrected

@@ -1,0 +1,128 @@
+"""Assemble one metric's result in PostHog's shape from the per-variant aggregate rows."""
+
+from collections.abc import Mapping, Sequence
+
+from .bayesian import bayesian_test
+from .config import StatsConfig
+from .cuped import CupedStatistic, cuped_adjust
+from .frequentist import frequentist_test
+from .health import validation_failures
+from .statistics import Proportion, Ratio, SampleMean, Statistic
+
+METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
+CUPED_METRIC_TYPES = frozenset({"mean", "funnel"})
+REQUIRED_FIELDS = ("key", "number_of_samples", "sum", "sum_squares")
+RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
+COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts")
+
+
+def statistic_for(variant: Mapping, metric_type: str) -> Statistic:
+    """mean → SampleMean, funnel → Proportion (successes = sum), ratio and retention → Ratio."""
+    n = variant["number_of_samples"]
+    if metric_type == "funnel":
+        return Proportion(n=n, successes=variant["sum"])
+    if metric_type == "mean":
+        return SampleMean(n=n, sum=variant["sum"], sum_squares=variant["sum_squares"])
+    return Ratio(
+        n=n,
+        numerator_sum=variant["sum"],
+        numerator_sum_squares=variant["sum_squares"],
+        denominator_sum=variant["denominator_sum"],
+        denominator_sum_squares=variant["denominator_sum_squares"],
+        numerator_denominator_sum_product=variant["numerator_denominator_sum_product"],
+    )
+
+
+def _cuped_statistic(variant: Mapping) -> CupedStatistic:
+    return CupedStatistic(
+        n=variant["number_of_samples"],
+        sum=variant["sum"],
+        sum_squares=variant["sum_squares"],
+        covariate_sum=variant["covariate_sum"],
+        covariate_sum_squares=variant["covariate_sum_squares"],
+        sum_products=variant["sum_products"],
+    )
+
+
+def _statistics(variant: Mapping, baseline: Mapping, metric_type: str, cuped: bool) -> tuple[Statistic, Statistic]:
+    """Treatment and control statistics, CUPED-adjusted when asked for and both rows carry covariates."""
+    has_covariates = all(field in row for row in (variant, baseline) for field in COVARIATE_FIELDS)
+    if cuped and metric_type in CUPED_METRIC_TYPES and has_covariates:
+        treatment, control, _theta = cuped_adjust(_cuped_statistic(variant), _cuped_statistic(baseline))
+        return treatment, control
+    return statistic_for(variant, metric_type), statistic_for(baseline, metric_type)
+
+
+def _inference(treatment: Statistic, control: Statistic, config: StatsConfig) -> dict:
+    if config.method == "frequentist":
+        outcome = frequentist_test(
+            treatment,
+            control,
+            alpha=config.alpha,
+            relative=config.relative,
+            sequential=config.sequential,
+            sequential_tuning=config.sequential_tuning,
+        )
+        return {
+            "method": "frequentist",
+            "p_value": float(outcome.p_value),
+            "confidence_interval": [float(bound) for bound in outcome.ci],
+            "significant": bool(outcome.significant),
+        }
+    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative)
+    return {
+        "method": "bayesian",
+        "chance_to_win": float(outcome.chance_to_win),
+        "credible_interval": [float(bound) for bound in outcome.ci],
+        "significant": bool(outcome.significant),
+    }
+
+
+def _base_fields(variant: Mapping, failures: list[str]) -> dict:
+    return {field: variant[field] for field in BASE_FIELDS if field in variant} | {"validation_failures": failures}
+
+
+def _check_inputs(variants: Sequence[Mapping], metric_type: str, baseline_key: str) -> None:
+    if metric_type not in METRIC_TYPES:
+        raise ValueError(f"Unknown metric_type {metric_type!r}; use one of {', '.join(METRIC_TYPES)}.")
+    required = REQUIRED_FIELDS + (RATIO_FIELDS if metric_type in ("ratio", "retention") else ())
+    for variant in variants:
+        missing = [field for field in required if field not in variant]
+        if missing:
+            raise ValueError(f"Variant {variant.get('key')!r} is missing {', '.join(missing)}.")
+    baseline_count = sum(variant["key"] == baseline_key for variant in variants)
+    if baseline_count != 1:
+        raise ValueError(f"Expected exactly one variant keyed {baseline_key!r}, found {baseline_count}.")
+
+
+def compute_metric_result(
+    variants: Sequence[Mapping],
+    *,
+    metric_type: str,
+    stats_config: Mapping | None,
+    baseline_key: str = "control",
+    cuped: bool | None = None,
+) -> dict:
+    """`{"baseline": {...}, "variant_results": [...]}` for one metric, variants in input order.
+
+    Every row keeps its base fields plus `validation_failures`; only a variant without failures, against a
+    baseline without failures, gets the inferential fields of the configured method. `cuped` overrides
+    `stats_config["cuped"]["enabled"]`; it applies to mean and funnel metrics whose rows carry covariates.
+    """
+    _check_inputs(variants, metric_type, baseline_key)
+    config = StatsConfig.from_dict(stats_config)
+    use_cuped = config.cuped if cuped is None else cuped
+    baseline = next(variant for variant in variants if variant["key"] == baseline_key)
+    baseline_failures = validation_failures(baseline, metric_type=metric_type, is_baseline=True)
+    variant_results = []
+    for variant in variants:
+        if variant is baseline:
+            continue
+        failures = validation_failures(variant, metric_type=metric_type, is_baseline=False)
+        variant_result = _base_fields(variant, failures)
+        if not failures and not baseline_failures:
+            treatment, control = _statistics(variant, baseline, metric_type, use_cuped)
+            variant_result |= _inference(treatment, control, config)
+        variant_results.append(variant_result)
+    return {"baseline": _base_fields(baseline, baseline_failures), "variant_results": variant_results}

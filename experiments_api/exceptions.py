@@ -1,0 +1,68 @@
+"""PostHog's error envelope `{type, code, detail, attr}` for every error, and the domain error type."""
+
+import logging
+
+from django.http import HttpRequest, JsonResponse
+from exceptions_hog import exception_handler as envelope_exception_handler
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """Raised by services for a refused business rule; the exception handler renders it as a 4xx."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None, attr: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.attr = attr
+
+
+class ConflictError(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _as_api_exception(exc: DomainError) -> exceptions.APIException:
+    detail = exceptions.ErrorDetail(exc.message, code=exc.code)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        return exceptions.ValidationError({exc.attr: [detail]} if exc.attr else [detail])
+    api_exception = exceptions.APIException(detail)
+    api_exception.status_code = exc.status_code
+    api_exception.default_type = "invalid_request"
+    return api_exception
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        exc = _as_api_exception(exc)
+    return envelope_exception_handler(exc, context)
+
+
+def report_exception(exc: BaseException, context: dict | None) -> None:
+    """Log unexpected errors with their traceback; clients only ever see the generic 500 envelope."""
+    if not isinstance(exc, exceptions.APIException):
+        logger.error("Unhandled error in API view", exc_info=exc)
+
+
+def error_body(*, type: str, code: str, detail: str, attr: str | None = None) -> dict:
+    return {"type": type, "code": code, "detail": detail, "attr": attr}
+
+
+def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(
+        error_body(type="invalid_request", code="not_found", detail="Not found."),
+        status=status.HTTP_404_NOT_FOUND,
+    )
+
+
+def server_error_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body(type="server_error", code="error", detail="A server error occurred."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -1,0 +1,35 @@
+"""Limit/offset pagination that rejects malformed parameters with a 400 instead of ignoring them."""
+
+from rest_framework import exceptions, pagination
+from rest_framework.request import Request
+
+MAX_PAGE_SIZE = 1000
+
+
+def parse_non_negative_int(request: Request, name: str, *, minimum: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a positive integer" if minimum > 0 else "a non-negative integer"
+        raise exceptions.ValidationError({name: [exceptions.ErrorDetail(f"{name} must be {kind}.", code="invalid")]})
+    return value
+
+
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
+    """PostHog's `{count, next, previous, results}` pages; a limit above MAX_PAGE_SIZE is clamped to it."""
+
+    max_limit = MAX_PAGE_SIZE
+
+    def get_limit(self, request: Request) -> int | None:
+        limit = parse_non_negative_int(request, self.limit_query_param, minimum=1)
+        if limit is None:
+            return self.default_limit
+        return min(limit, self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return parse_non_negative_int(request, self.offset_query_param, minimum=0) or 0

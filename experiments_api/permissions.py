@@ -1,0 +1,58 @@
+"""Permissions every project-scoped viewset gets: API-key scopes, then project access."""
+
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework import exceptions, permissions
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from experiments_api.models import PersonalAPIKey, ProjectMembership
+from experiments_api.scopes import scopes_grant
+
+MISSING_SCOPE_MESSAGE = "API key missing required scope '{scope}'"
+PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE = "API key does not have access to the requested project: ID {project_id}."
+NOT_A_PROJECT_MEMBER_MESSAGE = "You don't have access to the project."
+
+
+def required_scopes_for(view: APIView, request: Request) -> list[str]:
+    """The scopes an action needs: its declared `required_scopes`, else read for safe methods, write otherwise."""
+    declared = getattr(view, "required_scopes", None)
+    if declared:
+        return list(declared)
+    scope_object = getattr(view, "scope_object", None)
+    if not scope_object:
+        raise ImproperlyConfigured(
+            f'{type(view).__name__} must declare `scope_object` (e.g. scope_object = "experiment") '
+            "so API-key scopes can be checked."
+        )
+    level = "read" if request.method in permissions.SAFE_METHODS else "write"
+    return [f"{scope_object}:{level}"]
+
+
+class APIScopePermission(permissions.BasePermission):
+    """Personal API keys need the action's scopes; session logins are not scope-limited."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        required = required_scopes_for(view, request)
+        if not isinstance(request.auth, PersonalAPIKey):
+            return True
+        for scope in required:
+            if not scopes_grant(request.auth.scopes, scope):
+                raise exceptions.PermissionDenied(MISSING_SCOPE_MESSAGE.format(scope=scope))
+        return True
+
+
+class ProjectAccessPermission(permissions.BasePermission):
+    """The project in the URL must exist (404), be allowed for the key (403) and have the user as member (403)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        project = view.project  # raises NotFound for an unknown project
+        key = request.auth
+        if (
+            isinstance(key, PersonalAPIKey)
+            and key.scoped_projects is not None
+            and project.pk not in key.scoped_projects
+        ):
+            raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project.pk))
+        if not ProjectMembership.objects.filter(user=request.user, project=project).exists():
+            raise exceptions.PermissionDenied(NOT_A_PROJECT_MEMBER_MESSAGE)
+        return True

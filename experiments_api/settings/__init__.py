@@ -1,0 +1,1 @@
+"""Settings package: `base` for running the server, `test` for the test suite."""

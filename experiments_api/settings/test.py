@@ -1,0 +1,23 @@
+"""Test settings: the suite runs against a real PostgreSQL and Redis, never a silent SQLite fallback."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/experiments_api")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from experiments_api.settings.base import *  # noqa: E402,F403
+from experiments_api.settings.base import DATABASES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("The test suite runs against PostgreSQL: set DATABASE_URL to a postgres:// URL.")
+
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests run tasks in-process unless a test starts a real worker (see tests/test_celery_worker.py).
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,43 @@
+"""Shared fixtures: a project with a member, API clients authenticated by personal API key."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.factories import ProjectFactory, api_key_for, member_of
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters live in the cache; every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory()
+
+
+@pytest.fixture
+def user(project):
+    return member_of(project)
+
+
+@pytest.fixture
+def make_client():
+    """make_client(user, scopes=[...]) → an APIClient sending that user's new key as a Bearer token."""
+
+    def _make(user, scopes=None, scoped_projects=None) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(user, scopes, scoped_projects)}")
+        return client
+
+    return _make
+
+
+@pytest.fixture
+def api_client(user, make_client) -> APIClient:
+    """A client for `user` with the wildcard scope."""
+    return make_client(user)
