@@ -10,10 +10,22 @@ from experiments_api.models import Project
 
 class Event(models.Model):
     """One captured event. Indexes serve the results queries: (project, event, timestamp) finds exposures
-    and metric events of one experiment's window; (project, distinct_id) joins a unit's events."""
+    and metric events of one experiment's window; (project, distinct_id) joins a unit's events.
+
+    On PostgreSQL the table is range-partitioned by month on `timestamp` (migration 0002, events/partitions.py),
+    so a results query only scans the months of its window and old months can be dropped whole. A unique index on
+    a partitioned table must contain the partition key, so re-sent events are deduplicated on
+    (project, uuid, timestamp): PostHog's SDKs re-send a failed batch with the same uuid and the same event
+    timestamp. Because the server corrects timestamps with the clock skew measured at each send, a re-send can land
+    a few milliseconds apart; ingestion therefore also skips a uuid already stored within DEDUP_WINDOW of the
+    corrected timestamp (events/store.py), which the same index answers.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    # No single-column index: every query filters on the project together with other columns.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     uuid = models.UUIDField(default=uuid.uuid4)
     event = models.CharField(max_length=400)
     distinct_id = models.CharField(max_length=400)
@@ -22,7 +34,9 @@ class Event(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "uuid"], name="unique_event_uuid_per_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "uuid", "timestamp"], name="unique_event_uuid_per_project")
+        ]
         indexes = [
             models.Index(fields=["project", "event", "timestamp"], name="event_project_event_ts"),
             models.Index(fields=["project", "distinct_id"], name="event_project_distinct_id"),
@@ -30,6 +44,8 @@ class Event(models.Model):
 
 
 class EventDefinition(models.Model):
+    """A distinct event name of a project, with the earliest and latest event timestamps seen for it."""
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="event_definitions")
     name = models.CharField(max_length=400)
     first_seen_at = models.DateTimeField()

@@ -199,3 +199,51 @@ class ExperimentTimeseriesRecalculation(models.Model):
                 name="unique_active_timeseries_recalculation",
             )
         ]
+
+
+class ExperimentActivity(models.Model):
+    """One entry of an experiment's activity log: who did what, when, with the changed fields' before/after."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="activity")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    activity = models.CharField(max_length=40)
+    # [{"field": name, "before": value, "after": value}, ...]
+    changes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["experiment", "-created_at"])]
+
+
+class RecalculationTrigger(models.TextChoices):
+    MANUAL = "manual"
+    EXPERIMENT_LAUNCH = "experiment_launch"
+    EXPERIMENT_STOP = "experiment_stop"
+    EXPERIMENT_UPDATE = "experiment_update"
+
+
+class ExperimentMetricsRecalculation(models.Model):
+    """A batch recalculation of every metric of an experiment, fanned out as one Celery task per metric."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics_recalculations")
+    status = models.CharField(max_length=20, choices=RecalculationStatus.choices, default=RecalculationStatus.PENDING)
+    trigger = models.CharField(max_length=30, choices=RecalculationTrigger.choices, default=RecalculationTrigger.MANUAL)
+    total_metrics = models.PositiveIntegerField(default=0)
+    completed_metrics = models.PositiveIntegerField(default=0)
+    failed_metrics = models.PositiveIntegerField(default=0)
+    # {metric_uuid: error message}
+    metric_errors = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment"],
+                condition=Q(status__in=["pending", "in_progress"]),
+                name="unique_active_metrics_recalculation",
+            )
+        ]

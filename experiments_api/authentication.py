@@ -50,11 +50,9 @@ class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
 
     @staticmethod
     def _body_value(request: Request) -> str | None:
-        """Read the key from a JSON body without letting a malformed body break authentication."""
-        try:
-            data = request.data
-        except exceptions.ParseError:
-            return None
+        """Read the key from the body. A malformed body fails here with its own 400 parse error: swallowing it
+        would leave DRF's cached `request.data` empty, and the view would validate `{}` instead."""
+        data = request.data
         if hasattr(data, "get"):
             value = data.get(PERSONAL_API_KEY_FIELD)
             return value if isinstance(value, str) and value else None

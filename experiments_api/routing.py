@@ -21,6 +21,10 @@ class ProjectScopedViewSetMixin:
     """Resolves the URL's project and confines every queryset to it."""
 
     scope_object: str | None = None
+    # Set per action by `@action(..., required_scopes=[...])`; DRF only accepts action kwargs naming class attributes.
+    required_scopes: list[str] | None = None
+    # Set per action with @action(required_scopes=[...]) where the scope is not <scope_object>:<read|write>.
+    required_scopes: list[str] | None = None
     # The name of the model's foreign key to Project; querysets are filtered on it.
     project_field = "project"
     extra_permission_classes: tuple = ()
@@ -43,7 +47,8 @@ class ProjectScopedViewSetMixin:
         if raw_id == CURRENT_PROJECT_ALIAS:
             project_id = getattr(self.request.user, "current_project_id", None)
         else:
-            project_id = int(raw_id) if str(raw_id).isdigit() else None
+            # isdigit() alone also accepts digits int() refuses, such as "²".
+            project_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
         project = Project.objects.select_related("organization").filter(pk=project_id).first()
         if project is None:
             raise exceptions.NotFound(PROJECT_NOT_FOUND_MESSAGE)
@@ -80,7 +85,8 @@ class OptionalSlashRouter(routers.SimpleRouter):
     """PostHog's routes accept a trailing slash or none."""
 
     def __init__(self) -> None:
-        super().__init__(trailing_slash="/?")
+        super().__init__()
+        self.trailing_slash = "/?"  # DRF's constructor only takes a boolean
 
 
 projects_router = OptionalSlashRouter()

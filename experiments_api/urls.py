@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+import experiments.urls  # noqa: F401  (registers the experiments viewsets)
+import flags.urls  # noqa: F401  (registers the flag and cohort viewsets)
 from experiments_api import views
 from experiments_api.exceptions import not_found_view
 from experiments_api.routing import projects_router

@@ -38,6 +38,9 @@ class FeatureFlag(models.Model):
     # Incremented on every change; writers compare it to detect concurrent edits.
     version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    last_modified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     creation_context = models.CharField(max_length=40, blank=True, default="feature_flags")

@@ -1,9 +1,13 @@
 """factory-boy factories for the models tests build on."""
 
+import uuid as uuid_lib
+
 import factory
 
+from experiments.models import Experiment, ExperimentHoldout, ExperimentSavedMetric
 from experiments_api.models import Organization, Project, ProjectMembership, User
 from experiments_api.services import personal_api_key_create
+from flags.models import Cohort, FeatureFlag
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -42,3 +46,83 @@ def api_key_for(user: User, scopes: list[str] | None = None, scoped_projects: li
         user=user, scopes=["*"] if scopes is None else scopes, scoped_projects=scoped_projects
     )
     return raw_value
+
+
+def _control_test_filters() -> dict:
+    return {
+        "groups": [{"properties": [], "rollout_percentage": 100}],
+        "multivariate": {
+            "variants": [
+                {"key": "control", "name": "Control", "rollout_percentage": 50},
+                {"key": "test", "name": "Test", "rollout_percentage": 50},
+            ]
+        },
+    }
+
+
+def _mean_metric_query() -> dict:
+    return {
+        "kind": "ExperimentMetric",
+        "metric_type": "mean",
+        "uuid": str(uuid_lib.uuid4()),
+        "source": {"kind": "EventsNode", "event": "$pageview"},
+    }
+
+
+class FeatureFlagFactory(factory.django.DjangoModelFactory):
+    """A live multivariate flag with a 50/50 control/test split."""
+
+    class Meta:
+        model = FeatureFlag
+
+    project = factory.SubFactory(ProjectFactory)
+    key = factory.Sequence(lambda n: f"flag-{n}")
+    name = factory.Sequence(lambda n: f"Flag {n}")
+    filters = factory.LazyFunction(_control_test_filters)
+
+
+class CohortFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cohort
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"Cohort {n}")
+    filters = factory.LazyFunction(lambda: {"properties": {"type": "AND", "values": []}})
+
+
+class HoldoutFactory(factory.django.DjangoModelFactory):
+    """A holdout of 10% whose group is tagged with its variant, as the create service does."""
+
+    class Meta:
+        model = ExperimentHoldout
+
+    skip_postgeneration_save = True
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"Holdout {n}")
+    filters = factory.LazyFunction(lambda: [{"properties": [], "rollout_percentage": 10}])
+
+    @factory.post_generation
+    def tag_variant(holdout, create, extracted, **kwargs):
+        holdout.filters = [{**group, "variant": f"holdout-{holdout.pk}"} for group in holdout.filters]
+        if create:
+            holdout.save(update_fields=["filters"])
+
+
+class SavedMetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExperimentSavedMetric
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"Saved metric {n}")
+    query = factory.LazyFunction(_mean_metric_query)
+
+
+class ExperimentFactory(factory.django.DjangoModelFactory):
+    """A draft experiment on a new control/test flag of the same project."""
+
+    class Meta:
+        model = Experiment
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"Experiment {n}")
+    feature_flag = factory.SubFactory(FeatureFlagFactory, project=factory.SelfAttribute("..project"))

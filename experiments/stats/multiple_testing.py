@@ -21,7 +21,7 @@ def _benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini–Hochberg step-up: sorted ascending, p̃_(i) = min_{j ≥ i} m·p_(j)/j."""
     m = len(p_values)
     order = np.argsort(p_values)
-    scaled = m * p_values[order] / np.arange(1, m + 1)
+    scaled = p_values[order] * (m / np.arange(1, m + 1))
     adjusted = np.empty(m)
     adjusted[order] = np.minimum.accumulate(scaled[::-1])[::-1]
     return adjusted

@@ -6,7 +6,7 @@ from .bayesian import bayesian_test
 from .config import StatsConfig
 from .cuped import CupedStatistic, cuped_adjust
 from .frequentist import frequentist_test
-from .health import validation_failures
+from .health import RATIO_METRIC_TYPES, validation_failures
 from .statistics import Proportion, Ratio, SampleMean, Statistic
 
 METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
@@ -86,7 +86,7 @@ def _base_fields(variant: Mapping, failures: list[str]) -> dict:
 def _check_inputs(variants: Sequence[Mapping], metric_type: str, baseline_key: str) -> None:
     if metric_type not in METRIC_TYPES:
         raise ValueError(f"Unknown metric_type {metric_type!r}; use one of {', '.join(METRIC_TYPES)}.")
-    required = REQUIRED_FIELDS + (RATIO_FIELDS if metric_type in ("ratio", "retention") else ())
+    required = REQUIRED_FIELDS + (RATIO_FIELDS if metric_type in RATIO_METRIC_TYPES else ())
     for variant in variants:
         missing = [field for field in required if field not in variant]
         if missing:

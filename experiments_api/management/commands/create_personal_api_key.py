@@ -5,6 +5,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
+from django.db import transaction
 
 from experiments_api.services import member_with_project_ensure, personal_api_key_create
 
@@ -46,11 +47,13 @@ class Command(BaseCommand):
         for name, value in (("--organization", organization), ("--project", project)):
             if value is not None and not value.strip():
                 raise CommandError(f"{name} must not be empty.")
-        user, project_obj = member_with_project_ensure(
-            email=email, organization_name=organization, project_name=project
-        )
         try:
-            key, raw_value = personal_api_key_create(user=user, scopes=scope_list, label=label)
+            # One transaction, so a refused key leaves no user, organization or project behind.
+            with transaction.atomic():
+                user, project_obj = member_with_project_ensure(
+                    email=email, organization_name=organization, project_name=project
+                )
+                _key, raw_value = personal_api_key_create(user=user, scopes=scope_list, label=label)
         except ValidationError as error:
             raise CommandError(f"--scopes: {error.messages[0]}") from error
         self.stdout.write(

@@ -1,0 +1,15 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY experiments_api ./experiments_api
+COPY experiments ./experiments
+COPY flags ./flags
+COPY events ./events
+COPY manage.py ./
+RUN pip install --no-cache-dir .
+RUN useradd --create-home app && chown -R app /app
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "experiments_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

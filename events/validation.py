@@ -1,0 +1,143 @@
+"""One PostHog-style event checked and normalised for storage, with its timestamp corrected for clock skew."""
+
+import json
+import uuid as uuid_lib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_NAME_LENGTH = 400
+# Corrected timestamps further ahead than this are refused: clocks are rarely that wrong, and such rows would
+# sit in the future of every results window. PostHog uses the same bound (23 hours covers every time zone).
+FUTURE_TOLERANCE = timedelta(hours=23)
+
+EVENT_NOT_OBJECT = "Event must be a JSON object."
+EVENT_NAME_MISSING = "Event has no name: set `event` to a non-empty string."
+EVENT_NAME_TOO_LONG = f"Event name is longer than {MAX_NAME_LENGTH} characters."
+DISTINCT_ID_MISSING = "Event has no distinct_id: set `distinct_id` to a non-empty string."
+DISTINCT_ID_TOO_LONG = f"Event distinct_id is longer than {MAX_NAME_LENGTH} characters."
+PROPERTIES_NOT_OBJECT = "Event properties must be a JSON object."
+PROPERTIES_NOT_FINITE = "Event properties contain a number that is not finite (NaN or Infinity)."
+TIMESTAMP_INVALID = "Event timestamp must be an ISO 8601 date-time string."
+TIMESTAMP_IN_FUTURE = "Event timestamp is more than 23 hours in the future (after correcting for the sender's clock)."
+UUID_INVALID = "Event uuid must be a UUID string."
+
+_NUL = "\x00"
+_REPLACEMENT_CHARACTER = "\ufffd"
+
+
+class InvalidEvent(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    uuid: uuid_lib.UUID
+    event: str
+    distinct_id: str
+    timestamp: datetime
+    properties_json: str
+
+
+def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) -> ValidEvent:
+    """Check one raw event and return it ready for storage; raises InvalidEvent with a message saying what to fix."""
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent(EVENT_NOT_OBJECT)
+    properties = raw.get("properties")
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, Mapping):
+        raise InvalidEvent(PROPERTIES_NOT_OBJECT)
+    timestamp = corrected_timestamp(raw, now=now, sent_at=sent_at)
+    if timestamp > now + FUTURE_TOLERANCE:
+        raise InvalidEvent(TIMESTAMP_IN_FUTURE)
+    return ValidEvent(
+        uuid=_event_uuid(raw.get("uuid")),
+        event=_event_name(raw.get("event")),
+        distinct_id=_distinct_id(raw.get("distinct_id", properties.get("distinct_id"))),
+        timestamp=timestamp,
+        properties_json=_properties_json(properties),
+    )
+
+
+def corrected_timestamp(raw: Mapping, *, now: datetime, sent_at: datetime | None) -> datetime:
+    """PostHog's rule: `offset` (ms before sending) wins; else shift `timestamp` by the skew between the
+    sender's `sent_at` and our clock; else take `timestamp` as given; with neither, the event happened now."""
+    offset = raw.get("offset")
+    try:
+        if isinstance(offset, int | float) and not isinstance(offset, bool):
+            return now - timedelta(milliseconds=offset)
+        if raw.get("timestamp") is None:
+            return now
+        timestamp = parse_timestamp(raw["timestamp"])
+        if timestamp is None:
+            raise InvalidEvent(TIMESTAMP_INVALID)
+        if sent_at is not None:
+            return now + (timestamp - sent_at)
+        return timestamp
+    except (OverflowError, ValueError) as error:  # a correction that leaves the representable range
+        raise InvalidEvent(TIMESTAMP_INVALID) from error
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 string as an aware datetime (naive values are UTC); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _event_uuid(value: Any) -> uuid_lib.UUID:
+    if value is None:
+        return uuid_lib.uuid4()
+    if isinstance(value, str):
+        try:
+            return uuid_lib.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidEvent(UUID_INVALID)
+
+
+def _event_name(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(EVENT_NAME_MISSING)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidEvent(EVENT_NAME_TOO_LONG)
+    return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+
+
+def _distinct_id(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(DISTINCT_ID_MISSING)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidEvent(DISTINCT_ID_TOO_LONG)
+    return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+
+
+def _properties_json(properties: Mapping) -> str:
+    try:
+        text = json.dumps(properties, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError as error:
+        raise InvalidEvent(PROPERTIES_NOT_FINITE) from error
+    # PostgreSQL's jsonb cannot hold NUL characters; replace them as PostHog does.
+    if "\\u0000" in text:
+        text = json.dumps(_without_nul(properties), ensure_ascii=False, separators=(",", ":"))
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+    if isinstance(value, Mapping):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value

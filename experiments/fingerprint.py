@@ -1,0 +1,79 @@
+"""Metric fingerprints: a SHA-256 of everything that changes a metric's results (PostHog's newest algorithm).
+
+Stored daily results and recalculation requests are matched by fingerprint, so a change to the metric or to a
+setting that affects its numbers (start date, stats method, exposure criteria, ...) yields new rows.
+"""
+
+import copy
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+IGNORED_METRIC_KEYS = ("uuid", "name", "kind", "fingerprint", "only_count_matured_users")
+
+
+def effective_stats_method(stats_config: dict | None) -> str:
+    """Anything but "frequentist" (including a missing config) counts as bayesian, as in PostHog."""
+    method = (stats_config or {}).get("method")
+    return method if method in ("bayesian", "frequentist") else "bayesian"
+
+
+def _clean_metric(metric: dict) -> dict:
+    cleaned = copy.deepcopy(metric)
+    for key in IGNORED_METRIC_KEYS:
+        cleaned.pop(key, None)
+    if "breakdownFilter" in cleaned:
+        breakdown_filter = cleaned.pop("breakdownFilter")
+        if isinstance(breakdown_filter, dict):
+            if breakdown_filter.get("breakdowns"):
+                cleaned["breakdownFilter"] = breakdown_filter
+            else:
+                rest = {key: value for key, value in breakdown_filter.items() if key != "breakdowns"}
+                if rest:
+                    cleaned["breakdownFilter"] = rest
+    return cleaned
+
+
+def _start_date_value(start_date: Any) -> Any:
+    if isinstance(start_date, dt.datetime):
+        if start_date.tzinfo is not None:
+            start_date = start_date.astimezone(dt.UTC)
+        return start_date.isoformat()
+    return start_date
+
+
+def compute_metric_fingerprint(
+    metric: dict,
+    *,
+    start_date: Any,
+    stats_config: dict | None,
+    exposure_criteria: dict | None,
+    only_count_matured_users: bool = False,
+    excluded_variants: list[str] | None = None,
+) -> str:
+    payload: dict[str, Any] = {
+        "metric": _clean_metric(metric),
+        "start_date": _start_date_value(start_date),
+        "stats_method": effective_stats_method(stats_config),
+    }
+    if exposure_criteria:
+        payload["exposure_criteria"] = exposure_criteria
+    if only_count_matured_users:
+        payload["only_count_matured_users"] = True
+    if excluded_variants:
+        payload["excluded_variants"] = sorted(set(excluded_variants))
+    serialized = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(serialized.encode("utf-8")).hexdigest()
+
+
+def experiment_metric_fingerprint(experiment, metric: dict) -> str:
+    """The fingerprint of `metric` under `experiment`'s current settings."""
+    return compute_metric_fingerprint(
+        metric,
+        start_date=experiment.start_date,
+        stats_config=experiment.stats_config,
+        exposure_criteria=experiment.exposure_criteria,
+        only_count_matured_users=experiment.only_count_matured_users,
+        excluded_variants=(experiment.parameters or {}).get("excluded_variants"),
+    )

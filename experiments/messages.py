@@ -1,0 +1,78 @@
+"""Error messages of the experiments API, shared by code and tests (PostHog's texts where clients may match them)."""
+
+END_BEFORE_START = "End date must be after start date"
+CANT_UPDATE_KEYS = "Can't update keys: {keys} on Experiment"
+GLOBAL_FILTER_PROPERTIES = "Experiments do not support global filter properties"
+CANT_UPDATE_VARIANTS = "Can't update feature_flag_variants on Experiment"
+CANT_UPDATE_HOLDOUT = "Can't update holdout on running Experiment"
+RESTORE_WITH_DELETED_FLAG = (
+    "Cannot restore this experiment because its feature flag '{key}' is deleted. Restore the feature flag first."
+)
+LAUNCH_WITH_DELETED_FLAG = "Experiment cannot be launched because its feature flag has been deleted."
+
+FLAG_NOT_ELIGIBLE = "Feature flag is not eligible for experiments."
+FLAG_CONTROL_NOT_FIRST = "Feature flag must have control as the first variant."
+NEW_FLAG_NAME = "Feature Flag for Experiment {name}"
+
+TOO_MANY_VARIANTS = "Feature flag variants must be less than 21"
+NO_CONTROL_VARIANT = "Feature flag variants must contain a control variant"
+ONE_VARIANT = "Feature flag must have at least 2 variants (control and at least one test variant)"
+VARIANTS_NOT_A_LIST = "Feature flag variants must be a list"
+VARIANT_NOT_OBJECT = "Feature flag variant at index {index} must be an object"
+VARIANT_WITHOUT_KEY = "Feature flag variant at index {index} must have a 'key' field"
+VARIANT_WITHOUT_PERCENTAGE = (
+    "Feature flag variant at index {index} must have a 'rollout_percentage' or 'split_percent' field"
+)
+PARAMETERS_NOT_OBJECT = "Parameters must be an object"
+ROLLOUT_PERCENTAGE_INVALID = "rollout_percentage must be a number between 0 and 100"
+
+FILTER_TEST_ACCOUNTS_NOT_BOOLEAN = "filterTestAccounts must be a boolean"
+INVALID_EXPOSURE_CRITERIA = "Invalid exposure criteria"
+INVALID_MULTIPLE_VARIANT_HANDLING = "multiple_variant_handling must be one of: exclude, first_seen"
+
+STATS_CONFIG_NOT_OBJECT = "stats_config must be an object"
+INVALID_STATS_METHOD = "Invalid stats method: '{method}'. Must be one of: bayesian, frequentist"
+
+SAVED_METRICS_NOT_LIST = "Saved metrics must be a list"
+SAVED_METRIC_NOT_OBJECT = "Saved metric must be an object"
+SAVED_METRIC_WITHOUT_ID = "Saved metric must have an id"
+SAVED_METRIC_METADATA_NOT_OBJECT = "Metadata must be an object"
+SAVED_METRIC_METADATA_WITHOUT_TYPE = "Metadata must have a type key"
+SAVED_METRIC_DOES_NOT_EXIST = "Saved metric does not exist or does not belong to this project"
+
+DUPLICATE_METRIC_UUID = "Duplicate metric UUID: '{uuid}'. Each metric must have a unique uuid."
+ORDERING_NULL = (
+    "{field} is null but {kind} metrics exist. This is likely a frontend bug - please refresh and try again."
+)
+ORDERING_MISSING = "{field} is missing UUIDs: {missing}. This is likely a frontend bug - please refresh and try again."
+ORDERING_NOT_LIST = "{field} must be a list of metric UUID strings"
+
+INVALID_ORDER_FIELD = "Invalid order field: '{order}'"
+INVALID_STATUS_FILTER = "Invalid status: '{status}'. Must be one of: draft, running, paused, stopped, complete, all"
+MUST_BE_INTEGER = "{name} must be an integer"
+INVALID_LIMIT_OR_OFFSET = "Invalid limit or offset"
+
+EXPOSURE_COHORT_NO_FLAG = "Experiment does not have a feature flag"
+EXPOSURE_COHORT_NOT_STARTED = "Experiment does not have a start date"
+EXPOSURE_COHORT_EXISTS = "Experiment already has an exposure cohort"
+EXPOSURE_COHORT_INVALID_ACTION = "Invalid action ID"
+EXPOSURE_COHORT_NAME = 'Users exposed to experiment "{name}"'
+
+DELETE_NOT_ALLOWED = 'Hard delete is not allowed; PATCH {"deleted": true} to soft-delete instead.'
+
+ALREADY_LAUNCHED = "Experiment has already been launched."
+NOT_LAUNCHED = "Experiment has not been launched yet."
+ALREADY_ENDED = "Experiment has already ended."
+ALREADY_PAUSED = "Experiment is already paused."
+NOT_PAUSED = "Experiment is not paused."
+ALREADY_DRAFT = "Experiment is already a draft."
+FLAG_NEEDS_CONTROL = "Feature flag must have a variant with key 'control'"
+ALREADY_ARCHIVED = "Experiment is already archived."
+NOT_ARCHIVED = "Experiment is not archived."
+ARCHIVE_BEFORE_END = "Experiment must be ended before it can be archived."
+UNKNOWN_VARIANT = "Variant '{variant}' does not exist on the feature flag. Valid variants: {valid}"
+FLAG_DELETED = "Experiment's feature flag has been deleted."
+TARGET_PROJECT_INVALID = (
+    "Target project {project_id} does not exist in this organization or you are not a member of it."
+)
+TARGET_PROJECT_REQUIRED = "target_project_id is required"

@@ -1,0 +1,159 @@
+"""The few SQL fragments that differ between PostgreSQL (production) and SQLite (the embedded default).
+
+Every builder writes portable SQL and asks the dialect only for JSON property access, time arithmetic and day
+buckets, so both databases compute the same numbers from the same query shape.
+"""
+
+import datetime as dt
+import json
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+class Params:
+    """Collects query parameters and hands out named placeholders (`%(p0)s`), which both backends accept."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.values: dict[str, object] = {}
+        self._connection = connection
+
+    def __call__(self, value) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"%({name})s"
+
+    def timestamp(self, value: dt.datetime) -> str:
+        return self(self._connection.ops.adapt_datetimefield_value(value))
+
+
+class Dialect:
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self._boundaries: dict[tuple, object] = {}
+
+    def _boundaries_param(self, boundaries: list[dt.datetime], make):
+        """One parameter (or list of them) per distinct boundary list, however often it is bucketed."""
+        key = tuple(boundaries)
+        if key not in self._boundaries:
+            self._boundaries[key] = make()
+        return self._boundaries[key]
+
+    def text_property(self, column: str, key: str) -> str:
+        raise NotImplementedError
+
+    def number_property(self, column: str, key: str) -> str:
+        raise NotImplementedError
+
+    def regex_match(self, value: str, pattern: str) -> str:
+        raise NotImplementedError
+
+    def contains_case_insensitive(self, value: str, needle: str) -> str:
+        raise NotImplementedError
+
+    def timestamp_order(self, timestamp: str) -> str:
+        """A value that orders like `timestamp` and can be compared with `shifted`."""
+        raise NotImplementedError
+
+    def shifted(self, timestamp: str, delta: dt.timedelta) -> str:
+        raise NotImplementedError
+
+    def bucket(self, timestamp: str, boundaries: list[dt.datetime]) -> str:
+        """The number of `boundaries` (ascending) at or before `timestamp`: 0 before the first one."""
+        raise NotImplementedError
+
+    def hour_difference(self, later: str, earlier: str) -> str:
+        """Whole clock hours between the two timestamps' hour starts."""
+        raise NotImplementedError
+
+
+class PostgresDialect(Dialect):
+    def text_property(self, column: str, key: str) -> str:
+        return f"({column} ->> {self.params(key)})"
+
+    def number_property(self, column: str, key: str) -> str:
+        key_param = self.params(key)
+        text = f"({column} ->> {key_param})"
+        return (
+            f"(CASE jsonb_typeof({column} -> {key_param}) WHEN 'number' THEN {text}::double precision "
+            f"WHEN 'string' THEN (CASE WHEN {text} ~ {self.params(NUMBER_PATTERN)} "
+            f"THEN {text}::double precision END) END)"
+        )
+
+    def regex_match(self, value: str, pattern: str) -> str:
+        return f"({value} ~ {pattern})"
+
+    def contains_case_insensitive(self, value: str, needle: str) -> str:
+        return f"(strpos(lower({value}), lower({needle})) > 0)"
+
+    def timestamp_order(self, timestamp: str) -> str:
+        return timestamp
+
+    def shifted(self, timestamp: str, delta: dt.timedelta) -> str:
+        return f"({timestamp} + {self.params(delta)}::interval)"
+
+    def bucket(self, timestamp: str, boundaries: list[dt.datetime]) -> str:
+        array = self._boundaries_param(boundaries, lambda: self.params(list(boundaries)))
+        return f"width_bucket({timestamp}, {array}::timestamptz[])"
+
+    def hour_difference(self, later: str, earlier: str) -> str:
+        return f"(extract(epoch from date_trunc('hour', {later}) - date_trunc('hour', {earlier})) / 3600)::integer"
+
+
+class SqliteDialect(Dialect):
+    """SQLite stores timestamps as UTC text ('YYYY-MM-DD HH:MM:SS[.ffffff]'), which orders correctly as text;
+    arithmetic goes through julianday(), precise to a few microseconds."""
+
+    def _path(self, key: str) -> str:
+        return self.params("$." + json.dumps(key))
+
+    def text_property(self, column: str, key: str) -> str:
+        path = self._path(key)
+        return (
+            f"(CASE json_type({column}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            f"ELSE CAST(json_extract({column}, {path}) AS TEXT) END)"
+        )
+
+    def number_property(self, column: str, key: str) -> str:
+        path = self._path(key)
+        value = f"json_extract({column}, {path})"
+        return (
+            f"(CASE json_type({column}, {path}) WHEN 'integer' THEN {value} * 1.0 WHEN 'real' THEN {value} "
+            f"WHEN 'text' THEN (CASE WHEN {value} REGEXP {self.params(NUMBER_PATTERN)} "
+            f"THEN CAST(trim({value}) AS REAL) END) END)"
+        )
+
+    def regex_match(self, value: str, pattern: str) -> str:
+        return f"({value} REGEXP {pattern})"
+
+    def contains_case_insensitive(self, value: str, needle: str) -> str:
+        return f"(instr(lower({value}), lower({needle})) > 0)"
+
+    def timestamp_order(self, timestamp: str) -> str:
+        return f"julianday({timestamp})"
+
+    def shifted(self, timestamp: str, delta: dt.timedelta) -> str:
+        return f"(julianday({timestamp}) + {self.params(delta.total_seconds() / 86400)})"
+
+    def bucket(self, timestamp: str, boundaries: list[dt.datetime]) -> str:
+        names = self._boundaries_param(boundaries, lambda: [self.params.timestamp(b) for b in boundaries])
+        branches = " ".join(f"WHEN {timestamp} < {name} THEN {index}" for index, name in enumerate(names))
+        return f"(CASE {branches} ELSE {len(boundaries)} END)"
+
+    def hour_difference(self, later: str, earlier: str) -> str:
+        hour = "'%%Y-%%m-%%d %%H:00:00'"
+        return (
+            f"CAST(round((julianday(strftime({hour}, {later})) - julianday(strftime({hour}, {earlier}))) * 24) "
+            "AS INTEGER)"
+        )
+
+
+def dialect_for(connection: BaseDatabaseWrapper, params: Params) -> Dialect:
+    if connection.vendor == "postgresql":
+        return PostgresDialect(params)
+    if connection.vendor == "sqlite":
+        return SqliteDialect(params)
+    raise NotImplementedError(
+        f"Metric aggregation supports PostgreSQL and SQLite, not {connection.vendor}; set DATABASE_URL to one of them."
+    )

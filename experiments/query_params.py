@@ -1,0 +1,76 @@
+"""Query-parameter parsing for the experiments list and eligible-flags endpoints."""
+
+from rest_framework import serializers
+
+from experiments import messages
+from experiments.selectors import DEFAULT_ORDER, ELIGIBLE_FLAG_ORDER_FIELDS, EXPERIMENT_ORDER_FIELDS
+
+STATUS_FILTERS = ("draft", "running", "paused", "stopped", "complete", "all")
+TRUE_VALUES = ("true", "1", "yes")
+ELIGIBLE_FLAGS_DEFAULT_LIMIT = 20
+ELIGIBLE_FLAGS_MAX_LIMIT = 100
+
+
+def _validate_order(value: str, allowed: tuple[str, ...]) -> str:
+    if value.lstrip("-") not in allowed or value.count("-") > 1:
+        raise serializers.ValidationError(messages.INVALID_ORDER_FIELD.format(order=value))
+    return value
+
+
+class IntegerParamField(serializers.IntegerField):
+    """An integer query parameter whose error names the parameter, as PostHog does for feature_flag_id."""
+
+    def __init__(self, name: str, **kwargs) -> None:
+        super().__init__(required=False, **kwargs)
+        self.error_messages["invalid"] = messages.MUST_BE_INTEGER.format(name=name)
+
+
+class ExperimentListParamsSerializer(serializers.Serializer):
+    status = serializers.CharField(required=False)
+    archived = serializers.CharField(required=False)
+    search = serializers.CharField(required=False, allow_blank=True)
+    created_by_id = IntegerParamField("created_by_id")
+    feature_flag_id = IntegerParamField("feature_flag_id")
+    order = serializers.CharField(required=False, default=DEFAULT_ORDER)
+
+    def validate_status(self, value: str) -> str:
+        status = value.lower()
+        if status not in STATUS_FILTERS:
+            raise serializers.ValidationError(messages.INVALID_STATUS_FILTER.format(status=value))
+        return status
+
+    def validate_archived(self, value: str) -> bool:
+        return value.lower() == "true"
+
+    def validate_order(self, value: str) -> str:
+        return _validate_order(value, EXPERIMENT_ORDER_FIELDS)
+
+
+class EligibleFlagsParamsSerializer(serializers.Serializer):
+    """Limit and offset are validated by the view (PostHog answers them with a plain `{"error": ...}` body)."""
+
+    search = serializers.CharField(required=False, allow_blank=True)
+    active = serializers.CharField(required=False)
+    created_by_id = IntegerParamField("created_by_id")
+    evaluation_runtime = serializers.CharField(required=False)
+    has_evaluation_tags = serializers.CharField(required=False)
+    order = serializers.CharField(required=False, default=DEFAULT_ORDER)
+
+    def validate_active(self, value: str) -> bool:
+        return value.lower() == "true"
+
+    def validate_has_evaluation_tags(self, value: str) -> bool:
+        return value.lower() in TRUE_VALUES
+
+    def validate_order(self, value: str) -> str:
+        return _validate_order(value, ELIGIBLE_FLAG_ORDER_FIELDS)
+
+
+def parse_eligible_flags_page(query_params) -> tuple[int, int] | None:
+    """(limit, offset) with limit capped at 100 and a negative offset clamped to 0; None when not integers."""
+    try:
+        limit = int(query_params.get("limit", ELIGIBLE_FLAGS_DEFAULT_LIMIT))
+        offset = int(query_params.get("offset", 0))
+    except ValueError:
+        return None
+    return max(1, min(limit, ELIGIBLE_FLAGS_MAX_LIMIT)), max(offset, 0)

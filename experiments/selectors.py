@@ -1,0 +1,106 @@
+"""Reads of experiments and their flags: list filtering and ordering, eligible flags, velocity stats."""
+
+import datetime as dt
+
+from django.db.models import Case, CharField, DurationField, ExpressionWrapper, F, IntegerField, QuerySet, Value, When
+from django.db.models.functions import Coalesce, Lower, Now, NullIf
+from django.utils import timezone
+
+from experiments.models import Experiment
+from experiments_api.models import Project
+from flags.models import FeatureFlag
+
+EXPERIMENT_ORDER_FIELDS = (
+    "created_at",
+    "created_by",
+    "updated_at",
+    "name",
+    "start_date",
+    "end_date",
+    "duration",
+    "status",
+)
+ELIGIBLE_FLAG_ORDER_FIELDS = ("created_at", "key", "name")
+DEFAULT_ORDER = "-created_at"
+
+
+def experiments_with_relations(queryset: QuerySet[Experiment]) -> QuerySet[Experiment]:
+    """Everything the serializer reads, loaded in a fixed number of queries whatever the page size."""
+    return queryset.select_related("feature_flag", "created_by", "holdout__created_by").prefetch_related(
+        "saved_metric_links__saved_metric", "saved_metric_links__experiment"
+    )
+
+
+def filter_experiments_by_status(queryset: QuerySet[Experiment], status: str) -> QuerySet[Experiment]:
+    if status == "draft":
+        return queryset.filter(start_date__isnull=True)
+    if status == "running":
+        return queryset.filter(start_date__isnull=False, end_date__isnull=True, feature_flag__active=True)
+    if status == "paused":
+        return queryset.filter(start_date__isnull=False, end_date__isnull=True, feature_flag__active=False)
+    if status in ("stopped", "complete"):
+        return queryset.filter(start_date__isnull=False, end_date__isnull=False)
+    return queryset
+
+
+def order_experiments(queryset: QuerySet[Experiment], order: str) -> QuerySet[Experiment]:
+    """Order by an allow-listed field; `duration` and `status` are computed, `created_by` sorts by name then email."""
+    descending = order.startswith("-")
+    field = order.lstrip("-")
+    if field == "duration":
+        queryset = queryset.annotate(
+            duration=ExpressionWrapper(Coalesce(F("end_date"), Now()) - F("start_date"), output_field=DurationField())
+        )
+    elif field == "status":
+        queryset = queryset.annotate(
+            status_rank=Case(
+                When(start_date__isnull=True, then=Value(0)),
+                When(end_date__isnull=True, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        field = "status_rank"
+    elif field == "created_by":
+        queryset = queryset.annotate(
+            creator_name=Lower(
+                Coalesce(NullIf("created_by__first_name", Value("")), "created_by__email", output_field=CharField())
+            )
+        )
+        field = "creator_name"
+    expression = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
+    return queryset.order_by(expression, "-id")
+
+
+def eligible_feature_flags(project: Project) -> QuerySet[FeatureFlag]:
+    """Live multivariate flags with ≥ 2 variants whose first variant is `control` (§4.10)."""
+    return FeatureFlag.objects.alive().filter(
+        project=project,
+        filters__multivariate__variants__1__isnull=False,
+        filters__multivariate__variants__0__key="control",
+    )
+
+
+def velocity_stats(project: Project) -> dict:
+    """Launches and completions over the last 30 days vs the 30 before, in the project's timezone (§4.12)."""
+    today = timezone.now().astimezone(project.tzinfo).date()
+
+    def midnight(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time.min, tzinfo=project.tzinfo)
+
+    window_start, window_end = midnight(today - dt.timedelta(days=30)), midnight(today + dt.timedelta(days=1))
+    previous_start = midnight(today - dt.timedelta(days=60))
+    experiments = Experiment.objects.alive().filter(project=project, archived=False)
+    launched_last = experiments.filter(start_date__gte=window_start, start_date__lt=window_end).count()
+    launched_previous = experiments.filter(start_date__gte=previous_start, start_date__lt=window_start).count()
+    if launched_previous == 0:
+        percent_change = 100.0 if launched_last > 0 else 0.0
+    else:
+        percent_change = round((launched_last - launched_previous) / launched_previous * 100, 1)
+    return {
+        "launched_last_30d": launched_last,
+        "launched_previous_30d": launched_previous,
+        "percent_change": percent_change,
+        "active_experiments": experiments.filter(start_date__isnull=False, end_date__isnull=True).count(),
+        "completed_last_30d": experiments.filter(end_date__gte=window_start, end_date__lt=window_end).count(),
+    }

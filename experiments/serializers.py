@@ -1,0 +1,238 @@
+"""Request validation and response shape of the experiments API (PostHog's ExperimentSerializer, §3)."""
+
+from rest_framework import serializers
+
+from experiments import messages, validators
+from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.metric_validation import validate_experiment_metrics
+from experiments.models import (
+    Experiment,
+    ExperimentConclusion,
+    ExperimentHoldout,
+    ExperimentSavedMetric,
+    ExperimentToSavedMetric,
+    ExperimentType,
+)
+from experiments_api.serializers import UserBasicSerializer
+from flags.models import FeatureFlag
+
+
+class ExperimentFeatureFlagSerializer(serializers.ModelSerializer):
+    """PostHog's minimal flag object embedded in an experiment."""
+
+    team_id = serializers.IntegerField(source="project_id", read_only=True)
+    has_encrypted_payloads = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FeatureFlag
+        fields = [
+            "id",
+            "team_id",
+            "name",
+            "key",
+            "filters",
+            "deleted",
+            "active",
+            "ensure_experience_continuity",
+            "has_encrypted_payloads",
+            "version",
+            "evaluation_runtime",
+            "evaluation_tags",
+        ]
+        read_only_fields = fields
+
+    def get_has_encrypted_payloads(self, flag: FeatureFlag) -> bool:
+        return False
+
+
+class ExperimentHoldoutSummarySerializer(serializers.ModelSerializer):
+    created_by = UserBasicSerializer(read_only=True)
+
+    class Meta:
+        model = ExperimentHoldout
+        fields = ["id", "name", "description", "filters", "created_by", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ExperimentToSavedMetricSerializer(serializers.ModelSerializer):
+    """A saved-metric link; `query.fingerprint` is computed for the experiment's current settings."""
+
+    query = serializers.SerializerMethodField()
+    name = serializers.CharField(source="saved_metric.name", read_only=True)
+
+    class Meta:
+        model = ExperimentToSavedMetric
+        fields = ["id", "experiment", "saved_metric", "metadata", "created_at", "query", "name"]
+        read_only_fields = fields
+
+    def get_query(self, link: ExperimentToSavedMetric) -> dict:
+        query = dict(link.saved_metric.query or {})
+        query["fingerprint"] = experiment_metric_fingerprint(link.experiment, query)
+        return query
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    feature_flag_key = serializers.CharField(source="feature_flag.key", max_length=400)
+    feature_flag = ExperimentFeatureFlagSerializer(read_only=True)
+    holdout = ExperimentHoldoutSummarySerializer(read_only=True)
+    holdout_id = serializers.PrimaryKeyRelatedField(
+        queryset=ExperimentHoldout.objects.all(), source="holdout", allow_null=True, required=False
+    )
+    exposure_cohort = serializers.PrimaryKeyRelatedField(read_only=True)
+    saved_metrics = ExperimentToSavedMetricSerializer(source="saved_metric_links", many=True, read_only=True)
+    saved_metrics_ids = serializers.JSONField(write_only=True, required=False, allow_null=True)
+    created_by = UserBasicSerializer(read_only=True)
+    parameters = serializers.JSONField(required=False, allow_null=True)
+    filters = serializers.JSONField(required=False)
+    secondary_metrics = serializers.JSONField(required=False, allow_null=True)
+    exposure_criteria = serializers.JSONField(required=False, allow_null=True)
+    metrics = serializers.JSONField(required=False)
+    metrics_secondary = serializers.JSONField(required=False)
+    stats_config = serializers.JSONField(required=False)
+    scheduling_config = serializers.JSONField(required=False, allow_null=True)
+    primary_metrics_ordered_uuids = serializers.JSONField(required=False, allow_null=True)
+    secondary_metrics_ordered_uuids = serializers.JSONField(required=False, allow_null=True)
+    type = serializers.ChoiceField(choices=ExperimentType.choices, required=False, allow_null=True)
+    conclusion = serializers.ChoiceField(choices=ExperimentConclusion.choices, required=False, allow_null=True)
+    conclusion_comment = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=4000)
+    status = serializers.CharField(read_only=True)
+    user_access_level = serializers.SerializerMethodField()
+    allow_unknown_events = serializers.BooleanField(write_only=True, required=False, default=False)
+    update_feature_flag_params = serializers.BooleanField(write_only=True, required=False, default=False)
+    _create_in_folder = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=400)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "start_date",
+            "end_date",
+            "feature_flag_key",
+            "feature_flag",
+            "holdout",
+            "holdout_id",
+            "exposure_cohort",
+            "parameters",
+            "secondary_metrics",
+            "saved_metrics",
+            "saved_metrics_ids",
+            "filters",
+            "archived",
+            "deleted",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "type",
+            "exposure_criteria",
+            "metrics",
+            "metrics_secondary",
+            "stats_config",
+            "scheduling_config",
+            "_create_in_folder",
+            "conclusion",
+            "conclusion_comment",
+            "primary_metrics_ordered_uuids",
+            "secondary_metrics_ordered_uuids",
+            "only_count_matured_users",
+            "allow_unknown_events",
+            "update_feature_flag_params",
+            "status",
+            "user_access_level",
+        ]
+        read_only_fields = [
+            "id",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "feature_flag",
+            "exposure_cohort",
+            "holdout",
+            "saved_metrics",
+            "status",
+            "user_access_level",
+        ]
+        extra_kwargs = {"description": {"allow_null": True, "allow_blank": True}}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        project = self.context.get("project")
+        if project is not None:
+            fields["holdout_id"].queryset = ExperimentHoldout.objects.filter(project=project)
+        return fields
+
+    def get_user_access_level(self, experiment: Experiment) -> str:
+        """Every project member may edit (there is no per-resource access control here)."""
+        return "editor"
+
+    def validate_parameters(self, value):
+        return validators.validate_parameters(value)
+
+    def validate_exposure_criteria(self, value):
+        return validators.validate_exposure_criteria(value)
+
+    def validate_stats_config(self, value):
+        return validators.validate_stats_config(value)
+
+    def validate_saved_metrics_ids(self, value):
+        items = validators.validate_saved_metrics_ids(value)
+        if items:
+            ids = {item["id"] for item in items}
+            found = ExperimentSavedMetric.objects.filter(project=self.context["project"], pk__in=ids).count()
+            if found != len(ids):
+                raise serializers.ValidationError(messages.SAVED_METRIC_DOES_NOT_EXIST)
+        return items
+
+    def validate_metrics(self, value):
+        return validate_experiment_metrics(value, attr="metrics")
+
+    def validate_metrics_secondary(self, value):
+        return validate_experiment_metrics(value, attr="metrics_secondary")
+
+    def validate_filters(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("filters must be an object")
+        return value
+
+    def validate_secondary_metrics(self, value):
+        if value is not None and not isinstance(value, list):
+            raise serializers.ValidationError("secondary_metrics must be a list")
+        return value
+
+    def validate_scheduling_config(self, value):
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError("scheduling_config must be an object")
+        return value
+
+    def validate_primary_metrics_ordered_uuids(self, value):
+        return validators.validate_ordered_uuids(value, "primary_metrics_ordered_uuids")
+
+    def validate_secondary_metrics_ordered_uuids(self, value):
+        return validators.validate_ordered_uuids(value, "secondary_metrics_ordered_uuids")
+
+    def validate(self, attrs):
+        start_date, end_date = attrs.get("start_date"), attrs.get("end_date")
+        if start_date and end_date and start_date >= end_date:
+            raise serializers.ValidationError(messages.END_BEFORE_START)
+        return attrs
+
+    def to_representation(self, experiment: Experiment) -> dict:
+        data = super().to_representation(experiment)
+        variants = (data.get("parameters") or {}).get("feature_flag_variants")
+        if isinstance(variants, list):
+            data["parameters"] = {
+                **data["parameters"],
+                "feature_flag_variants": [
+                    {**variant, "split_percent": variant.get("rollout_percentage")}
+                    if isinstance(variant, dict)
+                    else variant
+                    for variant in variants
+                ],
+            }
+        return data
+
+
+class DuplicateExperimentSerializer(serializers.Serializer):
+    feature_flag_key = serializers.CharField(required=False, max_length=400)
+    name = serializers.CharField(required=False, max_length=400)

@@ -1,0 +1,140 @@
+"""Experiment actions beyond CRUD: duplicate (§4.7) and the exposure cohort (§4.8)."""
+
+import copy
+
+from django.db import transaction
+from flags.services import cohort_create
+
+from experiments import messages
+from experiments.models import Experiment
+from experiments.services.crud import experiment_create
+from experiments.services.metric_lists import assign_metric_uuids
+from experiments_api.exceptions import DomainError
+from experiments_api.models import User
+from flags.models import Cohort, FeatureFlag
+
+COPY_SUFFIX = " (Copy)"
+EXPOSURE_EVENT = "$feature_flag_called"
+COHORT_EVENT_FILTER_TYPES = ("event", "feature", "element", "hogql")
+
+
+def _copy_name(experiment: Experiment) -> str:
+    """ "<name> (Copy)", then "<name> (Copy) 1", "… 2", … until no live experiment of the project has it."""
+    base = f"{experiment.name}{COPY_SUFFIX}"
+    taken = set(
+        Experiment.objects.alive()
+        .filter(project=experiment.project, name__startswith=base)
+        .values_list("name", flat=True)
+    )
+    if base not in taken:
+        return base
+    suffix = 1
+    while f"{base} {suffix}" in taken:
+        suffix += 1
+    return f"{base} {suffix}"
+
+
+def _remap_metric_uuids(metrics: list[dict], ordering: list[str] | None) -> tuple[list[dict], list[str] | None]:
+    """Give each copied metric a fresh uuid and carry the display order over to the new uuids."""
+    copied = copy.deepcopy(metrics or [])
+    old_uuids = [metric.get("uuid") for metric in copied]
+    for metric in copied:
+        metric.pop("uuid", None)
+    assign_metric_uuids([copied], taken=set())
+    mapping = {old: metric["uuid"] for old, metric in zip(old_uuids, copied, strict=True) if old}
+    return copied, None if ordering is None else [mapping.get(item, item) for item in ordering]
+
+
+def experiment_duplicate(
+    *, experiment: Experiment, user: User, feature_flag_key: str | None = None, name: str | None = None
+) -> Experiment:
+    """Copy an experiment as a new draft through the create path. Without a new key the copy shares the flag."""
+    parameters = copy.deepcopy(experiment.parameters)
+    key = feature_flag_key or experiment.feature_flag.key
+    if key != experiment.feature_flag.key:
+        existing = FeatureFlag.objects.alive().filter(project=experiment.project, key=key).first()
+        if existing is not None and existing.variants:
+            parameters = {**(parameters or {}), "feature_flag_variants": copy.deepcopy(existing.variants)}
+    metrics, primary_order = _remap_metric_uuids(experiment.metrics, experiment.primary_metrics_ordered_uuids)
+    metrics_secondary, secondary_order = _remap_metric_uuids(
+        experiment.metrics_secondary, experiment.secondary_metrics_ordered_uuids
+    )
+    data = {
+        "name": name or _copy_name(experiment),
+        "feature_flag": {"key": key},
+        "description": experiment.description,
+        "type": experiment.type,
+        "parameters": parameters,
+        "filters": copy.deepcopy(experiment.filters),
+        "metrics": metrics,
+        "metrics_secondary": metrics_secondary,
+        "stats_config": copy.deepcopy(experiment.stats_config),
+        "exposure_criteria": copy.deepcopy(experiment.exposure_criteria),
+        "scheduling_config": copy.deepcopy(experiment.scheduling_config),
+        "only_count_matured_users": experiment.only_count_matured_users,
+        "primary_metrics_ordered_uuids": primary_order,
+        "secondary_metrics_ordered_uuids": secondary_order,
+        "saved_metrics_ids": [
+            {"id": link.saved_metric_id, "metadata": link.metadata} for link in experiment.saved_metric_links.all()
+        ],
+    }
+    return experiment_create(project=experiment.project, user=user, data=data)
+
+
+def _exposure_target(experiment: Experiment) -> tuple[str | int, str, list[dict]]:
+    """(entity key, event_type, event_filters) of the exposure: exposure_config, else the legacy
+    custom_exposure_filter, else `$feature_flag_called` for the experiment's flag."""
+    flag_filter = [
+        {"key": "$feature_flag", "value": [experiment.feature_flag.key], "operator": "exact", "type": "event"}
+    ]
+    exposure_config = (experiment.exposure_criteria or {}).get("exposure_config")
+    if exposure_config:
+        if exposure_config.get("kind") == "ActionsNode":
+            return exposure_config["id"], "actions", []
+        return exposure_config["event"], "events", list(exposure_config.get("properties") or [])
+    custom = (experiment.parameters or {}).get("custom_exposure_filter") or {}
+    entities = [*(custom.get("events") or []), *(custom.get("actions") or [])]
+    if entities and entities[0].get("id") is not None:
+        entity = entities[0]
+        properties = [prop for prop in entity.get("properties") or [] if prop.get("type") in COHORT_EVENT_FILTER_TYPES]
+        if entity.get("type") == "actions":
+            try:
+                return int(entity["id"]), "actions", properties
+            except (TypeError, ValueError) as error:
+                raise DomainError(messages.EXPOSURE_COHORT_INVALID_ACTION) from error
+        return entity["id"], "events", properties
+    return EXPOSURE_EVENT, "events", flag_filter
+
+
+@transaction.atomic
+def exposure_cohort_create(*, experiment: Experiment, user: User) -> Cohort:
+    experiment = Experiment.objects.select_for_update().select_related("feature_flag").get(pk=experiment.pk)
+    if experiment.feature_flag.deleted:
+        raise DomainError(messages.EXPOSURE_COHORT_NO_FLAG)
+    if experiment.start_date is None:
+        raise DomainError(messages.EXPOSURE_COHORT_NOT_STARTED)
+    if experiment.exposure_cohort_id is not None:
+        raise DomainError(messages.EXPOSURE_COHORT_EXISTS)
+    key, event_type, event_filters = _exposure_target(experiment)
+    behavioural_filter = {
+        "key": key,
+        "type": "behavioral",
+        "value": "performed_event",
+        "negation": False,
+        "event_type": event_type,
+        "event_filters": event_filters,
+        "explicit_datetime": experiment.start_date.isoformat(),
+    }
+    cohort = cohort_create(
+        project=experiment.project,
+        user=user,
+        data={
+            "name": messages.EXPOSURE_COHORT_NAME.format(name=experiment.name),
+            "is_static": False,
+            "is_calculating": True,
+            "filters": {"properties": {"type": "OR", "values": [{"type": "OR", "values": [behavioural_filter]}]}},
+        },
+    )
+    experiment.exposure_cohort = cohort
+    experiment.save(update_fields=["exposure_cohort", "updated_at"])
+    return cohort

@@ -1,0 +1,130 @@
+"""Validation of the experiment's free-form JSON fields (parameters, exposure_criteria, stats_config, ...).
+
+Each function returns the cleaned value or raises a DRF ValidationError; the serializer attaches the field name.
+"""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from experiments import messages
+
+MAX_VARIANTS = 20
+CONTROL_VARIANT_KEY = "control"
+STATS_METHODS = ("bayesian", "frequentist")
+MULTIPLE_VARIANT_HANDLING = ("exclude", "first_seen")
+EXPOSURE_CONFIG_KINDS = ("ExperimentEventExposureConfig", "ActionsNode")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def validate_feature_flag_variants(variants: Any) -> list[dict]:
+    """Variant list checks of §3.3; `split_percent` wins over `rollout_percentage` and is renamed to it."""
+    if not isinstance(variants, list):
+        raise serializers.ValidationError(messages.VARIANTS_NOT_A_LIST)
+    if len(variants) > MAX_VARIANTS:
+        raise serializers.ValidationError(messages.TOO_MANY_VARIANTS)
+    cleaned = []
+    for index, variant in enumerate(variants):
+        if not isinstance(variant, dict):
+            raise serializers.ValidationError(messages.VARIANT_NOT_OBJECT.format(index=index))
+        if not isinstance(variant.get("key"), str) or not variant["key"]:
+            raise serializers.ValidationError(messages.VARIANT_WITHOUT_KEY.format(index=index))
+        variant = dict(variant)
+        if "split_percent" in variant:
+            variant["rollout_percentage"] = variant.pop("split_percent")
+        if "rollout_percentage" not in variant:
+            raise serializers.ValidationError(messages.VARIANT_WITHOUT_PERCENTAGE.format(index=index))
+        cleaned.append(variant)
+    if cleaned and not any(variant["key"] == CONTROL_VARIANT_KEY for variant in cleaned):
+        raise serializers.ValidationError(messages.NO_CONTROL_VARIANT)
+    if len(cleaned) == 1:
+        raise serializers.ValidationError(messages.ONE_VARIANT)
+    return cleaned
+
+
+def validate_parameters(parameters: Any) -> dict | None:
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise serializers.ValidationError(messages.PARAMETERS_NOT_OBJECT)
+    cleaned = dict(parameters)
+    if "feature_flag_variants" in cleaned and cleaned["feature_flag_variants"] is not None:
+        cleaned["feature_flag_variants"] = validate_feature_flag_variants(cleaned["feature_flag_variants"])
+    rollout = cleaned.get("rollout_percentage")
+    if rollout is not None and (not _is_number(rollout) or not 0 <= rollout <= 100):
+        raise serializers.ValidationError(messages.ROLLOUT_PERCENTAGE_INVALID)
+    return cleaned
+
+
+def validate_exposure_criteria(criteria: Any) -> dict | None:
+    if criteria is None:
+        return None
+    if not isinstance(criteria, dict):
+        raise serializers.ValidationError(messages.INVALID_EXPOSURE_CRITERIA)
+    if "filterTestAccounts" in criteria and not isinstance(criteria["filterTestAccounts"], bool):
+        raise serializers.ValidationError(messages.FILTER_TEST_ACCOUNTS_NOT_BOOLEAN)
+    handling = criteria.get("multiple_variant_handling")
+    if handling is not None and handling not in MULTIPLE_VARIANT_HANDLING:
+        raise serializers.ValidationError(messages.INVALID_MULTIPLE_VARIANT_HANDLING)
+    config = criteria.get("exposure_config")
+    if config is not None and not _is_valid_exposure_config(config):
+        raise serializers.ValidationError(messages.INVALID_EXPOSURE_CRITERIA)
+    return criteria
+
+
+def _is_valid_exposure_config(config: Any) -> bool:
+    if not isinstance(config, dict):
+        return False
+    kind = config.get("kind", "ExperimentEventExposureConfig")
+    if kind not in EXPOSURE_CONFIG_KINDS:
+        return False
+    if kind == "ActionsNode":
+        return isinstance(config.get("id"), int) and not isinstance(config.get("id"), bool)
+    properties = config.get("properties", [])
+    return (
+        isinstance(config.get("event"), str)
+        and bool(config["event"])
+        and isinstance(properties, list)
+        and all(isinstance(prop, dict) for prop in properties)
+    )
+
+
+def validate_stats_config(config: Any) -> dict:
+    if not isinstance(config, dict):
+        raise serializers.ValidationError(messages.STATS_CONFIG_NOT_OBJECT)
+    method = config.get("method")
+    if method not in (None, "") and method not in STATS_METHODS:
+        raise serializers.ValidationError(messages.INVALID_STATS_METHOD.format(method=method))
+    return config
+
+
+def validate_saved_metrics_ids(items: Any) -> list[dict] | None:
+    """Shape checks of §4.2 step 3; existence in the project is checked by the serializer."""
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise serializers.ValidationError(messages.SAVED_METRICS_NOT_LIST)
+    for item in items:
+        if not isinstance(item, dict):
+            raise serializers.ValidationError(messages.SAVED_METRIC_NOT_OBJECT)
+        saved_metric_id = item.get("id")
+        if not isinstance(saved_metric_id, int) or isinstance(saved_metric_id, bool):
+            raise serializers.ValidationError(messages.SAVED_METRIC_WITHOUT_ID)
+        metadata = item.get("metadata")
+        if metadata is not None:
+            if not isinstance(metadata, dict):
+                raise serializers.ValidationError(messages.SAVED_METRIC_METADATA_NOT_OBJECT)
+            if "type" not in metadata:
+                raise serializers.ValidationError(messages.SAVED_METRIC_METADATA_WITHOUT_TYPE)
+    return items
+
+
+def validate_ordered_uuids(value: Any, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise serializers.ValidationError(messages.ORDERING_NOT_LIST.format(field=field))
+    return value

@@ -1,0 +1,150 @@
+"""The experiments viewset: `/api/projects/:project_id/experiments/` and its actions."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from experiments import messages
+from experiments.lifecycle_views import ExperimentLifecycleActionsMixin
+from experiments.models import Experiment
+from experiments.query_params import (
+    EligibleFlagsParamsSerializer,
+    ExperimentListParamsSerializer,
+    parse_eligible_flags_page,
+)
+from experiments.selectors import (
+    eligible_feature_flags,
+    experiments_with_relations,
+    filter_experiments_by_status,
+    order_experiments,
+    velocity_stats,
+)
+from experiments.serializers import DuplicateExperimentSerializer, ExperimentSerializer
+from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
+from experiments_api.mixins import DestroyNotAllowedMixin
+from experiments_api.routing import ProjectScopedViewSet
+from flags.serializers import CohortSerializer, FeatureFlagSerializer
+
+
+class VelocityStatsSerializer(serializers.Serializer):
+    launched_last_30d = serializers.IntegerField()
+    launched_previous_30d = serializers.IntegerField()
+    percent_change = serializers.FloatField()
+    active_experiments = serializers.IntegerField()
+    completed_last_30d = serializers.IntegerField()
+
+
+class ExperimentViewSet(
+    ExperimentLifecycleActionsMixin,
+    DestroyNotAllowedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    ProjectScopedViewSet,
+):
+    """Experiments of a project. DELETE answers 405: soft-delete with PATCH `{"deleted": true}` instead."""
+
+    scope_object = "experiment"
+    queryset = Experiment.objects.all()
+    serializer_class = ExperimentSerializer
+
+    def safely_get_queryset(self, queryset):
+        restoring = self.action in ("update", "partial_update") and self.request.data.get("deleted") is False
+        if not restoring:
+            queryset = queryset.filter(deleted=False)
+        if self.action != "list":
+            return experiments_with_relations(queryset)
+        params = ExperimentListParamsSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        queryset = queryset.filter(archived=filters.get("archived", False))
+        if "status" in filters:
+            queryset = filter_experiments_by_status(queryset, filters["status"])
+        if filters.get("search"):
+            queryset = queryset.filter(name__icontains=filters["search"])
+        if "created_by_id" in filters:
+            queryset = queryset.filter(created_by_id=filters["created_by_id"])
+        if "feature_flag_id" in filters:
+            queryset = queryset.filter(feature_flag_id=filters["feature_flag_id"])
+        return experiments_with_relations(order_experiments(queryset, filters["order"]))
+
+    def perform_create(self, serializer: ExperimentSerializer) -> None:
+        serializer.instance = experiment_create(
+            project=self.project, user=self.request.user, data=serializer.validated_data
+        )
+
+    def perform_update(self, serializer: ExperimentSerializer) -> None:
+        serializer.instance = experiment_update(
+            experiment=serializer.instance,
+            user=self.request.user,
+            data=serializer.validated_data,
+            request_data=self.request.data,
+        )
+
+    @extend_schema(request=DuplicateExperimentSerializer, responses={201: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request: Request, *args, **kwargs) -> Response:
+        """Copy the experiment as a new draft named "<name> (Copy)". Without `feature_flag_key` the copy
+        shares the source's flag. 201 with the copy; 400 when the copy fails the create rules."""
+        params = DuplicateExperimentSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        copy = experiment_duplicate(experiment=self.get_object(), user=request.user, **params.validated_data)
+        return Response(self._serialize(copy), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: CohortSerializer})
+    @action(detail=True, methods=["post"])
+    def create_exposure_cohort_for_experiment(self, request: Request, *args, **kwargs) -> Response:
+        """Create a dynamic cohort of the users exposed since launch, using `exposure_criteria.exposure_config`
+        when set, else the legacy `parameters.custom_exposure_filter`, else `$feature_flag_called`.
+        400 when the flag is deleted, the experiment is a draft, a cohort exists, or an action id is invalid."""
+        cohort = exposure_cohort_create(experiment=self.get_object(), user=request.user)
+        return Response(
+            {"cohort": CohortSerializer(cohort, context=self.get_serializer_context()).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(parameters=[EligibleFlagsParamsSerializer], responses={200: FeatureFlagSerializer(many=True)})
+    @action(detail=False, methods=["get"], required_scopes=["feature_flag:read"])
+    def eligible_feature_flags(self, request: Request, *args, **kwargs) -> Response:
+        """Flags that can back an experiment: live, ≥ 2 variants, `control` first. `{results, count}`;
+        limit defaults to 20 and is capped at 100. Needs `feature_flag:read`."""
+        page = parse_eligible_flags_page(request.query_params)
+        if page is None:
+            return Response({"error": messages.INVALID_LIMIT_OR_OFFSET}, status=status.HTTP_400_BAD_REQUEST)
+        limit, offset = page
+        params = EligibleFlagsParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        flags = eligible_feature_flags(self.project)
+        if filters.get("search"):
+            flags = flags.filter(key__icontains=filters["search"]) | flags.filter(name__icontains=filters["search"])
+        if "active" in filters:
+            flags = flags.filter(active=filters["active"])
+        if "created_by_id" in filters:
+            flags = flags.filter(created_by_id=filters["created_by_id"])
+        if "evaluation_runtime" in filters:
+            flags = flags.filter(evaluation_runtime=filters["evaluation_runtime"])
+        if "has_evaluation_tags" in filters:
+            flags = (
+                flags.exclude(evaluation_tags=[])
+                if filters["has_evaluation_tags"]
+                else flags.filter(evaluation_tags=[])
+            )
+        flags = flags.order_by(filters["order"], "-id")
+        results = FeatureFlagSerializer(
+            flags[offset : offset + limit], many=True, context=self.get_serializer_context()
+        ).data
+        return Response({"results": results, "count": flags.count()})
+
+    @extend_schema(responses={200: VelocityStatsSerializer})
+    @action(detail=False, methods=["get"])
+    def stats(self, request: Request, *args, **kwargs) -> Response:
+        """Experimentation velocity in the project's timezone: launches in the last 30 days vs the 30 before,
+        running experiments and completions. Archived and deleted experiments are left out."""
+        return Response(velocity_stats(self.project))
+
+    def _serialize(self, experiment: Experiment) -> dict:
+        return self.get_serializer(self.get_queryset().get(pk=experiment.pk)).data

@@ -1,0 +1,138 @@
+"""Request validation and response shape of feature flags and cohorts (saving happens in flags.services)."""
+
+import re
+
+from rest_framework import serializers
+
+from experiments_api.serializers import UserBasicSerializer
+from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
+from flags.validators import validate_cohort_filters, validate_flag_filters
+
+INVALID_FLAG_KEY_MESSAGE = "Only letters, numbers, hyphens (-) & underscores (_) are allowed."
+DUPLICATE_FLAG_KEY_MESSAGE = "There is already a feature flag with this key."
+FLAG_NAME_MAX_LENGTH = 4000
+TAG_MAX_LENGTH = 255
+
+
+class CreationContext:
+    """Where a flag was created from; experiments create theirs with EXPERIMENTS."""
+
+    FEATURE_FLAGS = "feature_flags"
+    EXPERIMENTS = "experiments"
+    SURVEYS = "surveys"
+    EARLY_ACCESS_FEATURES = "early_access_features"
+    WEB_EXPERIMENTS = "web_experiments"
+    PRODUCT_TOURS = "product_tours"
+
+    choices = [FEATURE_FLAGS, EXPERIMENTS, SURVEYS, EARLY_ACCESS_FEATURES, WEB_EXPERIMENTS, PRODUCT_TOURS]
+
+
+def duplicate_flag_key_error() -> serializers.ValidationError:
+    """The error for a key already used by a live flag of the project, raised by validation and by the services."""
+    return serializers.ValidationError({"key": [serializers.ErrorDetail(DUPLICATE_FLAG_KEY_MESSAGE, code="unique")]})
+
+
+class FeatureFlagSerializer(serializers.ModelSerializer):
+    """The full flag. Validation needs `context["project"]`.
+
+    Serialize querysets from flags.selectors.feature_flags_for_serializer, else each flag costs a query for
+    its experiment_set.
+    """
+
+    key = serializers.CharField(max_length=FeatureFlag._meta.get_field("key").max_length)
+    name = serializers.CharField(max_length=FLAG_NAME_MAX_LENGTH, allow_blank=True, required=False)
+    filters = serializers.JSONField(required=False)
+    evaluation_runtime = serializers.ChoiceField(choices=EvaluationRuntime.choices, required=False)
+    creation_context = serializers.ChoiceField(choices=CreationContext.choices, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
+    evaluation_tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
+    created_by = UserBasicSerializer(read_only=True)
+    last_modified_by = UserBasicSerializer(read_only=True)
+    experiment_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FeatureFlag
+        fields = [
+            "id",
+            "key",
+            "name",
+            "filters",
+            "active",
+            "deleted",
+            "ensure_experience_continuity",
+            "evaluation_runtime",
+            "tags",
+            "evaluation_tags",
+            "version",
+            "creation_context",
+            "experiment_set",
+            "created_by",
+            "created_at",
+            "last_modified_by",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "version", "created_at", "updated_at"]
+        # Key uniqueness among live flags is checked in validate() and by the database constraint.
+        validators: list = []
+
+    def get_experiment_set(self, flag: FeatureFlag) -> list[int]:
+        """Ids of the live experiments on the flag, from the prefetch of flags.selectors when present."""
+        live_experiments = getattr(flag, "live_experiments", None)
+        if live_experiments is None:
+            return list(flag.experiments.alive().order_by("id").values_list("id", flat=True))
+        return [experiment.id for experiment in live_experiments]
+
+    def validate_key(self, key: str) -> str:
+        if not re.fullmatch(FLAG_KEY_PATTERN, key):
+            raise serializers.ValidationError(INVALID_FLAG_KEY_MESSAGE, code="invalid_key")
+        return key
+
+    def validate_filters(self, filters: object) -> dict:
+        return validate_flag_filters(filters)
+
+    def validate(self, attrs: dict) -> dict:
+        """A live flag's key must be unique in the project: on create, on a key change and on restore."""
+        key = attrs.get("key", getattr(self.instance, "key", None))
+        deleted = attrs.get("deleted", getattr(self.instance, "deleted", False))
+        if not deleted:
+            clashes = FeatureFlag.objects.alive().filter(project=self.context["project"], key=key)
+            if self.instance is not None:
+                clashes = clashes.exclude(pk=self.instance.pk)
+            if clashes.exists():
+                raise duplicate_flag_key_error()
+        return attrs
+
+
+class CohortSerializer(serializers.ModelSerializer):
+    created_by = UserBasicSerializer(read_only=True)
+    filters = serializers.JSONField(required=False)
+
+    class Meta:
+        model = Cohort
+        fields = [
+            "id",
+            "name",
+            "description",
+            "filters",
+            "is_static",
+            "is_calculating",
+            "deleted",
+            "count",
+            "last_calculation",
+            "errors_calculating",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "count",
+            "last_calculation",
+            "errors_calculating",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate_filters(self, filters: object) -> dict:
+        return validate_cohort_filters(filters)

@@ -1,0 +1,109 @@
+"""Business rules for feature flags and cohorts: validated creates and updates, soft delete, holdout groups."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from experiments_api.exceptions import ConflictError, DomainError
+from experiments_api.models import Project, User
+from flags.models import Cohort, FeatureFlag
+from flags.selectors import running_experiment_using_flag
+from flags.serializers import CohortSerializer, FeatureFlagSerializer, duplicate_flag_key_error
+
+FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE = (
+    "Cannot delete a feature flag that is in use by the running experiment '{name}' (id {id}). "
+    "End the experiment first."
+)
+FLAG_VERSION_CONFLICT_MESSAGE = (
+    "The feature flag was changed by someone else (version {current}, expected {expected}). Reload and try again."
+)
+UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
+
+
+@contextmanager
+def _duplicate_key_refused() -> Iterator[None]:
+    """A concurrent writer can take the key between validation and the write; report it like validation does."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as error:
+        constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+        if constraint == UNIQUE_LIVE_FLAG_KEY_CONSTRAINT:
+            raise duplicate_flag_key_error() from error
+        raise
+
+
+def feature_flag_create(*, project: Project, user: User | None, data: dict) -> FeatureFlag:
+    """Validate `data` as FeatureFlagSerializer input and create the flag.
+
+    Raises DRF ValidationError named after the flag's fields (e.g. attr `key`, code `unique` for a key that a
+    live flag of the project already has, also when a concurrent request takes it first).
+    """
+    serializer = FeatureFlagSerializer(data=data, context={"project": project})
+    serializer.is_valid(raise_exception=True)
+    with _duplicate_key_refused():
+        return FeatureFlag.objects.create(
+            project=project, created_by=user, last_modified_by=user, **serializer.validated_data
+        )
+
+
+@transaction.atomic
+def feature_flag_update(
+    *, flag: FeatureFlag, user: User | None, data: dict, partial: bool = True, expected_version: int | None = None
+) -> FeatureFlag:
+    """Validate `data` against the flag, apply it and increment `version`.
+
+    `deleted: true` soft-deletes the flag, refused (DomainError, attr `deleted`) while a running experiment
+    uses it. The flag row is locked, so concurrent updates apply one after the other. With `expected_version`,
+    a flag changed since the caller read it is refused with ConflictError (409) instead of being overwritten.
+    """
+    flag = FeatureFlag.objects.select_for_update(of=("self",)).select_related("project").get(pk=flag.pk)
+    if expected_version is not None and flag.version != expected_version:
+        raise ConflictError(FLAG_VERSION_CONFLICT_MESSAGE.format(current=flag.version, expected=expected_version))
+    serializer = FeatureFlagSerializer(flag, data=data, partial=partial, context={"project": flag.project})
+    serializer.is_valid(raise_exception=True)
+    changes = serializer.validated_data
+    if changes.get("deleted") and not flag.deleted:
+        running = running_experiment_using_flag(flag)
+        if running is not None:
+            raise DomainError(
+                FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE.format(name=running.name, id=running.id), attr="deleted"
+            )
+    for field, value in changes.items():
+        setattr(flag, field, value)
+    flag.version += 1
+    flag.last_modified_by = user
+    with _duplicate_key_refused():
+        flag.save()
+    return flag
+
+
+@transaction.atomic
+def feature_flags_holdout_groups_set(
+    *, flags: QuerySet[FeatureFlag], holdout_groups: list[dict] | None, user: User | None
+) -> None:
+    """Write a holdout's groups (or None to clear them) into `filters.holdout_groups` of each flag."""
+    for flag in FeatureFlag.objects.select_for_update().filter(pk__in=flags.values("pk")).order_by("pk"):
+        flag.filters = {**flag.filters, "holdout_groups": holdout_groups}
+        flag.version += 1
+        flag.last_modified_by = user
+        flag.save(update_fields=["filters", "version", "last_modified_by", "updated_at"])
+
+
+def cohort_create(*, project: Project, user: User | None, data: dict) -> Cohort:
+    """Validate `data` as CohortSerializer input and create the cohort."""
+    serializer = CohortSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return Cohort.objects.create(project=project, created_by=user, **serializer.validated_data)
+
+
+def cohort_update(*, cohort: Cohort, data: dict, partial: bool = True) -> Cohort:
+    """Validate `data` against the cohort and apply it; `deleted: true` soft-deletes it."""
+    serializer = CohortSerializer(cohort, data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    for field, value in serializer.validated_data.items():
+        setattr(cohort, field, value)
+    cohort.save()
+    return cohort
