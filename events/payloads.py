@@ -24,16 +24,28 @@ MALFORMED_JSON = "Malformed request data: the body is not valid JSON."
 MALFORMED_GZIP = "Malformed request data: the gzip body could not be decompressed."
 MALFORMED_BASE64 = "Malformed request data: the `data` field is not valid base64."
 EMPTY_BODY = "The request has no body: send the event(s) as JSON."
+BATCH_NOT_LIST = "`{key}` must be a list of events."
+BODY_NOT_EVENTS = "The body must be a JSON object (one event or a `batch`) or a list of events."
 
 
 class PayloadError(Exception):
-    """A body that cannot be read; carries the HTTP status and envelope code to answer with."""
+    """A body that cannot be used; carries the HTTP status and the envelope's type and code to answer with."""
 
-    def __init__(self, message: str, *, status_code: int = status.HTTP_400_BAD_REQUEST, code: str = "parse_error"):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = status.HTTP_400_BAD_REQUEST,
+        code: str = "parse_error",
+        error_type: str = "invalid_request",
+        attr: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.code = code
+        self.error_type = error_type
+        self.attr = attr
 
 
 def request_payload(request: HttpRequest) -> Any:
@@ -112,3 +124,38 @@ def _form_data(body: bytes) -> bytes:
         return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError) as error:
         raise PayloadError(MALFORMED_BASE64) from error
+
+
+def payload_events(payload: Any) -> list:
+    """The events of a body: `batch` (or `data`) list, a bare list, or the body itself as one event."""
+    if isinstance(payload, dict):
+        for key in ("batch", "data"):
+            if key in payload:
+                events = payload[key]
+                if isinstance(events, dict):
+                    return [events]
+                if not isinstance(events, list):
+                    raise PayloadError(BATCH_NOT_LIST.format(key=key), code="invalid_input")
+                return events
+        return [payload]
+    if isinstance(payload, list):
+        return payload
+    raise PayloadError(BODY_NOT_EVENTS, code="invalid_input")
+
+
+def payload_token(payload: Any, events: list = ()) -> str | None:
+    """The project token: `api_key` or `token` of the body, else of the first event carrying one (posthog-js
+    puts it in the event's properties)."""
+    candidates = [payload, *events]
+    for candidate in candidates:
+        if not isinstance(candidate, dict):
+            continue
+        properties = candidate.get("properties")
+        for token in (
+            candidate.get("api_key"),
+            candidate.get("token"),
+            properties.get("token") if isinstance(properties, dict) else None,
+        ):
+            if isinstance(token, str) and token:
+                return token
+    return None

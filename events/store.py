@@ -102,9 +102,7 @@ def events_copy_insert(*, project_id: int, events: Sequence[ValidEvent], created
             f"CREATE TEMPORARY TABLE {_IMPORT_TABLE} "
             "(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb) ON COMMIT DROP"
         )
-        with cursor.cursor.copy(
-            f"COPY {_IMPORT_TABLE} (uuid, event, distinct_id, ts, properties) FROM STDIN"
-        ) as copy:
+        with cursor.cursor.copy(f"COPY {_IMPORT_TABLE} (uuid, event, distinct_id, ts, properties) FROM STDIN") as copy:
             for event in events:
                 copy.write_row((event.uuid, event.event, event.distinct_id, event.timestamp, event.properties_json))
         cursor.execute(

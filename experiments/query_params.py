@@ -74,3 +74,25 @@ def parse_eligible_flags_page(query_params) -> tuple[int, int] | None:
     except ValueError:
         return None
     return max(1, min(limit, ELIGIBLE_FLAGS_MAX_LIMIT)), max(offset, 0)
+
+
+class EntityListField(serializers.JSONField):
+    """A JSON-encoded list of insight entities (`[{"id": "$pageview", "type": "events"}]`) in a query parameter."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(binary=True, required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        entities = super().to_internal_value(data)
+        if not isinstance(entities, list) or not all(isinstance(entity, dict) for entity in entities):
+            raise serializers.ValidationError("must be a JSON list of entity objects")
+        return entities
+
+
+class RequiresFlagImplementationParamsSerializer(serializers.Serializer):
+    events = EntityListField()
+    actions = EntityListField()
+
+    def event_names(self) -> list[str]:
+        """Names of the event entities. Actions are accepted but expand to nothing: this server has no actions."""
+        return [entity["id"] for entity in self.validated_data.get("events", []) if isinstance(entity.get("id"), str)]

@@ -1,17 +1,22 @@
 """The experiments viewset: `/api/projects/:project_id/experiments/` and its actions."""
 
+import datetime as dt
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from events.selectors import events_carry_feature_flag_properties
 from experiments import messages
 from experiments.lifecycle_views import ExperimentLifecycleActionsMixin
 from experiments.models import Experiment
 from experiments.query_params import (
     EligibleFlagsParamsSerializer,
     ExperimentListParamsSerializer,
+    RequiresFlagImplementationParamsSerializer,
     parse_eligible_flags_page,
 )
 from experiments.selectors import (
@@ -34,6 +39,13 @@ class VelocityStatsSerializer(serializers.Serializer):
     percent_change = serializers.FloatField()
     active_experiments = serializers.IntegerField()
     completed_last_30d = serializers.IntegerField()
+
+
+class RequiresFlagResultSerializer(serializers.Serializer):
+    result = serializers.BooleanField()
+
+
+REQUIRES_FLAG_LOOKBACK_DAYS = 7
 
 
 class ExperimentViewSet(
@@ -145,6 +157,21 @@ class ExperimentViewSet(
         """Experimentation velocity in the project's timezone: launches in the last 30 days vs the 30 before,
         running experiments and completions. Archived and deleted experiments are left out."""
         return Response(velocity_stats(self.project))
+
+    @extend_schema(
+        parameters=[RequiresFlagImplementationParamsSerializer], responses={200: RequiresFlagResultSerializer}
+    )
+    @action(detail=False, methods=["get"])
+    def requires_flag_implementation(self, request: Request, *args, **kwargs) -> Response:
+        """`{"result": true}` when none of the given events (`events=[{"id": ...}]`) of the last 7 days carries a
+        `$feature/…` property, i.e. the application does not yet report the flag on them (a warning)."""
+        params = RequiresFlagImplementationParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        since = timezone.now() - dt.timedelta(days=REQUIRES_FLAG_LOOKBACK_DAYS)
+        implemented = events_carry_feature_flag_properties(
+            project=self.project, event_names=params.event_names(), since=since
+        )
+        return Response({"result": not implemented})
 
     def _serialize(self, experiment: Experiment) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=experiment.pk)).data

@@ -21,8 +21,6 @@ class ProjectScopedViewSetMixin:
     """Resolves the URL's project and confines every queryset to it."""
 
     scope_object: str | None = None
-    # Set per action by `@action(..., required_scopes=[...])`; DRF only accepts action kwargs naming class attributes.
-    required_scopes: list[str] | None = None
     # Set per action with @action(required_scopes=[...]) where the scope is not <scope_object>:<read|write>.
     required_scopes: list[str] | None = None
     # The name of the model's foreign key to Project; querysets are filtered on it.

@@ -18,6 +18,8 @@ urlpatterns = [
     re_path(r"^api/schema/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
+    # The endpoints PostHog's SDKs call: capture, flag evaluation, local evaluation.
+    path("", include("events.urls")),
     # Anything else is a JSON 404 in PostHog's envelope, also under DEBUG.
     re_path(r"^.*$", not_found_view),
 ]

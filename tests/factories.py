@@ -95,8 +95,8 @@ class HoldoutFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = ExperimentHoldout
+        skip_postgeneration_save = True
 
-    skip_postgeneration_save = True
     project = factory.SubFactory(ProjectFactory)
     name = factory.Sequence(lambda n: f"Holdout {n}")
     filters = factory.LazyFunction(lambda: [{"properties": [], "rollout_percentage": 10}])
@@ -126,3 +126,13 @@ class ExperimentFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     name = factory.Sequence(lambda n: f"Experiment {n}")
     feature_flag = factory.SubFactory(FeatureFlagFactory, project=factory.SelfAttribute("..project"))
+
+
+def mean_metric(event: str = "$pageview", **extra) -> dict:
+    """An inline mean `ExperimentMetric` as a client sends it (no uuid or fingerprint unless given)."""
+    return {
+        "kind": "ExperimentMetric",
+        "metric_type": "mean",
+        "source": {"kind": "EventsNode", "event": event},
+        **extra,
+    }

@@ -1,4 +1,5 @@
-"""Every error is PostHog's JSON envelope {type, code, detail, attr}: 404, 405, 415, 429 and 500 included."""
+"""Every error is PostHog's JSON envelope {type, code, detail, attr}: 404, 405, 415, 400 parse errors and 500
+(429 is covered in test_throttling.py)."""
 
 import pytest
 from django.db import DatabaseError

@@ -5,7 +5,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
+from experiments_api.exceptions import error_body
 from experiments_api.models import (
     Organization,
     PersonalAPIKey,
@@ -139,3 +141,22 @@ def test_seed_demo_runs_twice_and_reuses_the_demo_tenant():
     assert first["key"].startswith("phx_")
     assert User.objects.get(email=first["login"]["email"]).check_password(first["login"]["password"])
     assert Organization.objects.filter(name="Demo organization").count() == 1
+
+
+def test_the_printed_key_works_against_the_api_with_its_scopes():
+    output = create_key("--email", "ada@example.com", "--scopes", "experiment:read")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {output['key']}")
+    url = f"/api/projects/{output['project_id']}/experiments/"
+
+    listed = client.get(url)
+    created = client.post(url, {"name": "Checkout test", "feature_flag_key": "checkout-test"}, format="json")
+
+    assert listed.status_code == 200
+    assert listed.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert created.status_code == 403
+    assert created.json() == error_body(
+        type="authentication_error",
+        code="permission_denied",
+        detail="API key missing required scope 'experiment:write'",
+    )

@@ -65,6 +65,20 @@ def test_an_offset_past_the_end_is_an_empty_page(api_client, project, url):
     }
 
 
+def test_an_offset_beyond_any_database_integer_is_an_empty_page(api_client, project, url):
+    create_experiments(project, 1)
+
+    response = api_client.get(url, {"offset": "99999999999999999999999"})
+
+    assert response.status_code == 200
+    assert page_links(response) == {
+        "count": 1,
+        "next": None,
+        "previous": f"http://testserver{url}?limit=100&offset=99999999999999999999899",
+        "size": 0,
+    }
+
+
 def test_empty_parameters_mean_the_defaults(api_client, project, url):
     create_experiments(project, 3)
 

@@ -231,3 +231,17 @@ def test_current_is_checked_against_the_keys_project_scope(make_client, user, pr
 
     assert response.status_code == 403
     assert response.json() == key_not_scoped_to(project)
+
+
+def test_the_trailing_slash_is_optional_on_list_detail_and_action_routes(api_client, project):
+    experiment = create_experiment(api_client, project, "Slashless")
+    base = f"/api/projects/{project.pk}/experiments"
+
+    responses = {
+        path: api_client.get(path).status_code
+        for path in (base, f"{base}/", f"{base}/{experiment['id']}", f"{base}/stats", f"{base}/stats/")
+    }
+    patched = api_client.patch(f"{base}/{experiment['id']}", {"name": "Renamed"}, format="json")
+
+    assert responses == dict.fromkeys(responses, 200)
+    assert (patched.status_code, patched.json()["name"]) == (200, "Renamed")

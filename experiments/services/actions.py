@@ -108,7 +108,7 @@ def _exposure_target(experiment: Experiment) -> tuple[str | int, str, list[dict]
 
 @transaction.atomic
 def exposure_cohort_create(*, experiment: Experiment, user: User) -> Cohort:
-    experiment = Experiment.objects.select_for_update().select_related("feature_flag").get(pk=experiment.pk)
+    experiment = Experiment.objects.select_for_update(of=("self",)).select_related("feature_flag").get(pk=experiment.pk)
     if experiment.feature_flag.deleted:
         raise DomainError(messages.EXPOSURE_COHORT_NO_FLAG)
     if experiment.start_date is None:

@@ -207,7 +207,11 @@ def _current_saved_links(experiment: Experiment) -> list[tuple[ExperimentSavedMe
 def experiment_update(*, experiment: Experiment, user: User, data: dict, request_data: dict) -> Experiment:
     """Apply the update rules of §4.4. `request_data` is the raw body, whose keys are checked against the
     updatable ones using PostHog's internal names."""
-    experiment = Experiment.objects.select_for_update().select_related("feature_flag", "holdout").get(pk=experiment.pk)
+    experiment = (
+        Experiment.objects.select_for_update(of=("self",))
+        .select_related("feature_flag", "holdout")
+        .get(pk=experiment.pk)
+    )
     disallowed = _disallowed_update_keys(experiment, request_data)
     if disallowed:
         raise DomainError(messages.CANT_UPDATE_KEYS.format(keys=", ".join(disallowed)))

@@ -1,0 +1,46 @@
+"""Reads over the event store and the lookups the SDK endpoints need (project by token, flags to evaluate)."""
+
+from datetime import datetime
+
+from events.models import Event, EventDefinition
+from experiments_api.models import Project
+from flags.models import FeatureFlag
+
+FEATURE_PROPERTY_PREFIX = "$feature/"
+# Property blobs sampled per event name, as PostHog's requires_flag_implementation does.
+FEATURE_PROPERTY_SAMPLE_SIZE = 20
+SDK_FLAG_FIELDS = ("id", "key", "name", "filters", "active", "deleted", "version", "ensure_experience_continuity")
+
+
+def events_carry_feature_flag_properties(*, project: Project, event_names: list[str], since: datetime) -> bool:
+    """True when a sample of the latest events of these names since `since` (up to 20 per name) has at least one
+    property blob with a `$feature/…` key, i.e. the application already reports its flags on these events."""
+    for name in dict.fromkeys(event_names):
+        samples = (
+            Event.objects.filter(project=project, event=name, timestamp__gte=since)
+            .order_by("-timestamp")
+            .values_list("properties", flat=True)[:FEATURE_PROPERTY_SAMPLE_SIZE]
+        )
+        for properties in samples:
+            if isinstance(properties, dict) and any(key.startswith(FEATURE_PROPERTY_PREFIX) for key in properties):
+                return True
+    return False
+
+
+def unknown_event_names(*, project: Project, names: list[str]) -> list[str]:
+    """The names (sorted, once each) that no event of the project has carried."""
+    known = set(EventDefinition.objects.filter(project=project, name__in=names).values_list("name", flat=True))
+    return sorted(set(names) - known)
+
+
+def project_for_api_token(token: str) -> Project | None:
+    return Project.objects.filter(api_token=token).first() if token else None
+
+
+def flags_for_sdk(*, project: Project, include_inactive: bool = False) -> list[dict]:
+    """The project's live flags as plain dicts, the input of flags.evaluation; inactive ones only on request
+    (local evaluation lists them so SDKs know they are off)."""
+    flags = FeatureFlag.objects.alive().filter(project=project)
+    if not include_inactive:
+        flags = flags.filter(active=True)
+    return list(flags.order_by("id").values(*SDK_FLAG_FIELDS))

@@ -1,0 +1,1 @@
+"""The endpoints PostHog's SDKs call: event capture and feature flag evaluation."""

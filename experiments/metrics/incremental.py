@@ -1,0 +1,122 @@
+"""Per-bucket increments of the per-variant sums, so one scan yields the cumulative result at every boundary.
+
+A metric supplies `change_rows(unit, variant, exit_bucket, bucket, ...)`: the buckets where a unit's state may
+change. Window functions over each unit's rows (ordered by bucket) give its state, then its contribution to each
+sum (zero outside [exp_bucket, exit_bucket)) and the change of that contribution since its previous row — for a sum
+of squares, the change of the squared running value. Summed per (variant, bucket) and accumulated over buckets in
+Python, these give exactly the sums a separate query per boundary would give. Contributions that hold from a unit's
+exposure on (its count, CUPED covariates) come straight from the exposures.
+"""
+
+from dataclasses import dataclass, field
+
+from .query import Query, QueryContext, run
+
+FLOAT = "DOUBLE PRECISION"
+UNIT_WINDOW = "(PARTITION BY unit ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+
+
+@dataclass
+class Increments:
+    """What a metric adds to the query: change rows (a CTE already added), the running window expressions
+    over them, contributions computed from those (SQL over the running columns and `covariate`), and
+    contributions constant from exposure on (SQL over `exposures` columns and `covariate`)."""
+
+    running: dict[str, str]
+    contributions: dict[str, str]
+    constants: dict[str, str] = field(default_factory=dict)
+    covariates: str | None = None  # a CTE (unit, covariate), when CUPED is on
+
+
+def exit_rows(ctx: QueryContext, columns: list[str]) -> str:
+    """A row at the bucket where a unit leaves, so its contributions drop to zero there."""
+    nulls = "".join(f", NULL AS {column}" for column in columns)
+    never = ctx.params(ctx.bucket_count)
+    return (
+        f"SELECT unit, variant, exit_bucket, exit_bucket AS bucket{nulls} FROM exposures "
+        f"WHERE exp_bucket < exit_bucket AND exit_bucket < {never}"
+    )
+
+
+def _masked(expression: str) -> str:
+    return f"(CASE WHEN bucket < exit_bucket THEN {expression} ELSE 0 END)"
+
+
+def _covariate_join(increments: Increments, alias: str) -> str:
+    if increments.covariates is None:
+        return ""
+    return f" LEFT JOIN {increments.covariates} c ON c.unit = {alias}.unit"
+
+
+def _covariate_column(increments: Increments) -> str:
+    return ", COALESCE(c.covariate, 0) AS covariate" if increments.covariates else ""
+
+
+def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, outputs: list[str]) -> str:
+    """Adds `unit_states` and `increments`; returns the SELECT of (variant, bucket, *outputs) increment rows."""
+    running = ", ".join(f"{sql} AS {name}" for name, sql in increments.running.items())
+    query.add(
+        "unit_states",
+        f"SELECT unit, variant, exit_bucket, bucket, {running} FROM change_rows WINDOW w AS {UNIT_WINDOW}",
+    )
+    masked = ", ".join(f"{_masked(sql)} AS {name}" for name, sql in increments.contributions.items())
+    differences = ", ".join(f"{name} - LAG({name}, 1, 0) OVER w AS {name}" for name in increments.contributions)
+    query.add(
+        "increments",
+        f"SELECT variant, bucket, {differences}\nFROM (SELECT s.unit, s.variant, s.bucket, {masked}\n"
+        f"  FROM (SELECT unit_states.*{_covariate_column(increments)} FROM unit_states"
+        f"{_covariate_join(increments, 'unit_states')}) s) contributions\n"
+        "WINDOW w AS (PARTITION BY unit ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+    )
+    selects = [
+        "SELECT variant, bucket, "
+        + ", ".join(
+            f"CAST(SUM({name}) AS {FLOAT}) AS {name}" if name in increments.contributions else f"0 AS {name}"
+            for name in outputs
+        )
+        + " FROM increments GROUP BY variant, bucket"
+    ]
+    if increments.constants:
+        never = ctx.params(ctx.bucket_count)
+        source = f"(SELECT exposures.*{_covariate_column(increments)} FROM exposures{_covariate_join(increments, 'exposures')}) x"
+        for sign, bucket, condition in (
+            ("", "exp_bucket", "exp_bucket < exit_bucket"),
+            ("-", "exit_bucket", f"exp_bucket < exit_bucket AND exit_bucket < {never}"),
+        ):
+            constants = ", ".join(
+                f"{sign}CAST(SUM({increments.constants[name]}) AS {FLOAT}) AS {name}"
+                if name in increments.constants
+                else f"0 AS {name}"
+                for name in outputs
+            )
+            selects.append(
+                f"SELECT variant, {bucket} AS bucket, {constants} FROM {source} WHERE {condition} "
+                f"GROUP BY variant, {bucket}"
+            )
+    return "\nUNION ALL\n".join(selects)
+
+
+def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, cumulative: bool) -> list[dict]:
+    """Per bucket, {variant: {output: value}} as of that bucket's boundary, every variant present.
+
+    `cumulative` rows are increments to add up; otherwise each row already holds the value as of its bucket.
+    """
+    variants = ctx.exposure.variants
+    totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
+    by_bucket: dict[int, list[tuple]] = {}
+    for row in rows:
+        by_bucket.setdefault(row[1], []).append(row)
+    result = []
+    for bucket in range(ctx.bucket_count):
+        if not cumulative:
+            totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
+        for variant, _bucket, *values in by_bucket.get(bucket, []):
+            for name, value in zip(outputs, values):
+                totals[variant][name] += float(value or 0)
+        result.append({variant: dict(sums) for variant, sums in totals.items()})
+    return result
+
+
+def run_increments(query: Query, ctx: QueryContext, increments: Increments, outputs: list[str]) -> list[dict]:
+    select = add_increment_ctes(query, ctx, increments, outputs)
+    return accumulate(run(query, ctx, select), ctx, outputs, cumulative=True)

@@ -1,0 +1,165 @@
+"""The shared part of every results query: time buckets, the exposures CTE and the scan of metric events.
+
+A query answers for a list of ascending `boundaries` (exclusive `query_to` instants). Bucket b holds what happened
+in [boundaries[b-1], boundaries[b]); a result "as of boundaries[d]" is the sum of buckets 0..d. The exposures CTE
+gives each unit its variant, its first exposure and the buckets where it enters (`exp_bucket`) and, for a unit later
+seen in a second variant under `multiple_variant_handling = exclude`, leaves the analysis (`exit_bucket`; the bucket
+count when it never leaves).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from .dialect import Dialect, Params, dialect_for
+from .filters import event_names, properties_sql
+from .spec import DEFAULT_EXPOSURE_EVENT, EventSource, Exposure
+
+EVENTS_TABLE = "events_event"
+
+
+@dataclass
+class Query:
+    """CTEs in order, then a final SELECT; run once, on the default connection."""
+
+    ctes: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, sql: str) -> str:
+        self.ctes.append((name, sql))
+        return name
+
+    def sql(self, select: str) -> str:
+        return "WITH " + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in self.ctes) + "\n" + select
+
+
+@dataclass
+class QueryContext:
+    project_id: int
+    exposure: Exposure
+    start: dt.datetime
+    exposure_end: dt.datetime
+    boundaries: list[dt.datetime]
+    # Local midnights after the start's local day, up to the last boundary: calendar days for retention windows.
+    calendar_boundaries: list[dt.datetime]
+    params: Params
+    dialect: Dialect
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        project_id: int,
+        exposure: Exposure,
+        start: dt.datetime,
+        end: dt.datetime | None,
+        boundaries: list[dt.datetime],
+        calendar_boundaries: list[dt.datetime],
+    ) -> "QueryContext":
+        if not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+            raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
+        params = Params(connection)
+        return cls(
+            project_id=project_id,
+            exposure=exposure,
+            start=start,
+            exposure_end=min(end, boundaries[-1]) if end is not None else boundaries[-1],
+            boundaries=boundaries,
+            calendar_boundaries=calendar_boundaries,
+            params=params,
+            dialect=dialect_for(connection, params),
+        )
+
+    @property
+    def bucket_count(self) -> int:
+        return len(self.boundaries)
+
+    def bucket(self, timestamp: str) -> str:
+        return self.dialect.bucket(timestamp, self.boundaries)
+
+    def event_scan_conditions(self, alias: str, names: list[str] | None, since: dt.datetime, until: dt.datetime):
+        """Project, event names, time range and the test-account filters: what the events index answers."""
+        params = self.params
+        conditions = [
+            f"{alias}.project_id = {params(self.project_id)}",
+            f"{alias}.timestamp >= {params.timestamp(since)}",
+            f"{alias}.timestamp < {params.timestamp(until)}",
+        ]
+        if names is not None:
+            conditions.append(f"{alias}.event IN ({', '.join(params(name) for name in names)})")
+        conditions.extend(properties_sql(self.dialect, f"{alias}.properties", self.exposure.test_account_filters))
+        return conditions
+
+
+def add_exposures(query: Query, ctx: QueryContext) -> str:
+    """`exposures(unit, variant, exposure_ts, exp_bucket, exit_bucket)`: one row per unit exposed by the last
+    boundary. Its variant is the first one seen (ties broken by variant key)."""
+    exposure, params, dialect = ctx.exposure, ctx.params, ctx.dialect
+    variant = dialect.text_property("e.properties", exposure.variant_property)
+    conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
+    if exposure.event == DEFAULT_EXPOSURE_EVENT:
+        conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
+    conditions.extend(properties_sql(dialect, "e.properties", exposure.properties))
+    conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
+    query.add(
+        "unit_variants",
+        f"SELECT e.distinct_id AS unit, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
+        f"FROM {EVENTS_TABLE} e\nWHERE " + "\n  AND ".join(conditions) + "\nGROUP BY e.distinct_id, " + variant,
+    )
+    exit_ts = "LEAD(first_ts) OVER w" if exposure.multiple_variant_handling == "exclude" else "NULL"
+    never = params(ctx.bucket_count)
+    return query.add(
+        "exposures",
+        f"SELECT unit, variant, first_ts AS exposure_ts, {ctx.bucket('first_ts')} AS exp_bucket,\n"
+        f"  COALESCE({ctx.bucket('exit_ts')}, {never}) AS exit_bucket\n"
+        f"FROM (SELECT unit, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
+        "  FROM unit_variants WINDOW w AS (PARTITION BY unit ORDER BY first_ts, variant)) ranked\n"
+        "WHERE rank = 1",
+    )
+
+
+def add_metric_rows(
+    query: Query,
+    ctx: QueryContext,
+    *,
+    columns: dict[str, str],
+    sources: list[EventSource],
+    conversion_window: dt.timedelta | None,
+    lookback: dt.timedelta | None,
+) -> str:
+    """`metric_rows`: the events of exposed units that may count, in one scan, with `columns` computed on `m`.
+
+    Rows after the exposure (within `conversion_window` when set) have `is_pre = 0`; with a CUPED `lookback`, rows
+    in [exposure − lookback, exposure) come too, with `is_pre = 1`.
+    """
+    dialect = ctx.dialect
+    since = ctx.start - lookback if lookback else ctx.start
+    conditions = ctx.event_scan_conditions("m", event_names(sources), since, ctx.boundaries[-1])
+    after = "m.timestamp >= x.exposure_ts"
+    if conversion_window is not None:
+        after += (
+            f" AND {dialect.timestamp_order('m.timestamp')} < {dialect.shifted('x.exposure_ts', conversion_window)}"
+        )
+    if lookback is not None:
+        before = (
+            f"m.timestamp < x.exposure_ts AND "
+            f"{dialect.timestamp_order('m.timestamp')} >= {dialect.shifted('x.exposure_ts', -lookback)}"
+        )
+        conditions.append(f"(({after}) OR ({before}))")
+        is_pre = "CASE WHEN m.timestamp < x.exposure_ts THEN 1 ELSE 0 END"
+    else:
+        conditions.append(f"({after})")
+        is_pre = "0"
+    selected = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
+    return query.add(
+        "metric_rows",
+        "SELECT x.unit, x.variant, x.exit_bucket, x.exposure_ts, m.timestamp AS ts, "
+        f"{ctx.bucket('m.timestamp')} AS bucket, {is_pre} AS is_pre,\n  {selected}\n"
+        f"FROM {EVENTS_TABLE} m JOIN exposures x ON x.unit = m.distinct_id\nWHERE " + "\n  AND ".join(conditions),
+    )
+
+
+def run(query: Query, ctx: QueryContext, select: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql(select), ctx.params.values)
+        return cursor.fetchall()
