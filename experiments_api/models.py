@@ -104,7 +104,7 @@ class PersonalAPIKey(models.Model):
     mask_value = models.CharField(max_length=16, editable=False)
     # Empty scopes mean a legacy key that may do everything; "*" is the explicit wildcard.
     scopes = models.JSONField(default=list, blank=True)
-    # None: every project the user can access; otherwise only these project ids.
+    # Empty or None: every project the user can access (as in PostHog); otherwise only these project ids.
     scoped_projects = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -49,7 +49,7 @@ class ProjectAccessPermission(permissions.BasePermission):
         key = request.auth
         if (
             isinstance(key, PersonalAPIKey)
-            and key.scoped_projects is not None
+            and key.scoped_projects
             and project.pk not in key.scoped_projects
         ):
             raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project.pk))

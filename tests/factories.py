@@ -3,7 +3,9 @@
 import uuid as uuid_lib
 
 import factory
+from django.utils import timezone
 
+from events.models import Event, EventDefinition
 from experiments.models import Experiment, ExperimentHoldout, ExperimentSavedMetric
 from experiments_api.models import Organization, Project, ProjectMembership, User
 from experiments_api.services import personal_api_key_create
@@ -60,15 +62,6 @@ def _control_test_filters() -> dict:
     }
 
 
-def _mean_metric_query() -> dict:
-    return {
-        "kind": "ExperimentMetric",
-        "metric_type": "mean",
-        "uuid": str(uuid_lib.uuid4()),
-        "source": {"kind": "EventsNode", "event": "$pageview"},
-    }
-
-
 class FeatureFlagFactory(factory.django.DjangoModelFactory):
     """A live multivariate flag with a 50/50 control/test split."""
 
@@ -114,7 +107,7 @@ class SavedMetricFactory(factory.django.DjangoModelFactory):
 
     project = factory.SubFactory(ProjectFactory)
     name = factory.Sequence(lambda n: f"Saved metric {n}")
-    query = factory.LazyFunction(_mean_metric_query)
+    query = factory.LazyFunction(lambda: mean_metric(uuid=str(uuid_lib.uuid4())))
 
 
 class ExperimentFactory(factory.django.DjangoModelFactory):
@@ -136,3 +129,25 @@ def mean_metric(event: str = "$pageview", **extra) -> dict:
         "source": {"kind": "EventsNode", "event": event},
         **extra,
     }
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    """A stored `$pageview` of one user (written with the ORM, so it lands in the DEFAULT partition)."""
+
+    class Meta:
+        model = Event
+
+    project = factory.SubFactory(ProjectFactory)
+    event = "$pageview"
+    distinct_id = factory.Sequence(lambda n: f"user-{n}")
+    properties = factory.LazyFunction(dict)
+
+
+class EventDefinitionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EventDefinition
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"event-{n}")
+    first_seen_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyFunction(timezone.now)

@@ -192,8 +192,11 @@ def test_a_key_scoped_to_other_projects_is_refused(make_client, user, project):
     assert response.json() == key_not_scoped_to(project)
 
 
-def test_a_key_scoped_to_the_project_is_allowed(make_client, user, project):
-    response = make_client(user, scoped_projects=[project.pk]).get(experiments_url(project.pk))
+@pytest.mark.parametrize("scoped", ["this project", "empty list"])
+def test_a_key_scoped_to_the_project_or_to_no_list_is_allowed(make_client, user, project, scoped):
+    """An empty `scoped_projects` list restricts nothing, as in PostHog."""
+    scoped_projects = [project.pk] if scoped == "this project" else []
+    response = make_client(user, scoped_projects=scoped_projects).get(experiments_url(project.pk))
 
     assert response.status_code == 200
     assert response.json() == EMPTY_PAGE

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from .query import Query, QueryContext, run
 
 FLOAT = "DOUBLE PRECISION"
-UNIT_WINDOW = "(PARTITION BY unit ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+# The default RANGE frame: rows of one unit in the same bucket (peers) all see the state at the end of that bucket,
+# so the differences below telescope correctly whatever order the peers come in.
+UNIT_WINDOW = "(PARTITION BY unit ORDER BY bucket)"
 
 
 @dataclass
@@ -66,7 +68,7 @@ def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, 
         f"SELECT variant, bucket, {differences}\nFROM (SELECT s.unit, s.variant, s.bucket, {masked}\n"
         f"  FROM (SELECT unit_states.*{_covariate_column(increments)} FROM unit_states"
         f"{_covariate_join(increments, 'unit_states')}) s) contributions\n"
-        "WINDOW w AS (PARTITION BY unit ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        f"WINDOW w AS {UNIT_WINDOW}",
     )
     selects = [
         "SELECT variant, bucket, "

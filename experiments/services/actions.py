@@ -3,7 +3,6 @@
 import copy
 
 from django.db import transaction
-from flags.services import cohort_create
 
 from experiments import messages
 from experiments.models import Experiment
@@ -12,6 +11,7 @@ from experiments.services.metric_lists import assign_metric_uuids
 from experiments_api.exceptions import DomainError
 from experiments_api.models import User
 from flags.models import Cohort, FeatureFlag
+from flags.services import cohort_create
 
 COPY_SUFFIX = " (Copy)"
 EXPOSURE_EVENT = "$feature_flag_called"

@@ -1,7 +1,6 @@
 """Creating and updating experiments with their flag side effects (§4.2, §4.4), each in one transaction."""
 
 from django.db import transaction
-from flags.services import feature_flag_create, feature_flag_update
 
 from experiments import messages
 from experiments.models import Experiment, ExperimentSavedMetric, ExperimentToSavedMetric, ExperimentType
@@ -27,6 +26,7 @@ from experiments.services.metric_lists import (
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.models import FeatureFlag
+from flags.services import feature_flag_create, feature_flag_update
 
 DEFAULT_STATS_METHOD = "bayesian"
 # Request keys consumed by the service rather than stored on the experiment.

@@ -1,7 +1,6 @@
 """Import events from a JSON Lines or CSV file into a project, in batches, with a progress bar on stderr."""
 
 import os
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -45,7 +44,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         try:
-            stream = open(file, "rb")  # noqa: SIM115 (closed below, after the progress bar's last read)
+            stream = open(file, "rb")  # noqa: SIM115 (closed by the with below)
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}.") from error
         with stream:

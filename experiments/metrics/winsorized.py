@@ -1,0 +1,78 @@
+"""Winsorized mean metrics: each unit's value clamped at percentiles of all exposed units' values, day by day.
+
+The bounds move as units accumulate value, so increments cannot be summed; instead each unit's value is spread over
+the buckets it holds it (units × buckets rows), and the bounds and clamped sums are computed per bucket. Percentiles
+follow ClickHouse's quantileExact, as PostHog does: the value at 0-based position floor(p·n) of the sorted values.
+"""
+
+from .incremental import FLOAT, UNIT_WINDOW, accumulate
+from .query import Query, QueryContext, run
+from .spec import Winsorization
+from .values import SourceValue
+
+
+def _position_of(ctx: QueryContext, percentile: float) -> str:
+    """True on the one row of a bucket's sorted values that is the `percentile` quantile."""
+    target = f"CAST({ctx.params(percentile)} AS {FLOAT}) * total"
+    return f"((position - 1 <= {target} AND {target} < position) OR (position = total AND {target} >= total))"
+
+
+def _add_bound(query: Query, ctx: QueryContext, name: str, percentile: float, *, ignore_zeros: bool) -> str:
+    nonzero = " WHERE value <> 0" if ignore_zeros else ""
+    query.add(
+        f"{name}_ranked",
+        "SELECT bucket, value, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value) AS position,\n"
+        f"  COUNT(*) OVER (PARTITION BY bucket) AS total FROM dense{nonzero}",
+    )
+    return query.add(
+        f"{name}s",
+        f"SELECT bucket, MIN(value) AS {name} FROM {name}_ranked WHERE {_position_of(ctx, percentile)} GROUP BY bucket",
+    )
+
+
+def winsorized_statistics(
+    query: Query, ctx: QueryContext, value: SourceValue, winsorization: Winsorization, *, covariates: str | None
+) -> list[dict]:
+    """Levels per (variant, bucket) of n, clamped sum and sum of squares (and CUPED sums), every bucket."""
+    columns = value.delta_columns()
+    nulls = "".join(f", NULL AS {column}" for column in columns)
+    query.add(
+        "change_rows",
+        f"{value.deltas('metric_rows', columns)}\nUNION ALL\n"
+        f"SELECT unit, variant, exit_bucket, exp_bucket AS bucket{nulls} FROM exposures WHERE exp_bucket < exit_bucket",
+    )
+    running = ", ".join(f"{sql} AS {name}" for name, sql in value.running("w").items())
+    query.add(
+        "unit_states",
+        f"SELECT unit, variant, exit_bucket, bucket, LEAD(bucket) OVER w AS next_bucket, {running}\n"
+        f"FROM change_rows WINDOW w AS {UNIT_WINDOW}",
+    )
+    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
+    covariate_join = f" LEFT JOIN {covariates} c ON c.unit = s.unit" if covariates else ""
+    covariate = ", COALESCE(c.covariate, 0) AS covariate" if covariates else ""
+    query.add(
+        "dense",
+        f"SELECT s.unit, s.variant, d.day AS bucket, {value.state()} AS value{covariate}\n"
+        f"FROM unit_states s JOIN days d ON d.day >= s.bucket AND d.day < s.exit_bucket\n"
+        f"  AND d.day < COALESCE(s.next_bucket, {ctx.params(ctx.bucket_count)}){covariate_join}",
+    )
+    # least(greatest(value, lower), upper), as PostHog clamps.
+    clamped, joins = "value", ""
+    if winsorization.lower is not None:
+        bounds = _add_bound(query, ctx, "lower_bound", winsorization.lower, ignore_zeros=False)
+        clamped = "CASE WHEN lower_bound IS NOT NULL AND value < lower_bound THEN lower_bound ELSE value END"
+        joins += f" LEFT JOIN {bounds} USING (bucket)"
+    if winsorization.upper is not None:
+        bounds = _add_bound(query, ctx, "upper_bound", winsorization.upper, ignore_zeros=winsorization.ignore_zeros)
+        clamped = f"CASE WHEN upper_bound IS NOT NULL AND ({clamped}) > upper_bound THEN upper_bound ELSE ({clamped}) END"
+        joins += f" LEFT JOIN {bounds} USING (bucket)"
+    outputs = ["number_of_samples", "sum", "sum_squares"]
+    sums = "COUNT(*), SUM(clamped), SUM(clamped * clamped)"
+    if covariates:
+        outputs += ["covariate_sum", "covariate_sum_squares", "sum_products"]
+        sums += ", SUM(covariate), SUM(covariate * covariate), SUM(clamped * covariate)"
+    select = (
+        f"SELECT variant, bucket, {sums}\n"
+        f"FROM (SELECT dense.*, {clamped} AS clamped FROM dense{joins}) winsorized GROUP BY variant, bucket"
+    )
+    return accumulate(run(query, ctx, select), ctx, outputs, cumulative=False)

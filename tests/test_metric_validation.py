@@ -1,0 +1,214 @@
+"""experiments.metric_validation: which ExperimentMetric objects pass, and the message each mistake gives."""
+
+import copy
+
+import pytest
+
+from experiments import metric_validation as mv
+from experiments.metric_validation import validate_experiment_metric, validate_experiment_metrics
+from experiments_api.exceptions import DomainError
+
+EVENT = {"kind": "EventsNode", "event": "purchase"}
+ACTION = {"kind": "ActionsNode", "id": 12}
+WAREHOUSE = {
+    "kind": "ExperimentDataWarehouseNode",
+    "table_name": "payments",
+    "timestamp_field": "paid_at",
+    "events_join_key": "distinct_id",
+    "data_warehouse_join_key": "customer_id",
+    "math": "sum",
+    "math_property": "amount",
+}
+MEAN = {"kind": "ExperimentMetric", "metric_type": "mean", "uuid": "m-1", "source": EVENT}
+FUNNEL = {"kind": "ExperimentMetric", "metric_type": "funnel", "series": [EVENT, ACTION]}
+RATIO = {"kind": "ExperimentMetric", "metric_type": "ratio", "numerator": EVENT, "denominator": WAREHOUSE}
+RETENTION = {
+    "kind": "ExperimentMetric",
+    "metric_type": "retention",
+    "start_event": EVENT,
+    "completion_event": ACTION,
+    "retention_window_start": 0,
+    "retention_window_end": 7,
+    "retention_window_unit": "day",
+    "start_handling": "first_seen",
+}
+
+
+def with_(metric: dict, **changes) -> dict:
+    return {**copy.deepcopy(metric), **changes}
+
+
+VALID = [
+    MEAN,
+    with_(MEAN, source={"kind": "EventsNode", "event": None, "math": "dau", "properties": []}),
+    with_(MEAN, source={**EVENT, "math": "avg", "math_property": "amount"}),
+    with_(MEAN, source={**ACTION, "math": "unique_users"}),
+    with_(MEAN, source=WAREHOUSE),
+    with_(MEAN, lower_bound_percentile=5, upper_bound_percentile=95.5, ignore_zeros=True),
+    with_(
+        MEAN,
+        name="Revenue",
+        conversion_window=14,
+        conversion_window_unit="day",
+        goal="decrease",
+        breakdownFilter={"breakdowns": [{"property": "$browser"}]},
+        fingerprint="abc",
+        isSharedMetric=True,
+    ),
+    FUNNEL,
+    with_(FUNNEL, funnel_order_type="unordered"),
+    RATIO,
+    RETENTION,
+    with_(RETENTION, retention_window_start=3, retention_window_end=3, start_handling="last_seen"),
+]
+
+
+@pytest.mark.parametrize("metric", VALID)
+def test_valid_metrics_are_returned_unchanged(metric):
+    original = copy.deepcopy(metric)
+
+    assert validate_experiment_metric(metric) is metric
+    assert metric == original
+
+
+INVALID = [
+    (["not", "a", "dict"], mv.NOT_A_DICT),
+    (None, mv.NOT_A_DICT),
+    (
+        {"kind": "ExperimentFunnelsQuery", "funnels_query": {}},
+        mv.LEGACY_KIND.format(kind="ExperimentFunnelsQuery"),
+    ),
+    (with_(MEAN, kind="ExperimentTrendsQuery"), mv.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
+    (with_(MEAN, kind=None), mv.WRONG_KIND),
+    (with_(MEAN, kind="EventsNode"), mv.WRONG_KIND),
+    (with_(MEAN, metric_type=None), mv.WRONG_METRIC_TYPE),
+    (with_(MEAN, metric_type="count"), mv.WRONG_METRIC_TYPE),
+    (with_(MEAN, source=None), mv.MISSING_KEY.format(metric_type="mean", key="source")),
+    ({"kind": "ExperimentMetric", "metric_type": "funnel"}, mv.MISSING_KEY.format(metric_type="funnel", key="series")),
+    (with_(RATIO, denominator=None), mv.MISSING_KEY.format(metric_type="ratio", key="denominator")),
+    (
+        {key: value for key, value in RETENTION.items() if key != "start_handling"},
+        mv.MISSING_KEY.format(metric_type="retention", key="start_handling"),
+    ),
+    # common keys
+    (with_(MEAN, uuid=123), mv.UUID_INVALID),
+    (with_(MEAN, uuid="u" * 256), mv.UUID_INVALID),
+    (with_(MEAN, name=["n"]), mv.NAME_INVALID),
+    (with_(MEAN, name="n" * 401), mv.NAME_INVALID),
+    (with_(MEAN, conversion_window=0), mv.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window="7"), mv.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window=1.5), mv.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window=True), mv.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window_unit="year"), mv.CONVERSION_WINDOW_UNIT_INVALID),
+    (with_(MEAN, goal="up"), mv.GOAL_INVALID),
+    (with_(MEAN, breakdownFilter=["$browser"]), mv.BREAKDOWN_FILTER_INVALID),
+    (with_(MEAN, breakdownFilter={"breakdowns": "$browser"}), mv.BREAKDOWN_FILTER_INVALID),
+    # sources
+    (with_(MEAN, source=["EventsNode"]), mv.SOURCE_NOT_OBJECT.format(path="source")),
+    (
+        with_(MEAN, source={"kind": "HogQLQuery"}),
+        mv.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
+    ),
+    (
+        with_(MEAN, source={"event": "purchase"}),
+        mv.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
+    ),
+    (with_(MEAN, source={"kind": "EventsNode", "event": 5}), mv.EVENT_INVALID.format(path="source")),
+    (with_(MEAN, source={"kind": "ActionsNode"}), mv.ACTION_ID_INVALID.format(path="source")),
+    (with_(MEAN, source={"kind": "ActionsNode", "id": "12"}), mv.ACTION_ID_INVALID.format(path="source")),
+    (
+        with_(MEAN, source={**WAREHOUSE, "table_name": ""}),
+        mv.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="table_name"),
+    ),
+    (
+        with_(MEAN, source={key: value for key, value in WAREHOUSE.items() if key != "events_join_key"}),
+        mv.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="events_join_key"),
+    ),
+    (with_(MEAN, source={**EVENT, "math": "median"}), mv.MATH_INVALID.format(path="source")),
+    (with_(MEAN, source={**EVENT, "math": "max"}), mv.MATH_PROPERTY_REQUIRED.format(path="source", math="max")),
+    (
+        with_(MEAN, source={**EVENT, "math": "min", "math_property": ""}),
+        mv.MATH_PROPERTY_REQUIRED.format(path="source", math="min"),
+    ),
+    (with_(MEAN, source={**EVENT, "properties": {"a": 1}}), mv.PROPERTIES_NOT_LIST.format(path="source")),
+    # mean outlier handling
+    (with_(MEAN, lower_bound_percentile=-1), mv.PERCENTILE_INVALID.format(key="lower_bound_percentile")),
+    (with_(MEAN, upper_bound_percentile=101), mv.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
+    (with_(MEAN, upper_bound_percentile="95"), mv.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
+    (with_(MEAN, lower_bound_percentile=90, upper_bound_percentile=10), mv.PERCENTILES_OUT_OF_ORDER),
+    (with_(MEAN, ignore_zeros="yes"), mv.IGNORE_ZEROS_INVALID),
+    # funnel
+    (with_(FUNNEL, series=[]), mv.FUNNEL_WITHOUT_STEPS),
+    (with_(FUNNEL, series={"0": EVENT}), mv.SERIES_NOT_LIST),
+    (
+        with_(FUNNEL, series=[EVENT, WAREHOUSE]),
+        mv.SOURCE_KIND_INVALID.format(path="series[1]", kinds=", ".join(mv.FUNNEL_STEP_KINDS)),
+    ),
+    (with_(FUNNEL, series=[EVENT, "signup"]), mv.SOURCE_NOT_OBJECT.format(path="series[1]")),
+    (with_(FUNNEL, funnel_order_type="random"), mv.FUNNEL_ORDER_TYPE_INVALID),
+    # ratio
+    (with_(RATIO, numerator={"kind": "ActionsNode", "id": None}), mv.ACTION_ID_INVALID.format(path="numerator")),
+    (with_(RATIO, denominator="purchase"), mv.SOURCE_NOT_OBJECT.format(path="denominator")),
+    # retention
+    (
+        with_(RETENTION, start_event={"kind": "Nope"}),
+        mv.SOURCE_KIND_INVALID.format(path="start_event", kinds=", ".join(mv.SOURCE_KINDS)),
+    ),
+    (with_(RETENTION, completion_event=[]), mv.SOURCE_NOT_OBJECT.format(path="completion_event")),
+    (with_(RETENTION, retention_window_start="0"), mv.RETENTION_WINDOW_INVALID.format(key="retention_window_start")),
+    (with_(RETENTION, retention_window_end=-1), mv.RETENTION_WINDOW_INVALID.format(key="retention_window_end")),
+    (with_(RETENTION, retention_window_start=8, retention_window_end=7), mv.RETENTION_WINDOW_OUT_OF_ORDER),
+    (with_(RETENTION, retention_window_unit="fortnight"), mv.RETENTION_WINDOW_UNIT_INVALID),
+    (with_(RETENTION, start_handling="any_time"), mv.START_HANDLING_INVALID),
+]
+
+
+@pytest.mark.parametrize(("metric", "problem"), INVALID)
+def test_an_invalid_metric_names_its_index_and_the_problem(metric, problem):
+    with pytest.raises(DomainError) as error:
+        validate_experiment_metric(metric, index=3)
+
+    assert error.value.message == f"Invalid metric at index 3: {problem}"
+    assert (error.value.code, error.value.attr) == ("invalid_input", None)
+
+
+def test_without_an_index_the_message_says_invalid_metric():
+    with pytest.raises(DomainError) as error:
+        validate_experiment_metric(with_(MEAN, goal="up"))
+
+    assert error.value.message == f"Invalid metric: {mv.GOAL_INVALID}"
+
+
+def test_the_examples_of_the_spec_read_as_specified():
+    with pytest.raises(DomainError) as not_a_dict:
+        validate_experiment_metric("x", index=0)
+    with pytest.raises(DomainError) as wrong_kind:
+        validate_experiment_metric({"kind": "Other"}, index=0)
+
+    assert not_a_dict.value.message == "Invalid metric at index 0: must be a dict"
+    assert wrong_kind.value.message == "Invalid metric at index 0: metric kind must be 'ExperimentMetric'"
+
+
+def test_a_list_of_valid_metrics_is_returned():
+    metrics = [MEAN, FUNNEL, RATIO, RETENTION]
+
+    assert validate_experiment_metrics(metrics, attr="metrics") is metrics
+    assert validate_experiment_metrics([], attr="metrics") == []
+
+
+@pytest.mark.parametrize("metrics", [None, {"0": MEAN}, "metrics", MEAN])
+def test_metrics_must_be_a_list(metrics):
+    with pytest.raises(DomainError) as error:
+        validate_experiment_metrics(metrics, attr="metrics_secondary")
+
+    assert (error.value.message, error.value.attr) == ("Metrics must be a list", "metrics_secondary")
+
+
+def test_the_first_invalid_metric_of_a_list_is_reported_with_its_index_and_the_attr():
+    metrics = [MEAN, FUNNEL, with_(FUNNEL, series=[]), "junk"]
+
+    with pytest.raises(DomainError) as error:
+        validate_experiment_metrics(metrics, attr="metrics")
+
+    assert error.value.message == f"Invalid metric at index 2: {mv.FUNNEL_WITHOUT_STEPS}"
+    assert error.value.attr == "metrics"
