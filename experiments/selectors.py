@@ -2,13 +2,25 @@
 
 import datetime as dt
 
-from django.db.models import Case, CharField, DurationField, ExpressionWrapper, F, IntegerField, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Lower, Now, NullIf
 from django.utils import timezone
 
 from experiments.models import Experiment
 from experiments_api.models import Project
 from flags.models import FeatureFlag
+from flags.selectors import feature_flags_for_serializer
 
 EXPERIMENT_ORDER_FIELDS = (
     "created_at",
@@ -43,6 +55,29 @@ def filter_experiments_by_status(queryset: QuerySet[Experiment], status: str) ->
     return queryset
 
 
+def filter_experiments(
+    queryset: QuerySet[Experiment],
+    *,
+    order: str = DEFAULT_ORDER,
+    archived: bool = False,
+    status: str | None = None,
+    search: str | None = None,
+    created_by_id: int | None = None,
+    feature_flag_id: int | None = None,
+) -> QuerySet[Experiment]:
+    """The list endpoint's filters (§4.1): only non-archived experiments unless `archived` is true."""
+    queryset = queryset.filter(archived=archived)
+    if status is not None:
+        queryset = filter_experiments_by_status(queryset, status)
+    if search:
+        queryset = queryset.filter(name__icontains=search)
+    if created_by_id is not None:
+        queryset = queryset.filter(created_by_id=created_by_id)
+    if feature_flag_id is not None:
+        queryset = queryset.filter(feature_flag_id=feature_flag_id)
+    return experiments_with_relations(order_experiments(queryset, order))
+
+
 def order_experiments(queryset: QuerySet[Experiment], order: str) -> QuerySet[Experiment]:
     """Order by an allow-listed field; `duration` and `status` are computed, `created_by` sorts by name then email."""
     descending = order.startswith("-")
@@ -72,13 +107,33 @@ def order_experiments(queryset: QuerySet[Experiment], order: str) -> QuerySet[Ex
     return queryset.order_by(expression, "-id")
 
 
-def eligible_feature_flags(project: Project) -> QuerySet[FeatureFlag]:
-    """Live multivariate flags with ≥ 2 variants whose first variant is `control` (§4.10)."""
-    return FeatureFlag.objects.alive().filter(
+def eligible_feature_flags(
+    project: Project,
+    *,
+    order: str = DEFAULT_ORDER,
+    search: str | None = None,
+    active: bool | None = None,
+    created_by_id: int | None = None,
+    evaluation_runtime: str | None = None,
+    has_evaluation_tags: bool | None = None,
+) -> QuerySet[FeatureFlag]:
+    """Live multivariate flags with ≥ 2 variants whose first variant is `control` (§4.10), filtered and ordered."""
+    flags = FeatureFlag.objects.alive().filter(
         project=project,
         filters__multivariate__variants__1__isnull=False,
         filters__multivariate__variants__0__key="control",
     )
+    if search:
+        flags = flags.filter(Q(key__icontains=search) | Q(name__icontains=search))
+    if active is not None:
+        flags = flags.filter(active=active)
+    if created_by_id is not None:
+        flags = flags.filter(created_by_id=created_by_id)
+    if evaluation_runtime is not None:
+        flags = flags.filter(evaluation_runtime=evaluation_runtime)
+    if has_evaluation_tags is not None:
+        flags = flags.exclude(evaluation_tags=[]) if has_evaluation_tags else flags.filter(evaluation_tags=[])
+    return feature_flags_for_serializer(flags.order_by(order, "-id"))
 
 
 def velocity_stats(project: Project) -> dict:

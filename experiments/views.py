@@ -22,8 +22,7 @@ from experiments.query_params import (
 from experiments.selectors import (
     eligible_feature_flags,
     experiments_with_relations,
-    filter_experiments_by_status,
-    order_experiments,
+    filter_experiments,
     velocity_stats,
 )
 from experiments.serializers import DuplicateExperimentSerializer, ExperimentSerializer
@@ -64,24 +63,17 @@ class ExperimentViewSet(
     serializer_class = ExperimentSerializer
 
     def safely_get_queryset(self, queryset):
-        restoring = self.action in ("update", "partial_update") and self.request.data.get("deleted") is False
+        body = self.request.data
+        restoring = (
+            self.action in ("update", "partial_update") and isinstance(body, dict) and body.get("deleted") is False
+        )
         if not restoring:
             queryset = queryset.filter(deleted=False)
         if self.action != "list":
             return experiments_with_relations(queryset)
         params = ExperimentListParamsSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        filters = params.validated_data
-        queryset = queryset.filter(archived=filters.get("archived", False))
-        if "status" in filters:
-            queryset = filter_experiments_by_status(queryset, filters["status"])
-        if filters.get("search"):
-            queryset = queryset.filter(name__icontains=filters["search"])
-        if "created_by_id" in filters:
-            queryset = queryset.filter(created_by_id=filters["created_by_id"])
-        if "feature_flag_id" in filters:
-            queryset = queryset.filter(feature_flag_id=filters["feature_flag_id"])
-        return experiments_with_relations(order_experiments(queryset, filters["order"]))
+        return filter_experiments(queryset, **params.validated_data)
 
     def perform_create(self, serializer: ExperimentSerializer) -> None:
         serializer.instance = experiment_create(
@@ -89,11 +81,13 @@ class ExperimentViewSet(
         )
 
     def perform_update(self, serializer: ExperimentSerializer) -> None:
+        writable = {name for name, field in serializer.fields.items() if not field.read_only}
         serializer.instance = experiment_update(
             experiment=serializer.instance,
             user=self.request.user,
             data=serializer.validated_data,
-            request_data=self.request.data,
+            # Read-only and unknown keys are ignored, as DRF (and PostHog) do, so a fetched object can be PUT back.
+            request_data={key: value for key, value in self.request.data.items() if key in writable},
         )
 
     @extend_schema(request=DuplicateExperimentSerializer, responses={201: ExperimentSerializer})
@@ -129,23 +123,7 @@ class ExperimentViewSet(
         limit, offset = page
         params = EligibleFlagsParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        filters = params.validated_data
-        flags = eligible_feature_flags(self.project)
-        if filters.get("search"):
-            flags = flags.filter(key__icontains=filters["search"]) | flags.filter(name__icontains=filters["search"])
-        if "active" in filters:
-            flags = flags.filter(active=filters["active"])
-        if "created_by_id" in filters:
-            flags = flags.filter(created_by_id=filters["created_by_id"])
-        if "evaluation_runtime" in filters:
-            flags = flags.filter(evaluation_runtime=filters["evaluation_runtime"])
-        if "has_evaluation_tags" in filters:
-            flags = (
-                flags.exclude(evaluation_tags=[])
-                if filters["has_evaluation_tags"]
-                else flags.filter(evaluation_tags=[])
-            )
-        flags = flags.order_by(filters["order"], "-id")
+        flags = eligible_feature_flags(self.project, **params.validated_data)
         results = FeatureFlagSerializer(
             flags[offset : offset + limit], many=True, context=self.get_serializer_context()
         ).data

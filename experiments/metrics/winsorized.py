@@ -64,7 +64,9 @@ def winsorized_statistics(
         joins += f" LEFT JOIN {bounds} USING (bucket)"
     if winsorization.upper is not None:
         bounds = _add_bound(query, ctx, "upper_bound", winsorization.upper, ignore_zeros=winsorization.ignore_zeros)
-        clamped = f"CASE WHEN upper_bound IS NOT NULL AND ({clamped}) > upper_bound THEN upper_bound ELSE ({clamped}) END"
+        clamped = (
+            f"CASE WHEN upper_bound IS NOT NULL AND ({clamped}) > upper_bound THEN upper_bound ELSE ({clamped}) END"
+        )
         joins += f" LEFT JOIN {bounds} USING (bucket)"
     outputs = ["number_of_samples", "sum", "sum_squares"]
     sums = "COUNT(*), SUM(clamped), SUM(clamped * clamped)"

@@ -247,13 +247,16 @@ def experiment_update(*, experiment: Experiment, user: User, data: dict, request
         [experiment.metrics or [], experiment.metrics_secondary or []],
         taken=set(new_saved_uuids[PRIMARY] + new_saved_uuids[SECONDARY]),
     )
+    # Only metrics added or removed by this update are synced into the ordering; an ordering sent without
+    # some of the unchanged metrics is then refused by validate_ordering, as in PostHog.
     for kind, field in ORDERING_FIELDS.items():
         before = set(old_uuids[kind]) | set(old_saved_uuids[kind])
         after = metric_uuids(getattr(experiment, METRIC_FIELDS[kind])) + new_saved_uuids[kind]
+        added = [metric_uuid for metric_uuid in after if metric_uuid not in before]
         setattr(
             experiment,
             field,
-            sync_ordering(getattr(experiment, field), removed=before - set(after), added=after),
+            sync_ordering(getattr(experiment, field), removed=before - set(after), added=added),
         )
     refresh_fingerprints(experiment)
     _check_metrics(experiment, saved_links)

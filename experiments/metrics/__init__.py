@@ -1,0 +1,95 @@
+"""Per-variant sufficient statistics of experiment metrics, aggregated by the database in one scan of the events.
+
+`daily_variant_statistics` answers for a list of `query_to` boundaries at once (one per day for a timeseries, or
+one for a current result); `daily_exposures` counts first exposures per variant and day.
+"""
+
+import dataclasses
+import datetime as dt
+
+from experiments.models import Experiment
+
+from .days import midnights_between
+from .funnel import funnel_statistics
+from .mean import mean_statistics
+from .query import Query, QueryContext, add_exposures, run
+from .ratio import ratio_statistics
+from .retention import retention_statistics
+from .spec import MetricSpec, parse_exposure, parse_metric
+
+MULTIPLE_VARIANT_KEY = "$multiple"
+STATISTICS = {
+    "mean": mean_statistics,
+    "funnel": funnel_statistics,
+    "ratio": ratio_statistics,
+    "retention": retention_statistics,
+}
+RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
+COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+COUNT_METRIC_TYPES = frozenset({"funnel", "retention"})
+
+
+def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime]) -> QueryContext:
+    return QueryContext.build(
+        project_id=experiment.project_id,
+        exposure=exposure,
+        start=experiment.start_date,
+        end=experiment.end_date,
+        boundaries=boundaries,
+        calendar_boundaries=midnights_between(experiment.start_date, boundaries[-1], experiment.project.tzinfo),
+    )
+
+
+def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
+    """One variant in the statistics engine's input shape; counts are integers."""
+    as_count = round if spec.metric_type in COUNT_METRIC_TYPES else float
+    row = {
+        "key": key,
+        "number_of_samples": round(sums["number_of_samples"]),
+        "sum": as_count(sums["sum"]),
+        "sum_squares": as_count(sums["sum_squares"]),
+    }
+    if spec.metric_type in ("ratio", "retention"):
+        row |= {field: as_count(sums[field]) for field in RATIO_FIELDS}
+    if spec.metric_type == "funnel":
+        row["step_counts"] = [round(sums[f"step_{index}"]) for index in range(1, len(spec.definition.steps) + 1)]
+    if "covariate_sum" in sums:
+        row |= {field: float(sums[field]) for field in COVARIATE_FIELDS}
+    return row
+
+
+def daily_variant_statistics(
+    *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
+) -> tuple[MetricSpec, list[list[dict]]]:
+    """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive).
+
+    Raises DomainError for a metric or experiment setting the engine cannot compute.
+    """
+    spec = parse_metric(metric, stats_config=experiment.stats_config)
+    exposure = parse_exposure(experiment)
+    ctx = _context(experiment, exposure, boundaries)
+    per_bucket = STATISTICS[spec.metric_type](ctx, spec)
+    return spec, [[_variant_row(key, sums[key], spec) for key in exposure.variants] for sums in per_bucket]
+
+
+def daily_exposures(*, experiment: Experiment, boundaries: list[dt.datetime]) -> list[dict[str, int]]:
+    """Per bucket, the units first exposed in it by variant; under `exclude`, units seen in several variants by the
+    last boundary count as `$multiple`. The holdout arm is left out, as in PostHog's exposure chart."""
+    exposure = parse_exposure(experiment)
+    holdout = f"holdout-{experiment.holdout_id}"
+    exposure = dataclasses.replace(exposure, variants=tuple(key for key in exposure.variants if key != holdout))
+    ctx = _context(experiment, exposure, boundaries)
+    query = Query()
+    add_exposures(query, ctx)
+    never = ctx.params(ctx.bucket_count)
+    multiple = ctx.params(MULTIPLE_VARIANT_KEY)
+    rows = run(
+        query,
+        ctx,
+        f"SELECT CASE WHEN exit_bucket < {never} THEN {multiple} ELSE variant END AS arm, exp_bucket, COUNT(*) "
+        "FROM exposures GROUP BY 1, 2",
+    )
+    counts = [dict.fromkeys(exposure.variants, 0) for _ in boundaries]
+    for arm, bucket, count in rows:
+        counts[bucket][arm] = counts[bucket].get(arm, 0) + count
+    return counts

@@ -1,0 +1,38 @@
+"""Ratio metrics: per unit a numerator and a denominator value, each from its own source and math."""
+
+from .incremental import Increments, exit_rows, run_increments
+from .query import Query, QueryContext, add_exposures, add_metric_rows
+from .spec import MetricSpec, RatioMetric
+from .values import SourceValue, delta_columns
+
+
+def ratio_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
+    ratio: RatioMetric = spec.definition
+    values = [SourceValue("num", ratio.numerator), SourceValue("den", ratio.denominator)]
+    query = Query()
+    add_exposures(query, ctx)
+    add_metric_rows(
+        query,
+        ctx,
+        columns={name: sql for value in values for name, sql in value.columns(ctx.dialect).items()},
+        sources=[value.source for value in values],
+        conversion_window=spec.conversion_window,
+        lookback=None,
+    )
+    columns = delta_columns(values)
+    branches = [value.deltas("metric_rows", columns) for value in values]
+    query.add("change_rows", "\nUNION ALL\n".join([*branches, exit_rows(ctx, columns)]))
+    numerator, denominator = (value.state() for value in values)
+    increments = Increments(
+        running={name: sql for value in values for name, sql in value.running("w").items()},
+        contributions={
+            "sum": numerator,
+            "sum_squares": f"{numerator} * {numerator}",
+            "denominator_sum": denominator,
+            "denominator_sum_squares": f"{denominator} * {denominator}",
+            "numerator_denominator_sum_product": f"{numerator} * {denominator}",
+        },
+        constants={"number_of_samples": "1"},
+    )
+    outputs = [*increments.constants, *increments.contributions]
+    return run_increments(query, ctx, increments, outputs)
