@@ -109,7 +109,10 @@ def events_copy_insert(*, project_id: int, events: Sequence[ValidEvent], created
             _INSERT_FROM_IMPORT_TABLE_SQL,
             {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW},
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+        # Dropped now rather than at commit, for callers whose transaction spans several batches.
+        cursor.execute(f"DROP TABLE {_IMPORT_TABLE}")
+        return inserted
 
 
 def event_definitions_upsert(*, project_id: int, events: Sequence[ValidEvent]) -> None:

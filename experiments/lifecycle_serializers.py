@@ -1,5 +1,7 @@
 """Request bodies of the lifecycle actions and the running-time calculator, and the activity-log shape."""
 
+import math
+
 from rest_framework import serializers
 
 from experiments import messages
@@ -46,62 +48,80 @@ class ActivitySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that refuses NaN and ±infinity, which float() reads from strings such as "nan" or "Infinity"."""
+
+    def to_internal_value(self, data) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+RAW_BASELINE_FIELDS = ("n", "sum", "sum_squares")
+
+
 class RunningTimeRequestSerializer(serializers.Serializer):
     """Inputs of the sample-size calculation; a baseline comes either as `baseline_value` (a conversion rate for
-    funnels, a mean with `variance` otherwise) or as raw statistics `n`, `sum`, `sum_squares`."""
+    funnels, a mean with `variance` otherwise) or as raw statistics `n`, `sum`, `sum_squares`, which win when
+    both are given. Errors about a baseline derived from raw statistics name `sum` or `sum_squares`."""
 
     metric_type = serializers.ChoiceField(choices=["mean", "funnel", "ratio"])
-    minimum_detectable_effect = serializers.FloatField()
-    baseline_value = serializers.FloatField(required=False)
-    variance = serializers.FloatField(required=False)
+    minimum_detectable_effect = FiniteFloatField()
+    baseline_value = FiniteFloatField(required=False)
+    variance = FiniteFloatField(required=False)
     n = serializers.IntegerField(required=False, min_value=2)
-    sum = serializers.FloatField(required=False)
-    sum_squares = serializers.FloatField(required=False, min_value=0)
-    exposure_rate_per_day = serializers.FloatField(required=False)
+    sum = FiniteFloatField(required=False)
+    sum_squares = FiniteFloatField(required=False, min_value=0)
+    exposure_rate_per_day = FiniteFloatField(required=False)
     variants = serializers.IntegerField(required=False, default=2, min_value=2, max_value=20)
-    alpha = serializers.FloatField(required=False, default=0.05)
-    power = serializers.FloatField(required=False, default=0.8)
+    alpha = FiniteFloatField(required=False, default=0.05)
+    power = FiniteFloatField(required=False, default=0.8)
 
     def validate_minimum_detectable_effect(self, value: float) -> float:
         if value <= 0:
-            raise serializers.ValidationError("minimum_detectable_effect must be greater than 0")
+            raise serializers.ValidationError(messages.MDE_NOT_POSITIVE)
         return value
 
     def validate_alpha(self, value: float) -> float:
         if not 0 < value < 1:
-            raise serializers.ValidationError("alpha must be between 0 and 1 (exclusive)")
+            raise serializers.ValidationError(messages.NOT_A_PROBABILITY.format(name="alpha"))
         return value
 
     def validate_power(self, value: float) -> float:
         if not 0 < value < 1:
-            raise serializers.ValidationError("power must be between 0 and 1 (exclusive)")
+            raise serializers.ValidationError(messages.NOT_A_PROBABILITY.format(name="power"))
         return value
 
     def validate_exposure_rate_per_day(self, value: float) -> float:
         if value <= 0:
-            raise serializers.ValidationError("exposure_rate_per_day must be greater than 0")
+            raise serializers.ValidationError(messages.EXPOSURE_RATE_NOT_POSITIVE)
         return value
 
     def validate(self, attrs: dict) -> dict:
-        raw = [key for key in ("n", "sum", "sum_squares") if key in attrs]
-        if raw and len(raw) != 3:
-            raise serializers.ValidationError("n, sum and sum_squares must be given together")
-        if raw:
+        missing_raw = [key for key in RAW_BASELINE_FIELDS if key not in attrs]
+        if missing_raw and len(missing_raw) < len(RAW_BASELINE_FIELDS):
+            raise serializers.ValidationError({missing_raw[0]: [messages.RAW_BASELINE_INCOMPLETE]}, code="required")
+        if not missing_raw:
             n, total, squares = attrs["n"], attrs["sum"], attrs["sum_squares"]
-            baseline = total / n
-            variance = (squares - total * total / n) / (n - 1)
-            if attrs["metric_type"] == "funnel":
-                variance = None
+            baseline, variance = total / n, (squares - total * total / n) / (n - 1)
+            baseline_attr, variance_attr = "sum", "sum_squares"
         elif "baseline_value" in attrs:
             baseline, variance = attrs["baseline_value"], attrs.get("variance")
+            baseline_attr, variance_attr = "baseline_value", "variance"
         else:
-            raise serializers.ValidationError("Give baseline_value, or n, sum and sum_squares")
+            raise serializers.ValidationError({"baseline_value": [messages.BASELINE_REQUIRED]}, code="required")
+
         if attrs["metric_type"] == "funnel":
             if not 0 < baseline < 1:
-                raise serializers.ValidationError({"baseline_value": ["a conversion rate must be between 0 and 1"]})
+                raise serializers.ValidationError({baseline_attr: [messages.CONVERSION_RATE_OUT_OF_RANGE]})
+            if baseline * (1 + attrs["minimum_detectable_effect"]) >= 1:
+                raise serializers.ValidationError({"minimum_detectable_effect": [messages.MDE_TOO_LARGE_FOR_RATE]})
             variance = None
-        elif variance is None or variance <= 0:
-            raise serializers.ValidationError({"variance": ["mean metrics need a variance greater than 0"]})
+        elif variance is None:
+            raise serializers.ValidationError({"variance": [messages.VARIANCE_REQUIRED]}, code="required")
+        elif variance <= 0:
+            raise serializers.ValidationError({variance_attr: [messages.VARIANCE_NOT_POSITIVE]})
         elif baseline == 0:
-            raise serializers.ValidationError({"baseline_value": ["the baseline mean must not be 0"]})
+            raise serializers.ValidationError({baseline_attr: [messages.BASELINE_MEAN_ZERO]})
         return {**attrs, "baseline_value": baseline, "variance": variance}

@@ -18,7 +18,7 @@ from experiments.serializers import ExperimentSerializer
 from experiments.services import lifecycle
 from experiments.services.planning import running_time_calculate
 from experiments_api.models import PersonalAPIKey
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE
+from experiments_api.permissions import MISSING_SCOPE_MESSAGE, PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE
 from experiments_api.scopes import scopes_grant
 
 FLAG_WRITE_SCOPE = "feature_flag:write"
@@ -35,6 +35,13 @@ def _validated(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _ensure_key_allows_project(request: Request, project_id: int) -> None:
+    """A key limited to some projects (ProjectAccessPermission checks the URL's) may not write into another one."""
+    key = request.auth
+    if isinstance(key, PersonalAPIKey) and key.scoped_projects and project_id not in key.scoped_projects:
+        raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project_id))
 
 
 class ExperimentLifecycleActionsMixin:
@@ -108,8 +115,10 @@ class ExperimentLifecycleActionsMixin:
     @action(detail=True, methods=["post"])
     def copy_to_project(self, request: Request, *args, **kwargs) -> Response:
         """Copy as a new draft into another project of the same organization (creating or reusing the flag
-        there). 400 when the target is unknown, outside the organization, or the user is not a member."""
+        there). 400 when the target is unknown, outside the organization, or the user is not a member; 403 when
+        the API key is limited to projects that do not include the target."""
         data = _validated(CopyToProjectSerializer, request)
+        _ensure_key_allows_project(request, data["target_project_id"])
         copied = lifecycle.experiment_copy_to_project(experiment=self.get_object(), user=request.user, **data)
         return Response(ExperimentSerializer(copied, context={"request": request}).data, status=201)
 

@@ -76,3 +76,18 @@ TARGET_PROJECT_INVALID = (
     "Target project {project_id} does not exist in this organization or you are not a member of it."
 )
 TARGET_PROJECT_REQUIRED = "target_project_id is required"
+
+MDE_NOT_POSITIVE = "minimum_detectable_effect must be greater than 0"
+NOT_A_PROBABILITY = "{name} must be between 0 and 1 (exclusive)"
+EXPOSURE_RATE_NOT_POSITIVE = "exposure_rate_per_day must be greater than 0"
+BASELINE_REQUIRED = "Give baseline_value, or n, sum and sum_squares"
+RAW_BASELINE_INCOMPLETE = "n, sum and sum_squares must be given together"
+CONVERSION_RATE_OUT_OF_RANGE = "A funnel's baseline conversion rate must be between 0 and 1 (exclusive)"
+MDE_TOO_LARGE_FOR_RATE = "The baseline conversion rate raised by minimum_detectable_effect must stay below 1"
+VARIANCE_REQUIRED = "Mean and ratio metrics need a variance, or n, sum and sum_squares"
+VARIANCE_NOT_POSITIVE = "The baseline variance must be greater than 0"
+BASELINE_MEAN_ZERO = "The baseline mean must not be 0: a relative effect on a zero mean is zero"
+SAMPLE_SIZE_OUT_OF_RANGE = (
+    "No sample size can be computed for these inputs: minimum_detectable_effect is too small or too large "
+    "for the baseline"
+)

@@ -1,11 +1,25 @@
-"""The Celery application; configuration comes from Django settings (CELERY_* names)."""
+"""The Celery application; configuration comes from Django settings (CELERY_* names), plus the beat schedule."""
 
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "experiments_api.settings.base")
 
 app = Celery("experiments_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # A worker killed mid-task is redelivered by the broker; this also catches records whose message was lost.
+    "requeue-stuck-timeseries-recalculations": {
+        "task": "experiments.tasks.requeue_stuck_timeseries_recalculations",
+        "schedule": 5 * 60,
+    },
+    # PostHog's default hour: each opted-in running experiment gets the day's cumulative result of every metric.
+    "daily-timeseries-results": {
+        "task": "experiments.tasks.schedule_daily_timeseries_results",
+        "schedule": crontab(hour=2, minute=0),
+    },
+}

@@ -132,6 +132,22 @@ def test_keys_that_cannot_change_are_refused(api_client, project, body, keys):
     assert stored(experiment).type == "product"
 
 
+def test_read_only_and_unknown_keys_are_ignored(api_client, project):
+    experiment = create(api_client, project)
+
+    response = patch(
+        api_client,
+        project,
+        experiment["id"],
+        {"name": "Renamed", "id": 1, "status": "running", "created_by": None, "no_such_field": True},
+    )
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["id"] == experiment["id"]
+    assert response.json()["status"] == "draft"
+    assert response.json()["name"] == "Renamed"
+
+
 def test_sending_the_current_flag_key_is_fine(api_client, project):
     experiment = create(api_client, project)
 
@@ -568,7 +584,7 @@ def test_a_reordering_alone_is_kept(api_client, project):
 )
 def test_an_ordering_that_lost_metrics_is_refused(api_client, project, field, kind, body):
     experiment = create(api_client, project, **body)
-    ordering = stored(experiment).__dict__[field]
+    ordering = getattr(stored(experiment), field)
 
     null = patch(api_client, project, experiment["id"], {field: None})
     incomplete = patch(api_client, project, experiment["id"], {field: ["a", "zzz"]})

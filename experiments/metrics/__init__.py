@@ -6,6 +6,7 @@ one for a current result); `daily_exposures` counts first exposures per variant 
 
 import dataclasses
 import datetime as dt
+from dataclasses import dataclass
 
 from experiments.models import Experiment
 
@@ -58,9 +59,18 @@ def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
     return row
 
 
+@dataclass(frozen=True)
+class DailyStatistics:
+    spec: MetricSpec
+    # Per boundary, one row per variant in the statistics engine's input shape.
+    variants: list[list[dict]]
+    # Per boundary, the units in the analysis per variant (exposed, not excluded), with or without a value.
+    exposures: list[dict[str, int]]
+
+
 def daily_variant_statistics(
     *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
-) -> tuple[MetricSpec, list[list[dict]]]:
+) -> DailyStatistics:
     """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive).
 
     Raises DomainError for a metric or experiment setting the engine cannot compute.
@@ -69,7 +79,11 @@ def daily_variant_statistics(
     exposure = parse_exposure(experiment)
     ctx = _context(experiment, exposure, boundaries)
     per_bucket = STATISTICS[spec.metric_type](ctx, spec)
-    return spec, [[_variant_row(key, sums[key], spec) for key in exposure.variants] for sums in per_bucket]
+    return DailyStatistics(
+        spec=spec,
+        variants=[[_variant_row(key, sums[key], spec) for key in exposure.variants] for sums in per_bucket],
+        exposures=[{key: round(sums[key]["exposures"]) for key in exposure.variants} for sums in per_bucket],
+    )
 
 
 def daily_exposures(*, experiment: Experiment, boundaries: list[dt.datetime]) -> list[dict[str, int]]:

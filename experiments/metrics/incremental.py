@@ -120,5 +120,8 @@ def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, cumu
 
 
 def run_increments(query: Query, ctx: QueryContext, increments: Increments, outputs: list[str]) -> list[dict]:
+    """Every metric also reports `exposures`: the units in the analysis, whether or not they have a value."""
+    increments.constants["exposures"] = "1"
+    outputs = [*outputs, "exposures"]
     select = add_increment_ctes(query, ctx, increments, outputs)
     return accumulate(run(query, ctx, select), ctx, outputs, cumulative=True)

@@ -7,6 +7,7 @@ names the option before any query runs.
 import datetime as dt
 from dataclasses import dataclass
 
+from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
 from experiments.models import Experiment
 from experiments_api.exceptions import DomainError
 
@@ -335,23 +336,20 @@ def parse_exposure(experiment: Experiment) -> Exposure:
     """Exposure settings from `exposure_criteria` (api.md §3.4), with PostHog's newest defaults."""
     criteria = experiment.exposure_criteria or {}
     if not isinstance(criteria, dict):
-        raise DomainError("Invalid exposure criteria", attr="exposure_criteria")
+        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
     if (experiment.parameters or {}).get("aggregation_group_type_index") is not None:
         raise unsupported("group aggregation (aggregation_group_type_index)")
     if experiment.only_count_matured_users:
         raise unsupported("only_count_matured_users")
     config = criteria.get("exposure_config") or {}
     if not isinstance(config, dict):
-        raise DomainError("Invalid exposure criteria", attr="exposure_criteria")
+        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
     if config.get("kind") == "ActionsNode":
         raise unsupported("an ActionsNode exposure_config")
     event = config.get("event") or DEFAULT_EXPOSURE_EVENT
     handling = criteria.get("multiple_variant_handling") or "exclude"
     if handling not in MULTIPLE_VARIANT_HANDLINGS:
-        raise DomainError(
-            f"multiple_variant_handling must be one of {', '.join(MULTIPLE_VARIANT_HANDLINGS)}.",
-            attr="exposure_criteria",
-        )
+        raise DomainError(INVALID_MULTIPLE_VARIANT_HANDLING, attr="exposure_criteria")
     filter_test_accounts = criteria.get("filterTestAccounts", True)
     test_account_filters = ()
     if filter_test_accounts:

@@ -68,8 +68,8 @@ def winsorized_statistics(
             f"CASE WHEN upper_bound IS NOT NULL AND ({clamped}) > upper_bound THEN upper_bound ELSE ({clamped}) END"
         )
         joins += f" LEFT JOIN {bounds} USING (bucket)"
-    outputs = ["number_of_samples", "sum", "sum_squares"]
-    sums = "COUNT(*), SUM(clamped), SUM(clamped * clamped)"
+    outputs = ["number_of_samples", "exposures", "sum", "sum_squares"]
+    sums = "COUNT(*), COUNT(*), SUM(clamped), SUM(clamped * clamped)"
     if covariates:
         outputs += ["covariate_sum", "covariate_sum_squares", "sum_products"]
         sums += ", SUM(covariate), SUM(covariate * covariate), SUM(clamped * covariate)"

@@ -33,6 +33,7 @@ def _snapshot(experiment: Experiment) -> dict:
     return {
         **{field: getattr(experiment, field) for field in TRACKED_FIELDS},
         "feature_flag_active": experiment.feature_flag.active,
+        "feature_flag_filters": experiment.feature_flag.filters,
     }
 
 
@@ -246,5 +247,12 @@ def experiment_copy_to_project(
         copied = experiment_create(project=target, user=user, data=data)
         activity_log(
             experiment=copied, user=user, activity="copied", before={"source": None}, after={"source": experiment.pk}
+        )
+        activity_log(
+            experiment=experiment,
+            user=user,
+            activity="copied_to_project",
+            before={"copy": None},
+            after={"copy": {"project_id": target.pk, "experiment_id": copied.pk}},
         )
     return copied

@@ -1,5 +1,6 @@
 """The running-time calculator: sample size per variant and days to reach it. Reads and writes nothing."""
 
+from experiments import messages
 from experiments.stats import required_sample_size_per_variant, running_time_days
 from experiments_api.exceptions import DomainError
 
@@ -26,6 +27,9 @@ def running_time_calculate(
         )
     except ValueError as error:
         raise DomainError(str(error), attr="minimum_detectable_effect") from error
+    except (OverflowError, ZeroDivisionError) as error:
+        # Finite inputs whose squared effect under- or overflows a float.
+        raise DomainError(messages.SAMPLE_SIZE_OUT_OF_RANGE, attr="minimum_detectable_effect") from error
     days = None if exposure_rate_per_day is None else running_time_days(sample_size, variants, exposure_rate_per_day)
     return {
         "baseline_value": baseline_value,

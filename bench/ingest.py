@@ -1,0 +1,252 @@
+"""Benchmark: event ingestion through POST /batch/ against a raw COPY of the same events (the floor).
+
+Starts the real server (gunicorn on 127.0.0.1), sends the events in batches of 100 from several concurrent
+clients over keep-alive connections, then COPYs the same events straight into events_event, and prints events per
+second for both and their ratio (goal: /batch/ at least 30% of COPY).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/exp_bench .venv/bin/python bench/ingest.py
+
+The database is migrated if needed; the benchmark's projects and events are deleted at the end.
+"""
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import queue
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SERVER_ENVIRONMENT = {
+    "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
+    "DEBUG": "false",
+    "SECRET_KEY": "bench-only-secret-key",
+    "ALLOWED_HOSTS": "127.0.0.1",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update({key: value for key, value in SERVER_ENVIRONMENT.items() if key not in os.environ})
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from events.models import Event, EventDefinition  # noqa: E402
+from events.partitions import event_partitions_ensure  # noqa: E402
+from experiments_api.models import Organization, Project  # noqa: E402
+
+BATCH_SIZE = 100
+GOAL_RATIO = 0.30
+EVENT_NAMES = ["$pageview", "$pageview", "$pageview", "$feature_flag_called", "purchase", "$autocapture"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000, help="Events to send (default 50000).")
+    parser.add_argument("--clients", type=int, default=8, help="Concurrent HTTP clients (default 8).")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
+    options = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("Set DATABASE_URL to a PostgreSQL database: the benchmark compares against COPY.")
+
+    call_command("migrate", verbosity=0)
+    organization = Organization.objects.create(name="Ingest benchmark")
+    http_project = Project.objects.create(organization=organization, name="Ingest via /batch/")
+    copy_project = Project.objects.create(organization=organization, name="Ingest via COPY")
+    events = synthetic_events(options.events)
+    event_partitions_ensure(dt.datetime.fromisoformat(event["timestamp"]) for event in events)
+    bodies = [
+        json.dumps({"api_key": http_project.api_token, "sent_at": _now_iso(), "batch": events[i : i + BATCH_SIZE]})
+        .encode()
+        for i in range(0, len(events), BATCH_SIZE)
+    ]
+
+    server, port = start_server(options.workers)
+    try:
+        warm_up(port, http_project.api_token, options.workers)
+        http_seconds = send_concurrently(port, bodies, options.clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    stored = Event.objects.filter(project=http_project).count()
+    if stored != len(events):
+        sys.exit(f"/batch/ stored {stored} of {len(events)} events.")
+
+    copy_seconds = copy_events(copy_project.pk, events)
+    http_rate, copy_rate = len(events) / http_seconds, len(events) / copy_seconds
+    ratio = http_rate / copy_rate
+    print(f"events: {len(events)}, batches of {BATCH_SIZE}, {options.clients} clients, {options.workers} workers")
+    print(f"/batch/ : {http_rate:10,.0f} events/s  ({http_seconds:.2f} s)")
+    print(f"COPY    : {copy_rate:10,.0f} events/s  ({copy_seconds:.2f} s)")
+    print(f"ratio   : {ratio:.0%} of COPY (goal ≥ {GOAL_RATIO:.0%}: {'met' if ratio >= GOAL_RATIO else 'NOT met'})")
+
+    for project in (http_project, copy_project):
+        Event.objects.filter(project=project).delete()
+        EventDefinition.objects.filter(project=project).delete()
+    organization.delete()
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def synthetic_events(count: int) -> list[dict]:
+    """Events shaped like the Python SDK's, spread over the last three days, for a few thousand users."""
+    generator = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    events = []
+    for number in range(count):
+        name = generator.choice(EVENT_NAMES)
+        properties = {
+            "$lib": "posthog-python",
+            "$lib_version": "7.0.0",
+            "$current_url": f"https://example.com/page/{generator.randint(1, 50)}",
+            "$feature/checkout-experiment": generator.choice(["control", "test"]),
+            "$session_id": str(uuid.UUID(int=generator.getrandbits(128))),
+            "plan": generator.choice(["free", "pro", "team"]),
+        }
+        if name == "purchase":
+            properties["amount"] = round(generator.expovariate(1 / 40), 2)
+        if name == "$feature_flag_called":
+            properties.update({"$feature_flag": "checkout-experiment", "$feature_flag_response": properties["plan"]})
+        events.append(
+            {
+                "event": name,
+                "distinct_id": f"user-{generator.randint(1, 5_000)}",
+                "uuid": str(uuid.UUID(int=generator.getrandbits(128), version=4)),
+                "timestamp": (now - dt.timedelta(seconds=generator.uniform(60, 3 * 86_400))).isoformat(),
+                "properties": properties,
+                "type": "capture",
+            }
+        )
+        del number
+    return events
+
+
+def start_server(workers: int) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, **SERVER_ENVIRONMENT, "DATABASE_URL": os.environ["DATABASE_URL"]}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "experiments_api.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=environment,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server, port
+        except OSError:
+            time.sleep(0.1)
+    server.terminate()
+    sys.exit("gunicorn did not start listening within 30 seconds.")
+
+
+def post(connection_: http.client.HTTPConnection, body: bytes) -> None:
+    connection_.request("POST", "/batch/", body=body, headers={"Content-Type": "application/json"})
+    response = connection_.getresponse()
+    payload = response.read()
+    if response.status != 200 or json.loads(payload) != {"status": 1}:
+        raise RuntimeError(f"/batch/ answered {response.status}: {payload[:200]!r}")
+
+
+def warm_up(port: int, token: str, workers: int) -> None:
+    """Each worker loads Django and opens its database connection before the clock starts (no events stored)."""
+    body = json.dumps({"api_key": token, "batch": []}).encode()
+    for _ in range(workers * 4):
+        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        post(connection_, body)
+        connection_.close()
+
+
+def send_concurrently(port: int, bodies: list[bytes], clients: int) -> float:
+    pending: queue.Queue[bytes] = queue.Queue()
+    for body in bodies:
+        pending.put(body)
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            while True:
+                try:
+                    body = pending.get_nowait()
+                except queue.Empty:
+                    return
+                post(connection_, body)
+        except BaseException as error:  # reported after the run
+            errors.append(error)
+        finally:
+            connection_.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def copy_events(project_id: int, events: list[dict]) -> float:
+    """The floor: one COPY of the same rows (properties already serialised) into the partitioned table."""
+    rows = [
+        (
+            project_id,
+            event["uuid"],
+            event["event"],
+            event["distinct_id"],
+            event["timestamp"],
+            json.dumps(event["properties"], separators=(",", ":")),
+            _now_iso(),
+        )
+        for event in events
+    ]
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            'COPY events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at) FROM STDIN'
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+    elapsed = time.perf_counter() - started
+    if Event.objects.filter(project_id=project_id).count() != len(events):
+        sys.exit("COPY did not store every event.")
+    return elapsed
+
+
+if __name__ == "__main__":
+    settings.DEBUG = False
+    main()

@@ -1,0 +1,302 @@
+"""Benchmark: a 30-day timeseries recalculation against one hand-written query for the final day (the floor).
+
+Builds a synthetic experiment in its own PostgreSQL database (≥ 200k exposed users, ≥ 2M events over 30 days,
+generated with generate_series), then measures in one run:
+  (a) the recalculation service a Celery worker runs (one read of the events, 30 daily results upserted) for a
+      mean metric and a funnel metric;
+  (b) for each, one hand-written SQL query computing only the final day's per-variant n / sum / sum of squares;
+and prints the ratios (a)/(b). It then doubles the events and measures a worker process's peak memory at both sizes.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/exp_bench .venv/bin/python bench/timeseries.py
+
+The database named in DATABASE_URL is wiped and rebuilt; never point it at real data.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "experiments_api.settings.base")
+os.environ.setdefault("DEBUG", "true")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from events.partitions import event_partitions_ensure  # noqa: E402
+from experiments.models import (  # noqa: E402
+    Experiment,
+    ExperimentMetricResult,
+    ExperimentTimeseriesRecalculation,
+    RecalculationStatus,
+)
+from experiments.timeseries import timeseries_recalculation_run  # noqa: E402
+from experiments_api.models import Organization, Project  # noqa: E402
+from flags.models import FeatureFlag  # noqa: E402
+
+START = dt.datetime(2025, 1, 5, tzinfo=dt.UTC)
+DAYS = 30
+END = START + dt.timedelta(days=DAYS) - dt.timedelta(seconds=1)
+FLAG_KEY = "bench-flag"
+TIMEZONE = "Europe/Berlin"
+MEAN_METRIC = {
+    "kind": "ExperimentMetric",
+    "uuid": "bench-mean",
+    "metric_type": "mean",
+    "source": {"kind": "EventsNode", "event": "purchase", "math": "sum", "math_property": "amount"},
+}
+FUNNEL_METRIC = {
+    "kind": "ExperimentMetric",
+    "uuid": "bench-funnel",
+    "metric_type": "funnel",
+    "series": [{"kind": "EventsNode", "event": "$pageview"}, {"kind": "EventsNode", "event": "purchase"}],
+}
+
+# Exposures: the first `$feature_flag_called` per user; users seen in two variants are excluded.
+FLOOR_EXPOSURES = """
+exposures AS (
+    SELECT distinct_id, MIN(timestamp) AS exposed_at, MIN(properties ->> '$feature_flag_response') AS variant
+    FROM events_event
+    WHERE project_id = %(project)s AND event = '$feature_flag_called' AND timestamp >= %(start)s
+      AND timestamp < %(end)s AND properties ->> '$feature_flag' = %(flag)s
+      AND properties ->> '$feature_flag_response' IN ('control', 'test')
+    GROUP BY distinct_id
+    HAVING MIN(properties ->> '$feature_flag_response') = MAX(properties ->> '$feature_flag_response')
+)"""
+FLOOR_MEAN = f"""
+WITH {FLOOR_EXPOSURES},
+per_unit AS (
+    SELECT x.distinct_id, x.variant, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
+    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
+      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
+    GROUP BY x.distinct_id, x.variant
+)
+SELECT variant, COUNT(*), SUM(value), SUM(value * value) FROM per_unit GROUP BY variant ORDER BY variant"""
+FLOOR_FUNNEL = f"""
+WITH {FLOOR_EXPOSURES},
+steps AS (
+    SELECT x.distinct_id, m.event, m.timestamp FROM exposures x JOIN events_event m ON m.distinct_id = x.distinct_id
+    WHERE m.project_id = %(project)s AND m.event IN ('$pageview', 'purchase') AND m.timestamp >= x.exposed_at
+      AND m.timestamp < %(query_to)s
+),
+first_step AS (SELECT distinct_id, MIN(timestamp) AS at FROM steps WHERE event = '$pageview' GROUP BY distinct_id),
+converted AS (
+    SELECT DISTINCT s.distinct_id FROM steps s JOIN first_step f ON f.distinct_id = s.distinct_id
+    WHERE s.event = 'purchase' AND s.timestamp > f.at
+)
+SELECT x.variant, COUNT(*), COUNT(c.distinct_id), COUNT(c.distinct_id)
+FROM exposures x LEFT JOIN converted c ON c.distinct_id = x.distinct_id GROUP BY x.variant ORDER BY x.variant"""
+
+
+def reset_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    call_command("migrate", verbosity=0)
+
+
+def create_experiment() -> Experiment:
+    organization = Organization.objects.create(name="Bench")
+    project = Project.objects.create(organization=organization, name="Bench", timezone=TIMEZONE)
+    flag = FeatureFlag.objects.create(
+        project=project,
+        key=FLAG_KEY,
+        filters={
+            "groups": [{"properties": [], "rollout_percentage": 100}],
+            "multivariate": {
+                "variants": [
+                    {"key": "control", "rollout_percentage": 50},
+                    {"key": "test", "rollout_percentage": 50},
+                ]
+            },
+        },
+    )
+    return Experiment.objects.create(
+        project=project,
+        name="Bench",
+        feature_flag=flag,
+        start_date=START,
+        end_date=END,
+        exposure_criteria={"filterTestAccounts": False},
+        metrics=[MEAN_METRIC, FUNNEL_METRIC],
+    )
+
+
+def generate_users(users: int) -> None:
+    """Every user is exposed once at a random time in the first 27 days; 30% are exposed again later and 1% also
+    see the other variant (those are excluded from the analysis)."""
+    event_partitions_ensure([START - dt.timedelta(days=3), START, END])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(0.42)")
+        cursor.execute(
+            "CREATE UNLOGGED TABLE bench_users AS SELECT u, 'user_' || u AS distinct_id, "
+            "CASE WHEN u %% 2 = 0 THEN 'control' ELSE 'test' END AS variant, "
+            "(random() * 27 * 86400)::int AS offset_s FROM generate_series(1, %s) u",
+            [users],
+        )
+
+
+def insert_exposures(project_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at)
+            SELECT %(project)s, gen_random_uuid(), '$feature_flag_called', distinct_id,
+                   %(start)s + make_interval(secs => offset_s + extra.delay), jsonb_build_object(
+                       '$feature_flag', %(flag)s, '$feature_flag_response',
+                       CASE WHEN extra.switch THEN CASE variant WHEN 'control' THEN 'test' ELSE 'control' END
+                            ELSE variant END),
+                   now()
+            FROM bench_users CROSS JOIN LATERAL (
+                SELECT 0 AS delay, false AS switch
+                UNION ALL SELECT (random() * 86400 * 3)::int, false WHERE random() < 0.3 + u * 0
+                UNION ALL SELECT (random() * 86400 * 2)::int, true WHERE random() < 0.01 + u * 0
+            ) extra
+            """,
+            {"project": project_id, "start": START, "flag": FLAG_KEY},
+        )
+
+
+def insert_metric_events(project_id: int) -> int:
+    """About 9.5 events per user (80% page views, 20% purchases with an amount), 15% of them before the user's
+    exposure; returns the number of events now in the table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at)
+            SELECT %(project)s, gen_random_uuid(), CASE WHEN kind < 0.2 THEN 'purchase' ELSE '$pageview' END,
+                   distinct_id, %(start)s + make_interval(secs => at),
+                   CASE WHEN kind < 0.2
+                        THEN jsonb_build_object('amount', (kind * 500)::int, '$session_id', 's' || (at / 3600)::int)
+                        ELSE jsonb_build_object('$session_id', 's' || (at / 3600)::int) END,
+                   now()
+            FROM (
+                SELECT distinct_id, random() AS kind,
+                       GREATEST(offset_s + (random() * 1.15 - 0.15) * (%(span)s - offset_s), -172800) AS at
+                FROM bench_users CROSS JOIN LATERAL generate_series(1, (random() * 19 + u * 0)::int) AS n
+            ) generated
+            """,
+            {"project": project_id, "start": START, "span": DAYS * 86400 - 1},
+        )
+        cursor.execute("ANALYZE events_event")
+        cursor.execute("SELECT COUNT(*) FROM events_event")
+        return cursor.fetchone()[0]
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def recalculate(experiment: Experiment, metric: dict) -> float:
+    """Time the worker's service on a fresh recalculation record (the results rows of earlier runs removed)."""
+    ExperimentMetricResult.objects.filter(experiment=experiment, metric_uuid=metric["uuid"]).delete()
+    recalculation = ExperimentTimeseriesRecalculation.objects.create(
+        project=experiment.project, experiment=experiment, metric=metric, fingerprint=metric["uuid"]
+    )
+    seconds, _ = timed(timeseries_recalculation_run, recalculation_id=recalculation.pk)
+    recalculation.refresh_from_db()
+    if recalculation.status != RecalculationStatus.COMPLETED:
+        raise RuntimeError(f"Recalculation ended {recalculation.status}: {recalculation.error_message}")
+    return seconds
+
+
+def floor(experiment: Experiment, sql: str) -> tuple[float, list]:
+    last_day_end = dt.datetime(2025, 2, 4, tzinfo=dt.UTC) + dt.timedelta(hours=23)  # next Berlin midnight after END
+    params = {
+        "project": experiment.project_id,
+        "start": START,
+        "end": END,
+        "flag": FLAG_KEY,
+        "query_to": last_day_end,
+    }
+
+    def run():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    return timed(run)
+
+
+def final_day(experiment: Experiment, metric: dict) -> list:
+    row = ExperimentMetricResult.objects.filter(experiment=experiment, metric_uuid=metric["uuid"]).latest("query_to")
+    result = row.result
+    return [
+        (variant["key"], variant["number_of_samples"], variant["sum"], variant["sum_squares"])
+        for variant in [result["baseline"], *result["variant_results"]]
+    ]
+
+
+def compare(experiment: Experiment, metric: dict, floor_sql: str, repeats: int) -> None:
+    recalculations = [recalculate(experiment, metric) for _ in range(repeats)]
+    floors = [floor(experiment, floor_sql) for _ in range(repeats)]
+    recalculation, floor_seconds = min(recalculations), min(seconds for seconds, _ in floors)
+    print(f"  {metric['metric_type']:6}  recalculation {recalculation:7.3f}s   floor {floor_seconds:7.3f}s   "
+          f"ratio {recalculation / floor_seconds:5.2f}x   (best of {repeats})")
+    ours = final_day(experiment, metric)
+    theirs = [(variant, count, float(total), float(squares)) for variant, count, total, squares in floors[0][1]]
+    if [(key, n) for key, n, *_ in ours] != [(key, n) for key, n, *_ in theirs] or any(
+        abs(a - b) > 1e-6 * max(1.0, abs(b)) for row_a, row_b in zip(ours, theirs) for a, b in zip(row_a[2:], row_b[2:])
+    ):
+        raise RuntimeError(f"The final day differs from the floor query: {ours} vs {theirs}")
+
+
+def peak_worker_memory(metric: dict) -> int:
+    """Peak RSS (MiB) of a fresh process that runs one recalculation, as a Celery worker would."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--worker-memory", json.dumps(metric)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    ).stdout
+    return int(output.strip().splitlines()[-1])
+
+
+def worker_memory_child(metric: dict) -> None:
+    experiment = Experiment.objects.get()
+    recalculate(experiment, metric)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker-memory", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.worker_memory:
+        worker_memory_child(json.loads(arguments.worker_memory))
+        return
+    if connection.vendor != "postgresql":
+        raise SystemExit("The benchmark runs on PostgreSQL: set DATABASE_URL to a postgres:// URL.")
+    print(f"Building the synthetic experiment in {connection.settings_dict['NAME']} ...")
+    reset_database()
+    experiment = create_experiment()
+    generate_users(arguments.users)
+    insert_exposures(experiment.project_id)
+    events = insert_metric_events(experiment.project_id)
+    print(f"{arguments.users} users, {events} events over {DAYS} days\n")
+    for metric, floor_sql in ((MEAN_METRIC, FLOOR_MEAN), (FUNNEL_METRIC, FLOOR_FUNNEL)):
+        compare(experiment, metric, floor_sql, arguments.repeats)
+    memory_small = peak_worker_memory(MEAN_METRIC)
+    events_large = insert_metric_events(experiment.project_id)
+    memory_large = peak_worker_memory(MEAN_METRIC)
+    print(f"\nPeak worker memory (mean metric): {memory_small} MiB at {events} events, "
+          f"{memory_large} MiB at {events_large} events")
+
+
+if __name__ == "__main__":
+    main()

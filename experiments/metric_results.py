@@ -1,0 +1,68 @@
+"""Metric results in PostHog's shape: the database's per-variant sums run through the statistics engine."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.models import Experiment
+from experiments.stats import compute_metric_result, srm_check
+from experiments_api.exceptions import DomainError
+
+NOT_STARTED_MESSAGE = "Experiment has not been started yet"
+UNKNOWN_BASELINE_MESSAGE = "The baseline variant '{key}' is not one of the experiment's variants."
+
+
+def baseline_key(experiment: Experiment) -> str:
+    return (experiment.stats_config or {}).get("baseline_variant_key") or "control"
+
+
+def flag_weights(experiment: Experiment, variant_keys) -> dict[str, float]:
+    """The flag's rollout percentages of the analysed variants that receive traffic (holdouts left out)."""
+    return {
+        variant["key"]: float(variant.get("rollout_percentage") or 0)
+        for variant in experiment.feature_flag.variants
+        if variant.get("key") in variant_keys and (variant.get("rollout_percentage") or 0) > 0
+    }
+
+
+def sample_ratio_mismatch(experiment: Experiment, exposures: dict[str, int]) -> dict | None:
+    """The SRM health block over the variants with traffic, or None with fewer than two of them."""
+    weights = flag_weights(experiment, exposures)
+    if len(weights) < 2:
+        return None
+    return srm_check(exposures, weights)
+
+
+def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -> dict:
+    result = compute_metric_result(
+        statistics.variants[index],
+        metric_type=statistics.spec.metric_type,
+        stats_config=experiment.stats_config,
+        baseline_key=baseline_key(experiment),
+    )
+    result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
+    return result
+
+
+def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> list[dict]:
+    """The metric's cumulative result as of each boundary (ascending, exclusive), from one read of the events."""
+    if experiment.start_date is None:
+        raise DomainError(NOT_STARTED_MESSAGE)
+    statistics = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+    baseline = baseline_key(experiment)
+    if all(row["key"] != baseline for row in statistics.variants[0]):
+        raise DomainError(UNKNOWN_BASELINE_MESSAGE.format(key=baseline), attr="stats_config")
+    return [_assemble(experiment, statistics, index) for index in range(len(boundaries))]
+
+
+def current_query_to(experiment: Experiment) -> dt.datetime:
+    """Now, or the end date of a stopped experiment: results stop growing once it is stopped."""
+    now = timezone.now()
+    return min(now, experiment.end_date) if experiment.end_date else now
+
+
+def current_metric_result(*, experiment: Experiment, metric: dict) -> dict:
+    if experiment.start_date is None:
+        raise DomainError(NOT_STARTED_MESSAGE)
+    return metric_results_as_of(experiment=experiment, metric=metric, boundaries=[current_query_to(experiment)])[0]

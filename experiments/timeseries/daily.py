@@ -1,0 +1,81 @@
+"""Scheduled work: each running experiment that opted into timeseries gets today's cumulative result of every
+metric (api.md §7), and recalculations stuck in progress (a lost worker) are found for requeueing."""
+
+import datetime as dt
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.metric_results import current_metric_result, current_query_to
+from experiments.models import Experiment, ExperimentTimeseriesRecalculation, RecalculationStatus
+from experiments_api.exceptions import DomainError
+
+from .backfill import metric_result_upsert
+
+RECENT_LAUNCH = dt.timedelta(days=30)
+
+
+def timeseries_experiment_ids() -> list[int]:
+    """Running experiments with `scheduling_config.timeseries: true` launched in the last 30 days."""
+    now = timezone.now()
+    return list(
+        Experiment.objects.alive()
+        .filter(
+            scheduling_config__timeseries=True,
+            start_date__gte=now - RECENT_LAUNCH,
+            start_date__lte=now,
+            end_date__isnull=True,
+        )
+        .values_list("pk", flat=True)
+    )
+
+
+def experiment_metrics(experiment: Experiment) -> list[dict]:
+    """Inline primary and secondary metrics, then linked saved metrics, those with a uuid."""
+    saved = [link.saved_metric.query for link in experiment.saved_metric_links.select_related("saved_metric")]
+    metrics = [*(experiment.metrics or []), *(experiment.metrics_secondary or []), *saved]
+    return [metric for metric in metrics if isinstance(metric, dict) and metric.get("uuid")]
+
+
+def daily_results_compute(*, experiment_id: int) -> None:
+    """Upsert the current result of every metric (query_to = now); a metric that cannot be computed gets a failed
+    row with the reason, other errors propagate after the remaining metrics are done."""
+    experiment = (
+        Experiment.objects.select_related("project", "feature_flag", "holdout").filter(pk=experiment_id).first()
+    )
+    if experiment is None or experiment.start_date is None:
+        return
+    query_to = current_query_to(experiment)
+    unexpected: Exception | None = None
+    for metric in experiment_metrics(experiment):
+        fingerprint = experiment_metric_fingerprint(experiment, metric)
+        try:
+            result, error = current_metric_result(experiment=experiment, metric=metric), None
+        except DomainError as domain_error:
+            result, error = None, domain_error.message
+        except Exception as other:
+            result, error, unexpected = None, str(other) or type(other).__name__, other
+        metric_result_upsert(
+            experiment=experiment,
+            metric_uuid=metric["uuid"],
+            fingerprint=fingerprint,
+            query_to=query_to,
+            result=result,
+            error=error,
+        )
+    if unexpected is not None:
+        raise unexpected
+
+
+def stuck_recalculation_ids() -> list:
+    """In progress with no progress saved for longer than a task may run, or pending that long (its enqueue was
+    lost): a worker died or the broker dropped the message."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
+    return list(
+        ExperimentTimeseriesRecalculation.objects.filter(
+            Q(status=RecalculationStatus.IN_PROGRESS, updated_at__lt=cutoff)
+            | Q(status=RecalculationStatus.PENDING, created_at__lt=cutoff)
+        ).values_list("pk", flat=True)
+    )
