@@ -39,7 +39,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -68,8 +67,9 @@ def main() -> None:
     events = synthetic_events(options.events)
     event_partitions_ensure(dt.datetime.fromisoformat(event["timestamp"]) for event in events)
     bodies = [
-        json.dumps({"api_key": http_project.api_token, "sent_at": _now_iso(), "batch": events[i : i + BATCH_SIZE]})
-        .encode()
+        json.dumps(
+            {"api_key": http_project.api_token, "sent_at": _now_iso(), "batch": events[i : i + BATCH_SIZE]}
+        ).encode()
         for i in range(0, len(events), BATCH_SIZE)
     ]
 
@@ -107,7 +107,7 @@ def synthetic_events(count: int) -> list[dict]:
     generator = random.Random(7)
     now = dt.datetime.now(dt.UTC)
     events = []
-    for number in range(count):
+    for _ in range(count):
         name = generator.choice(EVENT_NAMES)
         properties = {
             "$lib": "posthog-python",
@@ -131,7 +131,6 @@ def synthetic_events(count: int) -> list[dict]:
                 "type": "capture",
             }
         )
-        del number
     return events
 
 
@@ -235,12 +234,14 @@ def copy_events(project_id: int, events: list[dict]) -> float:
         for event in events
     ]
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
             'COPY events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at) FROM STDIN'
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     elapsed = time.perf_counter() - started
     if Event.objects.filter(project_id=project_id).count() != len(events):
         sys.exit("COPY did not store every event.")
@@ -248,5 +249,4 @@ def copy_events(project_id: int, events: list[dict]) -> float:
 
 
 if __name__ == "__main__":
-    settings.DEBUG = False
     main()

@@ -18,11 +18,13 @@ _INSERT_TEMPLATE = """
     INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at)
     SELECT {values}
     {source}
-    WHERE NOT EXISTS (
-        SELECT 1 FROM events_event AS stored
+    LEFT JOIN LATERAL (
+        SELECT 1 AS found FROM events_event AS stored
         WHERE stored.project_id = {project} AND stored.uuid = {uuid}
           AND stored."timestamp" BETWEEN {low} AND {high}
-    )
+        LIMIT 1
+    ) AS already_stored ON TRUE
+    WHERE already_stored.found IS NULL
     ON CONFLICT DO NOTHING
 """
 _BATCH_COLUMNS = dict(

@@ -1,7 +1,7 @@
 """Lifecycle actions of the experiments viewset (PostHog's newest API), the activity log and the planner."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +17,7 @@ from experiments.lifecycle_serializers import (
 from experiments.serializers import ExperimentSerializer
 from experiments.services import lifecycle
 from experiments.services.planning import running_time_calculate
-from experiments_api.models import PersonalAPIKey
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE
-from experiments_api.scopes import scopes_grant
+from experiments_api.permissions import ensure_key_allows_project, ensure_key_has_scope
 
 FLAG_WRITE_SCOPE = "feature_flag:write"
 
@@ -35,13 +33,6 @@ def _validated(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def _ensure_key_allows_project(request: Request, project_id: int) -> None:
-    """A key limited to some projects (ProjectAccessPermission checks the URL's) may not write into another one."""
-    key = request.auth
-    if isinstance(key, PersonalAPIKey) and key.scoped_projects and project_id not in key.scoped_projects:
-        raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project_id))
 
 
 class ExperimentLifecycleActionsMixin:
@@ -97,12 +88,8 @@ class ExperimentLifecycleActionsMixin:
         """Hide an ended experiment from the default list; `disable_feature_flag` also deactivates its flag
         (and then needs `feature_flag:write`)."""
         data = _validated(ArchiveSerializer, request)
-        if (
-            data["disable_feature_flag"]
-            and isinstance(request.auth, PersonalAPIKey)
-            and not scopes_grant(request.auth.scopes, FLAG_WRITE_SCOPE)
-        ):
-            raise exceptions.PermissionDenied(MISSING_SCOPE_MESSAGE.format(scope=FLAG_WRITE_SCOPE))
+        if data["disable_feature_flag"]:
+            ensure_key_has_scope(request, FLAG_WRITE_SCOPE)
         return self._respond(lifecycle.experiment_archive(experiment=self.get_object(), user=request.user, **data))
 
     @extend_schema(request=None, responses={200: ExperimentSerializer})
@@ -118,7 +105,7 @@ class ExperimentLifecycleActionsMixin:
         there). 400 when the target is unknown, outside the organization, or the user is not a member; 403 when
         the API key is limited to projects that do not include the target."""
         data = _validated(CopyToProjectSerializer, request)
-        _ensure_key_allows_project(request, data["target_project_id"])
+        ensure_key_allows_project(request, data["target_project_id"])
         copied = lifecycle.experiment_copy_to_project(experiment=self.get_object(), user=request.user, **data)
         return Response(ExperimentSerializer(copied, context={"request": request}).data, status=201)
 

@@ -28,16 +28,25 @@ def required_scopes_for(view: APIView, request: Request) -> list[str]:
     return [f"{scope_object}:{level}"]
 
 
+def ensure_key_has_scope(request: Request, scope: str) -> None:
+    """403 when the request's personal API key lacks `scope`; session logins are not scope-limited."""
+    if isinstance(request.auth, PersonalAPIKey) and not scopes_grant(request.auth.scopes, scope):
+        raise exceptions.PermissionDenied(MISSING_SCOPE_MESSAGE.format(scope=scope))
+
+
+def ensure_key_allows_project(request: Request, project_id: int) -> None:
+    """403 when the request's personal API key is limited to other projects (an empty list limits nothing)."""
+    key = request.auth
+    if isinstance(key, PersonalAPIKey) and key.scoped_projects and project_id not in key.scoped_projects:
+        raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project_id))
+
+
 class APIScopePermission(permissions.BasePermission):
     """Personal API keys need the action's scopes; session logins are not scope-limited."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        required = required_scopes_for(view, request)
-        if not isinstance(request.auth, PersonalAPIKey):
-            return True
-        for scope in required:
-            if not scopes_grant(request.auth.scopes, scope):
-                raise exceptions.PermissionDenied(MISSING_SCOPE_MESSAGE.format(scope=scope))
+        for scope in required_scopes_for(view, request):
+            ensure_key_has_scope(request, scope)
         return True
 
 
@@ -46,13 +55,7 @@ class ProjectAccessPermission(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         project = view.project  # raises NotFound for an unknown project
-        key = request.auth
-        if (
-            isinstance(key, PersonalAPIKey)
-            and key.scoped_projects
-            and project.pk not in key.scoped_projects
-        ):
-            raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project.pk))
+        ensure_key_allows_project(request, project.pk)
         if not ProjectMembership.objects.filter(user=request.user, project=project).exists():
             raise exceptions.PermissionDenied(NOT_A_PROJECT_MEMBER_MESSAGE)
         return True

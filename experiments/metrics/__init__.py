@@ -68,9 +68,7 @@ class DailyStatistics:
     exposures: list[dict[str, int]]
 
 
-def daily_variant_statistics(
-    *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
-) -> DailyStatistics:
+def daily_variant_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> DailyStatistics:
     """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive).
 
     Raises DomainError for a metric or experiment setting the engine cannot compute.

@@ -20,7 +20,8 @@ def _without_step_sessions(result: dict) -> dict:
         result["baseline"] = {key: value for key, value in result["baseline"].items() if key != "step_sessions"}
     if isinstance(result.get("variant_results"), list):
         result["variant_results"] = [
-            {key: value for key, value in variant.items() if key != "step_sessions"} if isinstance(variant, dict)
+            {key: value for key, value in variant.items() if key != "step_sessions"}
+            if isinstance(variant, dict)
             else variant
             for variant in result["variant_results"]
         ]
