@@ -1,7 +1,6 @@
 """Event ingestion: validate a batch, store the valid events in bulk, keep event definitions current."""
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events.partitions import event_partitions_ensure
-from events.store import event_definitions_upsert, events_copy_insert, events_insert, unique_by_uuid
+from events.store import events_copy_store, events_store, unique_by_uuid
 from events.validation import InvalidEvent, ValidEvent, event_validate
 from experiments_api.models import Project
 
@@ -35,13 +34,9 @@ class IngestResult:
 
 
 def events_ingest(*, project: Project, events: list[Any], sent_at: datetime | None = None) -> IngestResult:
-    """Store a batch of PostHog-style events: one INSERT for the batch, one upsert for the event definitions.
-
-    Invalid events are rejected with their index and the valid ones kept. Timestamps are corrected for the
-    sender's clock with `sent_at`/`offset`. The two statements run in autocommit, each atomic on its own, so no row
-    lock is held across them; if the second fails, a re-send of the batch finds its events already stored and
-    completes the definitions.
-    """
+    """Store a batch of PostHog-style events in one statement that also widens the event definitions' first/last
+    seen (two on SQLite). Invalid events are rejected with their index and the valid ones kept. Timestamps are
+    corrected for the sender's clock with `sent_at`/`offset`."""
     now = timezone.now()
     valid: list[ValidEvent] = []
     result = IngestResult()
@@ -68,9 +63,10 @@ def _store(
     if not unique:
         return
     event_partitions_ensure(event.timestamp for event in unique)
-    insert = events_copy_insert if copy and connection.vendor == "postgresql" else events_insert
-    # An import batch is all or nothing; live ingestion stays in autocommit (see events_ingest).
-    with transaction.atomic() if copy else nullcontext():
-        result.stored = insert(project_id=project.pk, events=unique, created_at=created_at)
-        event_definitions_upsert(project_id=project.pk, events=unique)
+    if copy:  # an import batch is all or nothing
+        with transaction.atomic():
+            store = events_copy_store if connection.vendor == "postgresql" else events_store
+            result.stored = store(project_id=project.pk, events=unique, created_at=created_at)
+    else:
+        result.stored = events_store(project_id=project.pk, events=unique, created_at=created_at)
     result.duplicates = len(events) - result.stored

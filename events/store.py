@@ -1,5 +1,7 @@
-"""The SQL that writes events and event definitions in bulk: one statement per batch, re-sent events skipped."""
+"""The SQL that stores a batch of events and widens the first/last seen of their names: on PostgreSQL one
+statement per batch, re-sent events skipped."""
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -13,51 +15,79 @@ from events.validation import ValidEvent
 # timestamps can differ slightly; the window (searched with the unique index) absorbs that. The unique index on
 # (project, uuid, timestamp) still stops exact duplicates that race past the window check.
 DEDUP_WINDOW = timedelta(days=1)
+IMPORT_TABLE = "events_import_batch"
 
-_INSERT_TEMPLATE = """
+# A LATERAL probe with LIMIT keeps the dedup check an index lookup per event; a plain NOT EXISTS lets the planner
+# choose a hash anti-join that reads every stored event of the project.
+_INSERT_EVENTS_TEMPLATE = """
     INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at)
-    SELECT {values}
-    {source}
+    SELECT {project}, batch.uuid, batch.event, batch.distinct_id, batch.ts, batch.properties, {created_at}
+    FROM {source}
     LEFT JOIN LATERAL (
         SELECT 1 AS found FROM events_event AS stored
-        WHERE stored.project_id = {project} AND stored.uuid = {uuid}
-          AND stored."timestamp" BETWEEN {low} AND {high}
+        WHERE stored.project_id = {project} AND stored.uuid = batch.uuid
+          AND stored."timestamp" BETWEEN batch.ts - {window} AND batch.ts + {window}
         LIMIT 1
     ) AS already_stored ON TRUE
     WHERE already_stored.found IS NULL
     ON CONFLICT DO NOTHING
 """
-_BATCH_COLUMNS = dict(
-    values="%(project_id)s, batch.uuid, batch.event, batch.distinct_id, batch.ts, batch.properties, %(created_at)s",
-    project="%(project_id)s",
-    uuid="batch.uuid",
-    low="batch.ts - %(window)s",
-    high="batch.ts + %(window)s",
-)
-# PostgreSQL: the whole batch as arrays, unnested into one INSERT.
-_INSERT_ARRAYS_SQL = _INSERT_TEMPLATE.format(
-    source="FROM unnest(%(uuids)s::uuid[], %(names)s::text[], %(distinct_ids)s::text[], "
-    "%(timestamps)s::timestamptz[], %(properties)s::jsonb[]) AS batch(uuid, event, distinct_id, ts, properties)",
-    **_BATCH_COLUMNS,
-)
-# PostgreSQL bulk import: rows COPYed into a temporary table, then moved with one INSERT.
-_IMPORT_TABLE = "events_import_batch"
-_INSERT_FROM_IMPORT_TABLE_SQL = _INSERT_TEMPLATE.format(source=f"FROM {_IMPORT_TABLE} AS batch", **_BATCH_COLUMNS)
-# Other databases (the embedded SQLite): one parameterised row, executed for the whole batch at once.
-_INSERT_ROW_SQL = _INSERT_TEMPLATE.format(
-    values="%s, %s, %s, %s, %s, %s, %s", source="", project="%s", uuid="%s", low="%s", high="%s"
-)
-# First/last seen only ever widen; rows that would not change are not rewritten (no needless row locks).
-_UPSERT_DEFINITIONS_SQL = """
+# First/last seen only ever widen. Names whose range already covers the batch are filtered out before the upsert,
+# so concurrent batches of the same events do not queue on those rows' locks; the rest are locked in name order,
+# so concurrent batches cannot deadlock.
+_UPSERT_DEFINITIONS_TEMPLATE = """
     INSERT INTO events_eventdefinition (project_id, name, first_seen_at, last_seen_at)
-    VALUES {values}
+    SELECT {project}, seen.name, seen.first_seen, seen.last_seen
+    FROM ({seen}) AS seen
+    WHERE NOT EXISTS (
+        SELECT 1 FROM events_eventdefinition AS known
+        WHERE known.project_id = {project} AND known.name = seen.name
+          AND known.first_seen_at <= seen.first_seen AND known.last_seen_at >= seen.last_seen
+    )
+    ORDER BY seen.name
     ON CONFLICT (project_id, name) DO UPDATE SET
         first_seen_at = CASE WHEN excluded.first_seen_at < events_eventdefinition.first_seen_at
                              THEN excluded.first_seen_at ELSE events_eventdefinition.first_seen_at END,
         last_seen_at = CASE WHEN excluded.last_seen_at > events_eventdefinition.last_seen_at
                             THEN excluded.last_seen_at ELSE events_eventdefinition.last_seen_at END
-    WHERE excluded.first_seen_at < events_eventdefinition.first_seen_at
-       OR excluded.last_seen_at > events_eventdefinition.last_seen_at
+"""
+_PARAMS = {"project": "%(project_id)s", "created_at": "%(created_at)s", "window": "%(window)s"}
+# PostgreSQL: events and definitions in one statement; the definitions come from the events actually inserted.
+_STORE_TEMPLATE = """
+    WITH inserted AS (
+        {insert_events}
+        RETURNING event, "timestamp"
+    ), definitions AS (
+        {upsert_definitions}
+        RETURNING 1
+    )
+    SELECT COUNT(*) FROM inserted
+"""
+_STORE_SQL_TEMPLATE = _STORE_TEMPLATE.format(
+    insert_events=_INSERT_EVENTS_TEMPLATE.format(source="{source}", **_PARAMS),
+    upsert_definitions=_UPSERT_DEFINITIONS_TEMPLATE.format(
+        project=_PARAMS["project"],
+        seen='SELECT event AS name, MIN("timestamp") AS first_seen, MAX("timestamp") AS last_seen '
+        "FROM inserted GROUP BY event",
+    ),
+)
+# The batch as one JSON array parameter, expanded into rows by the server (quoting one string client-side is much
+# cheaper than quoting an array per column).
+_STORE_JSON_SQL = _STORE_SQL_TEMPLATE.format(
+    source="json_to_recordset(%(batch)s::json) "
+    "AS batch(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb)"
+)
+# Bulk import: the rows COPYed into a temporary table first.
+_STORE_IMPORT_TABLE_SQL = _STORE_SQL_TEMPLATE.format(source=f"{IMPORT_TABLE} AS batch")
+# Other databases (the embedded SQLite, which has no LATERAL): one row, executed for the whole batch at once.
+_INSERT_ROW_SQL = """
+    INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at)
+    SELECT %s, %s, %s, %s, %s, %s, %s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM events_event
+        WHERE project_id = %s AND uuid = %s AND "timestamp" BETWEEN %s AND %s
+    )
+    ON CONFLICT DO NOTHING
 """
 
 
@@ -72,86 +102,84 @@ def unique_by_uuid(events: Sequence[ValidEvent]) -> list[ValidEvent]:
     return unique
 
 
-def events_insert(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
-    """Insert the events not stored yet in one statement; returns how many were inserted."""
+def events_store(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
+    """Insert the events not stored yet and widen their names' definitions; returns how many were inserted."""
     if not events:
         return 0
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                _INSERT_ARRAYS_SQL,
-                {
-                    "project_id": project_id,
-                    "created_at": created_at,
-                    "window": DEDUP_WINDOW,
-                    "uuids": [event.uuid for event in events],
-                    "names": [event.event for event in events],
-                    "distinct_ids": [event.distinct_id for event in events],
-                    "timestamps": [event.timestamp for event in events],
-                    "properties": [event.properties_json for event in events],
-                },
-            )
-        else:
-            cursor.executemany(_INSERT_ROW_SQL, [_row_params(project_id, event, created_at) for event in events])
-        return cursor.rowcount
+        if connection.vendor != "postgresql":
+            return _events_store_row_by_row(cursor, project_id=project_id, events=events, created_at=created_at)
+        params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
+        cursor.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
+        return cursor.fetchone()[0]
 
 
-def events_copy_insert(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
-    """PostgreSQL only: COPY the events into a temporary table, then insert the ones not stored yet.
-    Must run inside a transaction (the temporary table is dropped on commit)."""
+def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
+    """PostgreSQL only, inside a transaction: COPY the events into a temporary table, then store them as
+    events_store does; returns how many were inserted."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {_IMPORT_TABLE} "
+            f"CREATE TEMPORARY TABLE {IMPORT_TABLE} "
             "(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb) ON COMMIT DROP"
         )
-        with cursor.cursor.copy(f"COPY {_IMPORT_TABLE} (uuid, event, distinct_id, ts, properties) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {IMPORT_TABLE} (uuid, event, distinct_id, ts, properties) FROM STDIN") as copy:
             for event in events:
                 copy.write_row((event.uuid, event.event, event.distinct_id, event.timestamp, event.properties_json))
         cursor.execute(
-            _INSERT_FROM_IMPORT_TABLE_SQL,
-            {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW},
+            _STORE_IMPORT_TABLE_SQL, {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
         )
-        inserted = cursor.rowcount
+        inserted = cursor.fetchone()[0]
         # Dropped now rather than at commit, for callers whose transaction spans several batches.
-        cursor.execute(f"DROP TABLE {_IMPORT_TABLE}")
+        cursor.execute(f"DROP TABLE {IMPORT_TABLE}")
         return inserted
 
 
-def event_definitions_upsert(*, project_id: int, events: Sequence[ValidEvent]) -> None:
-    """Record each event name with the earliest and latest timestamps of the batch, in one statement."""
+def _batch_json(events: Sequence[ValidEvent]) -> str:
+    """The events as a JSON array of {uuid, event, distinct_id, ts, properties}; properties are already JSON."""
+    rows = (
+        f'{{"uuid":"{event.uuid}","event":{json.dumps(event.event, ensure_ascii=False)},'
+        f'"distinct_id":{json.dumps(event.distinct_id, ensure_ascii=False)},'
+        f'"ts":"{event.timestamp.isoformat()}","properties":{event.properties_json}}}'
+        for event in events
+    )
+    return "[" + ",".join(rows) + "]"
+
+
+def _events_store_row_by_row(cursor, *, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
+    uuid_field = Event._meta.get_field("uuid")
+    rows = []
+    for event in events:
+        uuid_value = uuid_field.get_db_prep_value(event.uuid, connection)
+        rows.append(
+            [
+                project_id,
+                uuid_value,
+                event.event,
+                event.distinct_id,
+                _datetime_param(event.timestamp),
+                event.properties_json,
+                _datetime_param(created_at),
+                project_id,
+                uuid_value,
+                _datetime_param(event.timestamp - DEDUP_WINDOW),
+                _datetime_param(event.timestamp + DEDUP_WINDOW),
+            ]
+        )
+    cursor.executemany(_INSERT_ROW_SQL, rows)
+    inserted = cursor.rowcount
     seen: dict[str, tuple[datetime, datetime]] = {}
     for event in events:
         first, last = seen.get(event.event, (event.timestamp, event.timestamp))
         seen[event.event] = (min(first, event.timestamp), max(last, event.timestamp))
-    if not seen:
-        return
-    # Sorted, so concurrent batches lock definition rows in the same order and cannot deadlock.
-    names = sorted(seen)
-    params: list = []
-    for name in names:
-        first, last = seen[name]
-        params += [project_id, name, _datetime_param(first), _datetime_param(last)]
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(names))
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT_DEFINITIONS_SQL.format(values=values), params)
+    seen_sql = " UNION ALL ".join(["SELECT %s AS name, %s AS first_seen, %s AS last_seen"] * len(seen))
+    seen_params = [
+        value for name, (first, last) in seen.items() for value in (name, _datetime_param(first), _datetime_param(last))
+    ]
+    cursor.execute(
+        _UPSERT_DEFINITIONS_TEMPLATE.format(project="%s", seen=seen_sql), [project_id, *seen_params, project_id]
+    )
+    return inserted
 
 
 def _datetime_param(value: datetime):
     return Event._meta.get_field("timestamp").get_db_prep_value(value, connection)
-
-
-def _row_params(project_id: int, event: ValidEvent, created_at: datetime) -> list:
-    uuid_value = Event._meta.get_field("uuid").get_db_prep_value(event.uuid, connection)
-    return [
-        project_id,
-        uuid_value,
-        event.event,
-        event.distinct_id,
-        _datetime_param(event.timestamp),
-        event.properties_json,
-        _datetime_param(created_at),
-        project_id,
-        uuid_value,
-        _datetime_param(event.timestamp - DEDUP_WINDOW),
-        _datetime_param(event.timestamp + DEDUP_WINDOW),
-    ]

@@ -91,3 +91,7 @@ SAMPLE_SIZE_OUT_OF_RANGE = (
     "No sample size can be computed for these inputs: minimum_detectable_effect is too small or too large "
     "for the baseline"
 )
+UNKNOWN_EVENTS = (
+    "Event(s) {events} not found in this project. Capture them first, or send allow_unknown_events: true to use "
+    "events that have not been seen yet."
+)

@@ -221,3 +221,16 @@ def _check_retention(metric: dict) -> None:
         raise _MetricProblem(RETENTION_WINDOW_UNIT_INVALID)
     if metric["start_handling"] not in START_HANDLINGS:
         raise _MetricProblem(START_HANDLING_INVALID)
+
+
+METRIC_SOURCE_KEYS = ("source", "numerator", "denominator", "start_event", "completion_event")
+
+
+def metric_event_names(metric: dict) -> list[str]:
+    """The event names of a valid metric's EventsNode sources and funnel steps (null events are "all events")."""
+    nodes = [metric.get(key) for key in METRIC_SOURCE_KEYS] + list(metric.get("series") or [])
+    return [
+        node["event"]
+        for node in nodes
+        if isinstance(node, dict) and node.get("kind") == "EventsNode" and isinstance(node.get("event"), str)
+    ]

@@ -2,9 +2,10 @@
 
 from rest_framework import serializers
 
+from events.selectors import unknown_event_names
 from experiments import messages, validators
 from experiments.fingerprint import experiment_metric_fingerprint
-from experiments.metric_validation import validate_experiment_metrics
+from experiments.metric_validation import metric_event_names, validate_experiment_metrics
 from experiments.models import (
     Experiment,
     ExperimentConclusion,
@@ -215,6 +216,13 @@ class ExperimentSerializer(serializers.ModelSerializer):
         start_date, end_date = attrs.get("start_date"), attrs.get("end_date")
         if start_date and end_date and start_date >= end_date:
             raise serializers.ValidationError(messages.END_BEFORE_START)
+        if not attrs.get("allow_unknown_events"):
+            for field in ("metrics", "metrics_secondary"):
+                names = [name for metric in attrs.get(field) or [] for name in metric_event_names(metric)]
+                unknown = unknown_event_names(project=self.context["project"], names=names) if names else []
+                if unknown:
+                    quoted = ", ".join(f"'{name}'" for name in unknown)
+                    raise serializers.ValidationError({field: [messages.UNKNOWN_EVENTS.format(events=quoted)]})
         return attrs
 
     def to_representation(self, experiment: Experiment) -> dict:

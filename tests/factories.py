@@ -12,6 +12,9 @@ from experiments_api.services import personal_api_key_create
 from flags.models import Cohort, FeatureFlag
 
 
+DEFAULT_SEEN_EVENTS = ("$pageview", "purchase", "checkout viewed", "café ☕")
+
+
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
@@ -25,6 +28,18 @@ class ProjectFactory(factory.django.DjangoModelFactory):
 
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"Project {n}")
+
+    @factory.post_generation
+    def seen_events(project, create, names, **kwargs):
+        """A test project has already seen the events that metrics in tests use (experiments refuse metrics on
+        unseen events unless `allow_unknown_events`); pass `seen_events=[]` for a project that has seen none."""
+        if not create:
+            return
+        now = timezone.now()
+        EventDefinition.objects.bulk_create(
+            EventDefinition(project=project, name=name, first_seen_at=now, last_seen_at=now)
+            for name in (DEFAULT_SEEN_EVENTS if names is None else names)
+        )
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -411,8 +411,37 @@ def test_a_web_experiment_on_a_reused_flag_records_the_flags_variants(api_client
     }
 
 
-def test_unknown_event_names_and_folders_are_accepted(api_client, project):
-    response = create(api_client, project, metrics=[mean_metric("never-seen")], _create_in_folder="Unfiled/Experiments")
+def test_unknown_event_names_are_refused_naming_them(api_client, project):
+    funnel = {
+        "kind": "ExperimentMetric",
+        "metric_type": "funnel",
+        "series": [
+            {"kind": "EventsNode", "event": "purchase"},
+            {"kind": "EventsNode", "event": "zzz"},
+            {"kind": "EventsNode", "event": "never-seen"},
+        ],
+    }
+    response = create(api_client, project, metrics_secondary=[funnel])
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "validation_error",
+        "code": "invalid_input",
+        "detail": messages.UNKNOWN_EVENTS.format(events="'never-seen', 'zzz'"),
+        "attr": "metrics_secondary",
+    }
+    assert Experiment.objects.count() == 0
+    assert FeatureFlag.objects.count() == 0
+
+
+def test_unknown_event_names_and_folders_are_accepted_with_allow_unknown_events(api_client, project):
+    response = create(
+        api_client,
+        project,
+        metrics=[mean_metric("never-seen")],
+        allow_unknown_events=True,
+        _create_in_folder="Unfiled/Experiments",
+    )
 
     assert response.status_code == 201, response.json()
     assert response.json()["metrics"][0]["source"] == {"kind": "EventsNode", "event": "never-seen"}
