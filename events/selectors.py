@@ -1,5 +1,6 @@
 """Reads over the event store and the lookups the SDK endpoints need (project by token, flags to evaluate)."""
 
+import time
 from datetime import datetime
 
 from events.models import Event, EventDefinition
@@ -9,6 +10,9 @@ from flags.models import FeatureFlag
 FEATURE_PROPERTY_PREFIX = "$feature/"
 # Property blobs sampled per event name, as PostHog's requires_flag_implementation does.
 FEATURE_PROPERTY_SAMPLE_SIZE = 20
+PROJECT_CACHE_SECONDS = 10
+PROJECT_CACHE_MAX_ENTRIES = 10_000
+_projects_by_token: dict[str, tuple[float, Project]] = {}
 SDK_FLAG_FIELDS = ("id", "key", "name", "filters", "active", "deleted", "version", "ensure_experience_continuity")
 
 
@@ -34,7 +38,20 @@ def unknown_event_names(*, project: Project, names: list[str]) -> list[str]:
 
 
 def project_for_api_token(token: str) -> Project | None:
-    return Project.objects.filter(api_token=token).first() if token else None
+    """The project of a project token. Every capture and flags request asks, so found projects are kept in this
+    process for PROJECT_CACHE_SECONDS: a rotated token or deleted project is noticed that much later."""
+    if not token:
+        return None
+    now = time.monotonic()
+    cached = _projects_by_token.get(token)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    project = Project.objects.filter(api_token=token).first()
+    if project is not None:
+        if len(_projects_by_token) >= PROJECT_CACHE_MAX_ENTRIES:
+            _projects_by_token.clear()
+        _projects_by_token[token] = (now + PROJECT_CACHE_SECONDS, project)
+    return project
 
 
 def flags_for_sdk(*, project: Project, include_inactive: bool = False) -> list[dict]:

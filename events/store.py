@@ -1,14 +1,13 @@
 """The SQL that stores a batch of events and widens the first/last seen of their names: on PostgreSQL one
 statement per batch, re-sent events skipped."""
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import connection
 
 from events.models import Event
-from events.validation import ValidEvent
+from events.validation import JSON_ENCODER, ValidEvent
 
 # A uuid already stored within this distance of an event's timestamp makes the event a re-send. Re-sends carry the
 # same uuid and event timestamp, but the skew correction is measured anew at each send, so the corrected
@@ -110,8 +109,11 @@ def events_store(*, project_id: int, events: Sequence[ValidEvent], created_at: d
         if connection.vendor != "postgresql":
             return _events_store_row_by_row(cursor, project_id=project_id, events=events, created_at=created_at)
         params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
-        cursor.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
-        return cursor.fetchone()[0]
+        import psycopg
+        raw = psycopg.Cursor(connection.connection)
+        wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+        wrapped.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
+        return wrapped.fetchone()[0]
 
 
 def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:
@@ -137,8 +139,8 @@ def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_
 def _batch_json(events: Sequence[ValidEvent]) -> str:
     """The events as a JSON array of {uuid, event, distinct_id, ts, properties}; properties are already JSON."""
     rows = (
-        f'{{"uuid":"{event.uuid}","event":{json.dumps(event.event, ensure_ascii=False)},'
-        f'"distinct_id":{json.dumps(event.distinct_id, ensure_ascii=False)},'
+        f'{{"uuid":"{event.uuid}","event":{JSON_ENCODER.encode(event.event)},'
+        f'"distinct_id":{JSON_ENCODER.encode(event.distinct_id)},'
         f'"ts":"{event.timestamp.isoformat()}","properties":{event.properties_json}}}'
         for event in events
     )

@@ -23,6 +23,8 @@ TIMESTAMP_INVALID = "Event timestamp must be an ISO 8601 date-time string."
 TIMESTAMP_IN_FUTURE = "Event timestamp is more than 23 hours in the future (after correcting for the sender's clock)."
 UUID_INVALID = "Event uuid must be a UUID string."
 
+# One encoder for every event: json.dumps with options builds a new encoder per call.
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _NUL = "\x00"
 _REPLACEMENT_CHARACTER = "\ufffd"
 
@@ -44,12 +46,12 @@ class ValidEvent:
 
 def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) -> ValidEvent:
     """Check one raw event and return it ready for storage; raises InvalidEvent with a message saying what to fix."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise InvalidEvent(EVENT_NOT_OBJECT)
     properties = raw.get("properties")
     if properties is None:
         properties = {}
-    if not isinstance(properties, Mapping):
+    if not isinstance(properties, dict):
         raise InvalidEvent(PROPERTIES_NOT_OBJECT)
     timestamp = corrected_timestamp(raw, now=now, sent_at=sent_at)
     if timestamp > now + FUTURE_TOLERANCE:
@@ -124,19 +126,19 @@ def _distinct_id(value: Any) -> str:
 
 def _properties_json(properties: Mapping) -> str:
     try:
-        text = json.dumps(properties, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = JSON_ENCODER.encode(properties)
     except ValueError as error:
         raise InvalidEvent(PROPERTIES_NOT_FINITE) from error
     # PostgreSQL's jsonb cannot hold NUL characters; replace them as PostHog does.
     if "\\u0000" in text:
-        text = json.dumps(_without_nul(properties), ensure_ascii=False, separators=(",", ":"))
+        text = JSON_ENCODER.encode(_without_nul(properties))
     return text
 
 
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace(_NUL, _REPLACEMENT_CHARACTER)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {_without_nul(key): _without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_without_nul(item) for item in value]

@@ -27,6 +27,7 @@ from experiments.selectors import (
 )
 from experiments.serializers import DuplicateExperimentSerializer, ExperimentSerializer
 from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
+from experiments.timeseries_views import ExperimentTimeseriesActionsMixin
 from experiments_api.mixins import DestroyNotAllowedMixin
 from experiments_api.routing import ProjectScopedViewSet
 from flags.serializers import CohortSerializer, FeatureFlagSerializer
@@ -49,6 +50,7 @@ REQUIRES_FLAG_LOOKBACK_DAYS = 7
 
 class ExperimentViewSet(
     ExperimentLifecycleActionsMixin,
+    ExperimentTimeseriesActionsMixin,
     DestroyNotAllowedMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,

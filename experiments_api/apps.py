@@ -8,4 +8,4 @@ class ExperimentsApiConfig(AppConfig):
     verbose_name = "Organizations, projects and API keys"
 
     def ready(self) -> None:
-        from experiments_api import checks  # noqa: F401  (registers the scope-declaration check)
+        from experiments_api import checks, schema  # noqa: F401  (register the system check and OpenAPI extension)

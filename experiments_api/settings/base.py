@@ -132,10 +132,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "SECURITY": [{"PersonalAPIKeyAuth": []}],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"PersonalAPIKeyAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "phx_..."}}
-    },
 }
 
 REDIS_URL = env_str("REDIS_URL")

@@ -1,0 +1,83 @@
+"""Timeseries actions of the experiments viewset: request a recalculation, read the daily results."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from experiments.timeseries import recalculation_response, timeseries_recalculation_request, timeseries_results_get
+
+METRIC_REQUIRED = "metric is required"
+FINGERPRINT_REQUIRED = "fingerprint is required"
+METRIC_UUID_PARAM_REQUIRED = "metric_uuid query parameter is required"
+FINGERPRINT_PARAM_REQUIRED = "fingerprint query parameter is required"
+METRIC_NOT_OBJECT = "metric must be an object"
+FINGERPRINT_INVALID = "fingerprint must be a string of at most 64 characters"
+
+
+class RecalculateTimeseriesSerializer(serializers.Serializer):
+    """PostHog answers these errors without an `attr`, so they are raised as non-field errors."""
+
+    metric = serializers.JSONField(required=False)
+    fingerprint = serializers.JSONField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        metric, fingerprint = attrs.get("metric"), attrs.get("fingerprint")
+        if not metric:
+            raise serializers.ValidationError(METRIC_REQUIRED)
+        if not isinstance(metric, dict):
+            raise serializers.ValidationError(METRIC_NOT_OBJECT)
+        if not fingerprint:
+            raise serializers.ValidationError(FINGERPRINT_REQUIRED)
+        if not isinstance(fingerprint, str) or len(fingerprint) > 64:
+            raise serializers.ValidationError(FINGERPRINT_INVALID)
+        return attrs
+
+
+class TimeseriesResultsParamsSerializer(serializers.Serializer):
+    metric_uuid = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    fingerprint = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("metric_uuid"):
+            raise serializers.ValidationError(METRIC_UUID_PARAM_REQUIRED)
+        if not attrs.get("fingerprint"):
+            raise serializers.ValidationError(FINGERPRINT_PARAM_REQUIRED)
+        return attrs
+
+
+class RecalculationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    experiment_id = serializers.IntegerField()
+    metric_uuid = serializers.CharField(allow_null=True)
+    fingerprint = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "in_progress"])
+    created_at = serializers.CharField()
+
+
+class ExperimentTimeseriesActionsMixin:
+    @extend_schema(
+        request=RecalculateTimeseriesSerializer,
+        responses={201: RecalculationSerializer, 200: OpenApiResponse(RecalculationSerializer, "Already queued")},
+    )
+    @action(detail=True, methods=["post"])
+    def recalculate_timeseries(self, request: Request, *args, **kwargs) -> Response:
+        """Queue a recomputation of a metric's daily results from the start date. Idempotent per
+        (experiment, fingerprint): 200 with the pending/in-progress request, or 201 with a new one (whose stored
+        results are deleted first). 400 when `metric`/`fingerprint` is missing or the experiment is a draft."""
+        params = RecalculateTimeseriesSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        recalculation, created = timeseries_recalculation_request(experiment=self.get_object(), **params.validated_data)
+        return Response(
+            recalculation_response(recalculation), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(parameters=[TimeseriesResultsParamsSerializer], responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def timeseries_results(self, request: Request, *args, **kwargs) -> Response:
+        """A metric's cumulative daily results (one entry per experiment day, null where not computed), with the
+        overall status pending|failed|completed|partial and any active recalculation."""
+        params = TimeseriesResultsParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(timeseries_results_get(experiment=self.get_object(), **params.validated_data))
