@@ -25,6 +25,7 @@ def test_schema_declares_the_bearer_security_scheme_for_every_operation(schema):
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "phx_...",
+        "description": "A personal API key (`phx_…`), also accepted as `personal_api_key` in the body or query.",
     }
     operations = [operation for path_item in schema["paths"].values() for operation in path_item.values()]
     assert operations
