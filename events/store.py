@@ -109,11 +109,8 @@ def events_store(*, project_id: int, events: Sequence[ValidEvent], created_at: d
         if connection.vendor != "postgresql":
             return _events_store_row_by_row(cursor, project_id=project_id, events=events, created_at=created_at)
         params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
-        import psycopg
-        raw = psycopg.Cursor(connection.connection)
-        wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-        wrapped.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
-        return wrapped.fetchone()[0]
+        cursor.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
+        return cursor.fetchone()[0]
 
 
 def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:

@@ -95,3 +95,5 @@ UNKNOWN_EVENTS = (
     "Event(s) {events} not found in this project. Capture them first, or send allow_unknown_events: true to use "
     "events that have not been seen yet."
 )
+METRICS_RECALCULATION_NOT_STARTED = "Cannot recalculate metrics for an experiment that hasn't started"
+METRIC_REMOVED = "The metric was removed from the experiment."

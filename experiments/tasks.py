@@ -8,6 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
+from experiments.services.metrics_recalculation import metrics_recalculation_metric_run
 from experiments.timeseries import (
     daily_results_compute,
     stuck_recalculation_ids,
@@ -40,3 +41,9 @@ def schedule_daily_timeseries_results() -> None:
 def requeue_stuck_timeseries_recalculations() -> None:
     for recalculation_id in stuck_recalculation_ids():
         run_timeseries_recalculation.delay(str(recalculation_id))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **TIME_LIMITS, **RETRY_POLICY)
+def recalculate_experiment_metric(recalculation_id: str, metric_uuid: str) -> None:
+    """One metric of a batch recalculation (the batch is a Celery group of these)."""
+    metrics_recalculation_metric_run(recalculation_id=recalculation_id, metric_uuid=metric_uuid)

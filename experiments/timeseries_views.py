@@ -1,11 +1,16 @@
 """Timeseries actions of the experiments viewset: request a recalculation, read the daily results."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from experiments.models import RecalculationStatus, RecalculationTrigger
+from experiments.services.metrics_recalculation import (
+    metrics_recalculation_request,
+    metrics_recalculation_response,
+)
 from experiments.timeseries import recalculation_response, timeseries_recalculation_request, timeseries_results_get
 
 METRIC_REQUIRED = "metric is required"
@@ -56,6 +61,18 @@ class RecalculationSerializer(serializers.Serializer):
     created_at = serializers.CharField()
 
 
+class MetricsRecalculationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    experiment_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RecalculationStatus.choices)
+    total_metrics = serializers.IntegerField()
+    completed_metrics = serializers.IntegerField()
+    failed_metrics = serializers.IntegerField()
+    metric_errors = serializers.DictField(child=serializers.CharField())
+    trigger = serializers.ChoiceField(choices=RecalculationTrigger.choices)
+    created_at = serializers.CharField()
+
+
 class ExperimentTimeseriesActionsMixin:
     @extend_schema(
         request=RecalculateTimeseriesSerializer,
@@ -81,3 +98,38 @@ class ExperimentTimeseriesActionsMixin:
         params = TimeseriesResultsParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         return Response(timeseries_results_get(experiment=self.get_object(), **params.validated_data))
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: MetricsRecalculationSerializer,
+            200: OpenApiResponse(MetricsRecalculationSerializer, "A batch is already pending or in progress"),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="metrics_recalculation")
+    def metrics_recalculation(self, request: Request, *args, **kwargs) -> Response:
+        """Recalculate every metric now, one Celery task per metric. 201 with a new pending batch, or 200 with the
+        one already pending or in progress. 400 for a draft."""
+        recalculation, created = metrics_recalculation_request(experiment=self.get_object())
+        return Response(
+            metrics_recalculation_response(recalculation),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses={200: MetricsRecalculationSerializer})
+    @action(detail=True, methods=["get"], url_path="metrics_recalculation/latest")
+    def metrics_recalculation_latest(self, request: Request, *args, **kwargs) -> Response:
+        """The experiment's most recent batch recalculation with its per-metric progress; 404 if none."""
+        recalculation = self.get_object().metrics_recalculations.order_by("-created_at").first()
+        if recalculation is None:
+            raise exceptions.NotFound()
+        return Response(metrics_recalculation_response(recalculation))
+
+    @extend_schema(responses={200: MetricsRecalculationSerializer})
+    @action(detail=True, methods=["get"], url_path=r"metrics_recalculation/(?P<recalculation_id>[0-9a-fA-F-]{36})")
+    def metrics_recalculation_detail(self, request: Request, *args, recalculation_id: str, **kwargs) -> Response:
+        """One batch recalculation of this experiment; 404 if unknown."""
+        recalculation = self.get_object().metrics_recalculations.filter(pk=recalculation_id).first()
+        if recalculation is None:
+            raise exceptions.NotFound()
+        return Response(metrics_recalculation_response(recalculation))

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from functools import cached_property
 
 from django.http import HttpRequest, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -124,7 +126,6 @@ class LocalEvaluationView(APIView):
     """
 
     permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
-    scope_object = "feature_flag"
     required_scopes = ["feature_flag:read"]
 
     @cached_property
@@ -140,6 +141,10 @@ class LocalEvaluationView(APIView):
             raise exceptions.NotFound(PROJECT_NOT_FOUND_MESSAGE)
         return project
 
+    @extend_schema(
+        parameters=[OpenApiParameter("token", str, description="The project API token (phc_…).")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         definitions = [
             flag_for_local_evaluation(flag) for flag in flags_for_sdk(project=self.project, include_inactive=True)

@@ -3,7 +3,13 @@
 from django.db import transaction
 
 from experiments import messages
-from experiments.models import Experiment, ExperimentSavedMetric, ExperimentToSavedMetric, ExperimentType
+from experiments.models import (
+    Experiment,
+    ExperimentSavedMetric,
+    ExperimentToSavedMetric,
+    ExperimentType,
+    RecalculationTrigger,
+)
 from experiments.services.flag_sync import (
     draft_flag_filters,
     ensure_flag_eligible,
@@ -23,6 +29,7 @@ from experiments.services.metric_lists import (
     validate_ordering,
     validate_unique_metric_uuids,
 )
+from experiments.services.metrics_recalculation import metrics_recalculation_trigger_if_scheduled
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.models import FeatureFlag
@@ -221,6 +228,7 @@ def experiment_update(*, experiment: Experiment, user: User, data: dict, request
     _check_update_allowed(experiment, data)
 
     was_draft = experiment.is_draft
+    was_running = not was_draft and experiment.end_date is None
     old_saved = _current_saved_links(experiment)
     old_uuids = {kind: metric_uuids(getattr(experiment, field)) for kind, field in METRIC_FIELDS.items()}
     for field, value in data.items():
@@ -261,4 +269,18 @@ def experiment_update(*, experiment: Experiment, user: User, data: dict, request
     refresh_fingerprints(experiment)
     _check_metrics(experiment, saved_links)
     experiment.save()
+    trigger = _recalculation_trigger(data, control, was_draft=was_draft, was_running=was_running)
+    if trigger is not None:
+        metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=trigger)
     return experiment
+
+
+def _recalculation_trigger(data: dict, control: dict, *, was_draft: bool, was_running: bool) -> str | None:
+    """Which automatic metrics recalculation an update calls for: launch, stop, or changed metrics."""
+    if was_draft and data.get("start_date") is not None:
+        return RecalculationTrigger.EXPERIMENT_LAUNCH
+    if was_running and data.get("end_date") is not None:
+        return RecalculationTrigger.EXPERIMENT_STOP
+    if "saved_metrics_ids" in control or any(field in data for field in METRIC_FIELDS.values()):
+        return RecalculationTrigger.EXPERIMENT_UPDATE
+    return None

@@ -10,10 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments import messages
-from experiments.models import Experiment, ExperimentActivity
+from experiments.models import Experiment, ExperimentActivity, RecalculationTrigger
 from experiments.services.crud import experiment_create
 from experiments.services.flag_sync import CONTROL_VARIANT_KEY
 from experiments.services.metric_lists import refresh_fingerprints
+from experiments.services.metrics_recalculation import metrics_recalculation_trigger_if_scheduled
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.services import feature_flag_update
@@ -93,7 +94,9 @@ def experiment_launch(*, experiment: Experiment, user: User) -> Experiment:
         _set_flag(experiment, user, active=True)
         refresh_fingerprints(experiment)
 
-    return _apply(experiment, user, "launched", launch)
+    experiment = _apply(experiment, user, "launched", launch)
+    metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=RecalculationTrigger.EXPERIMENT_LAUNCH)
+    return experiment
 
 
 def experiment_end(
@@ -105,7 +108,9 @@ def experiment_end(
         experiment.conclusion = conclusion
         experiment.conclusion_comment = conclusion_comment
 
-    return _apply(experiment, user, "ended", end)
+    experiment = _apply(experiment, user, "ended", end)
+    metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=RecalculationTrigger.EXPERIMENT_STOP)
+    return experiment
 
 
 def experiment_pause(*, experiment: Experiment, user: User) -> Experiment:

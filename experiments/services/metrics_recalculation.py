@@ -1,0 +1,135 @@
+"""Batch recalculation of every metric of an experiment: one record, one Celery task per metric (a group).
+
+Each task computes the metric's current result (query_to = now, or the end date) with the results engine, stores it
+as an ExperimentMetricResult, and counts itself in the record under a row lock, so progress and errors are exact
+even when tasks run concurrently or are redelivered after a worker dies.
+"""
+
+from django.db import IntegrityError, transaction
+
+from experiments import messages
+from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.metric_results import current_metric_result, current_query_to
+from experiments.models import (
+    ACTIVE_RECALCULATION_STATUSES,
+    Experiment,
+    ExperimentMetricsRecalculation,
+    RecalculationStatus,
+    RecalculationTrigger,
+)
+from experiments.timeseries.backfill import metric_result_upsert
+from experiments.timeseries.daily import experiment_metrics
+from experiments_api.exceptions import DomainError
+
+
+def active_metrics_recalculation(experiment: Experiment) -> ExperimentMetricsRecalculation | None:
+    return ExperimentMetricsRecalculation.objects.filter(
+        experiment=experiment, status__in=ACTIVE_RECALCULATION_STATUSES
+    ).first()
+
+
+def _enqueue(recalculation: ExperimentMetricsRecalculation, metric_uuids: list[str]) -> None:
+    from celery import group
+
+    from experiments.tasks import recalculate_experiment_metric
+
+    group(recalculate_experiment_metric.s(str(recalculation.pk), metric_uuid) for metric_uuid in metric_uuids).delay()
+
+
+def metrics_recalculation_request(
+    *, experiment: Experiment, trigger: str = RecalculationTrigger.MANUAL
+) -> tuple[ExperimentMetricsRecalculation, bool]:
+    """The active batch (and False), or a new pending one whose per-metric tasks start once this commits (and True).
+    A draft cannot be recalculated: there is no exposure window yet."""
+    if experiment.start_date is None:
+        raise DomainError(messages.METRICS_RECALCULATION_NOT_STARTED)
+    with transaction.atomic():
+        existing = active_metrics_recalculation(experiment)
+        if existing is not None:
+            return existing, False
+        metric_uuids = [metric["uuid"] for metric in experiment_metrics(experiment)]
+        try:
+            with transaction.atomic():
+                recalculation = ExperimentMetricsRecalculation.objects.create(
+                    project_id=experiment.project_id,
+                    experiment=experiment,
+                    trigger=trigger,
+                    total_metrics=len(metric_uuids),
+                    status=RecalculationStatus.PENDING if metric_uuids else RecalculationStatus.COMPLETED,
+                )
+        except IntegrityError:
+            return active_metrics_recalculation(experiment), False
+        if metric_uuids:
+            transaction.on_commit(lambda: _enqueue(recalculation, metric_uuids))
+    return recalculation, True
+
+
+def metrics_recalculation_trigger_if_scheduled(*, experiment: Experiment, trigger: str) -> None:
+    """Launching, ending or changing the metrics of an experiment that opted into timeseries starts a batch."""
+    if (experiment.scheduling_config or {}).get("timeseries") and experiment.start_date is not None:
+        metrics_recalculation_request(experiment=experiment, trigger=trigger)
+
+
+def _count(recalculation_id, metric_uuid: str, error: str | None) -> None:
+    with transaction.atomic():
+        recalculation = ExperimentMetricsRecalculation.objects.select_for_update().get(pk=recalculation_id)
+        if metric_uuid in recalculation.processed_metric_uuids:
+            return
+        recalculation.processed_metric_uuids = [*recalculation.processed_metric_uuids, metric_uuid]
+        if error is None:
+            recalculation.completed_metrics += 1
+        else:
+            recalculation.failed_metrics += 1
+            recalculation.metric_errors = {**recalculation.metric_errors, metric_uuid: error}
+        done = recalculation.completed_metrics + recalculation.failed_metrics >= recalculation.total_metrics
+        if done:
+            recalculation.status = (
+                RecalculationStatus.FAILED if recalculation.failed_metrics else RecalculationStatus.COMPLETED
+            )
+        else:
+            recalculation.status = RecalculationStatus.IN_PROGRESS
+        recalculation.save()
+
+
+def metrics_recalculation_metric_run(*, recalculation_id, metric_uuid: str) -> None:
+    """Compute and store one metric of a batch. A metric the engine refuses (DomainError) is counted as failed
+    with its message; unexpected errors propagate so the task is retried."""
+    recalculation = (
+        ExperimentMetricsRecalculation.objects.select_related("experiment__project", "experiment__feature_flag")
+        .filter(pk=recalculation_id)
+        .first()
+    )
+    if recalculation is None or metric_uuid in recalculation.processed_metric_uuids:
+        return
+    experiment = recalculation.experiment
+    metric = next((m for m in experiment_metrics(experiment) if m["uuid"] == metric_uuid), None)
+    if metric is None:
+        _count(recalculation_id, metric_uuid, messages.METRIC_REMOVED)
+        return
+    try:
+        result, error = current_metric_result(experiment=experiment, metric=metric), None
+    except DomainError as refused:
+        result, error = None, refused.message
+    metric_result_upsert(
+        experiment=experiment,
+        metric_uuid=metric_uuid,
+        fingerprint=experiment_metric_fingerprint(experiment, metric),
+        query_to=current_query_to(experiment),
+        result=result,
+        error=error,
+    )
+    _count(recalculation_id, metric_uuid, error)
+
+
+def metrics_recalculation_response(recalculation: ExperimentMetricsRecalculation) -> dict:
+    return {
+        "id": str(recalculation.pk),
+        "experiment_id": recalculation.experiment_id,
+        "status": recalculation.status,
+        "total_metrics": recalculation.total_metrics,
+        "completed_metrics": recalculation.completed_metrics,
+        "failed_metrics": recalculation.failed_metrics,
+        "metric_errors": recalculation.metric_errors,
+        "trigger": recalculation.trigger,
+        "created_at": recalculation.created_at.isoformat(),
+    }
