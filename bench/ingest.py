@@ -1,8 +1,9 @@
 """Benchmark: event ingestion through POST /batch/ against a raw COPY of the same events (the floor).
 
-Starts the real server (gunicorn on 127.0.0.1), sends the events in batches of 100 from several concurrent
-clients over keep-alive connections, then COPYs the same events straight into events_event, and prints events per
-second for both and their ratio (goal: /batch/ at least 30% of COPY).
+Starts the real server (gunicorn on 127.0.0.1). Each round sends fresh events in batches of 100 from several
+concurrent clients over keep-alive connections, then COPYs the same events (already serialised) straight into
+events_event for another project. Prints the median events per second of each over the rounds and their ratio
+(goal: /batch/ at least 30% of COPY); the rounds' values show how noisy the machine was.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/exp_bench .venv/bin/python bench/ingest.py
 

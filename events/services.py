@@ -39,34 +39,29 @@ def events_ingest(*, project: Project, events: list[Any], sent_at: datetime | No
     corrected for the sender's clock with `sent_at`/`offset`."""
     now = timezone.now()
     valid: list[ValidEvent] = []
-    result = IngestResult()
+    rejected: list[RejectedEvent] = []
     for index, raw in enumerate(events):
         try:
             valid.append(event_validate(raw, now=now, sent_at=sent_at))
         except InvalidEvent as error:
-            result.rejected.append(RejectedEvent(index=index, detail=error.message))
-    _store(project=project, events=valid, created_at=now, result=result, copy=False)
-    return result
+            rejected.append(RejectedEvent(index=index, detail=error.message))
+    stored = _store(project=project, events=valid, created_at=now, from_file=False)
+    return IngestResult(stored=stored, duplicates=len(valid) - stored, rejected=rejected)
 
 
 def events_import_batch(*, project: Project, events: Sequence[ValidEvent]) -> IngestResult:
-    """Store already validated events (from a file), with COPY on PostgreSQL; all or nothing."""
-    result = IngestResult()
-    _store(project=project, events=events, created_at=timezone.now(), result=result, copy=True)
-    return result
+    """Store already validated events from a file: all or nothing, with COPY on PostgreSQL."""
+    stored = _store(project=project, events=events, created_at=timezone.now(), from_file=True)
+    return IngestResult(stored=stored, duplicates=len(events) - stored)
 
 
-def _store(
-    *, project: Project, events: Sequence[ValidEvent], created_at: datetime, result: IngestResult, copy: bool
-) -> None:
+def _store(*, project: Project, events: Sequence[ValidEvent], created_at: datetime, from_file: bool) -> int:
     unique = unique_by_uuid(events)
     if not unique:
-        return
+        return 0
     event_partitions_ensure(event.timestamp for event in unique)
-    if copy:  # an import batch is all or nothing
-        with transaction.atomic():
-            store = events_copy_store if connection.vendor == "postgresql" else events_store
-            result.stored = store(project_id=project.pk, events=unique, created_at=created_at)
-    else:
-        result.stored = events_store(project_id=project.pk, events=unique, created_at=created_at)
-    result.duplicates = len(events) - result.stored
+    if not from_file:
+        return events_store(project_id=project.pk, events=unique, created_at=created_at)
+    with transaction.atomic():
+        store = events_copy_store if connection.vendor == "postgresql" else events_store
+        return store(project_id=project.pk, events=unique, created_at=created_at)

@@ -48,18 +48,22 @@ def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) 
     """Check one raw event and return it ready for storage; raises InvalidEvent with a message saying what to fix."""
     if not isinstance(raw, dict):
         raise InvalidEvent(EVENT_NOT_OBJECT)
+    name = _event_name(raw.get("event"))
     properties = raw.get("properties")
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
         raise InvalidEvent(PROPERTIES_NOT_OBJECT)
+    # posthog-js sends the distinct id among the properties.
+    distinct_id = raw.get("distinct_id")
+    distinct_id = _distinct_id(properties.get("distinct_id") if distinct_id is None else distinct_id)
     timestamp = corrected_timestamp(raw, now=now, sent_at=sent_at)
     if timestamp > now + FUTURE_TOLERANCE:
         raise InvalidEvent(TIMESTAMP_IN_FUTURE)
     return ValidEvent(
         uuid=_event_uuid(raw.get("uuid")),
-        event=_event_name(raw.get("event")),
-        distinct_id=_distinct_id(raw.get("distinct_id", properties.get("distinct_id"))),
+        event=name,
+        distinct_id=distinct_id,
         timestamp=timestamp,
         properties_json=_properties_json(properties),
     )

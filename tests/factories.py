@@ -12,7 +12,7 @@ from experiments_api.services import personal_api_key_create
 from flags.models import Cohort, FeatureFlag
 
 
-DEFAULT_SEEN_EVENTS = ("$pageview", "purchase", "checkout viewed", "café ☕")
+DEFAULT_SEEN_EVENTS = ("$pageview", "purchase", "checkout viewed", "click", "café ☕")
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -25,6 +25,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
 class ProjectFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Project
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"Project {n}")

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events.models import Event, EventDefinition
-from events.payloads import BATCH_NOT_LIST, BODY_TOO_LARGE, MALFORMED_BASE64, MALFORMED_GZIP, MALFORMED_JSON
+from events.payloads import BATCH_NOT_LIST, BODY_TOO_LARGE, EMPTY_BODY, MALFORMED_BASE64, MALFORMED_GZIP, MALFORMED_JSON
 from events.validation import (
     DISTINCT_ID_MISSING,
     EVENT_NAME_MISSING,
@@ -283,6 +283,27 @@ def test_malformed_json_is_a_400(client, project):
 
     assert response.status_code == 400
     assert response.json() == {"type": "invalid_request", "code": "parse_error", "detail": MALFORMED_JSON, "attr": None}
+
+
+def test_empty_body_is_a_400(client):
+    response = client.post("/batch/", b"", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"type": "invalid_request", "code": "parse_error", "detail": EMPTY_BODY, "attr": None}
+
+
+def test_posthog_js_sent_at_query_value_corrects_timestamps(client, project):
+    # posthog-js sends its clock as `_` (epoch milliseconds); this sender's clock is two hours behind.
+    sender_now = timezone.now() - dt.timedelta(hours=2)
+    event = make_event(
+        timestamp=(sender_now - dt.timedelta(minutes=1)).isoformat(), properties={"token": project.api_token}
+    )
+    milliseconds = int(sender_now.timestamp() * 1000)
+
+    client.post(f"/e/?_={milliseconds}", json.dumps([event]), content_type="text/plain")
+
+    expected = timezone.now() - dt.timedelta(minutes=1)
+    assert abs(stored(project).get().timestamp - expected) < dt.timedelta(seconds=5)
 
 
 def test_truncated_gzip_is_a_400(client, project):

@@ -7,7 +7,12 @@ import pytest
 from posthog.feature_flags import _hash as posthog_sdk_hash
 
 from events.views.common import TOKEN_INVALID, TOKEN_MISSING
-from events.views.flags import DISTINCT_ID_REQUIRED, FLAG_KEYS_NOT_LIST, PERSON_PROPERTIES_NOT_OBJECT
+from events.views.flags import (
+    DISTINCT_ID_REQUIRED,
+    FLAG_KEYS_NOT_LIST,
+    PERSON_PROPERTIES_NOT_OBJECT,
+    REQUEST_NOT_OBJECT,
+)
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from flags.evaluation import (
     FlagMatch,
@@ -399,6 +404,19 @@ def test_flags_bad_input(client, project, body, status, expected):
 
     assert response.status_code == status
     assert response.json() == expected
+
+
+@pytest.mark.django_db
+def test_flags_body_that_is_not_an_object_is_a_400(client):
+    response = client.post("/flags/?v=2", json.dumps(["alice"]), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "invalid_request",
+        "code": "invalid_input",
+        "detail": REQUEST_NOT_OBJECT,
+        "attr": None,
+    }
 
 
 @pytest.mark.django_db

@@ -137,7 +137,11 @@ def test_a_key_of_another_organization_is_refused_on_every_route(
     api_client, other_organization_project, route_name, url_kwargs, method
 ):
     experiment_id = other_organization_project.experiments.get().pk
-    values = {"project_id": other_organization_project.pk, "pk": experiment_id}
+    values = {
+        "project_id": other_organization_project.pk,
+        "pk": experiment_id,
+        "recalculation_id": "00000000-0000-0000-0000-000000000000",
+    }
     url = reverse(route_name, kwargs={name: values[name] for name in url_kwargs})
 
     response = getattr(api_client, method)(url, {}, format="json")

@@ -73,6 +73,11 @@ class Command(BaseCommand):
         )
 
 
+def _plain(text: str) -> str:
+    """No colour: stderr output of commands is styled as errors by default."""
+    return text
+
+
 class _Progress:
     """A one-line progress bar redrawn in place on a terminal (stderr), by bytes of the file read."""
 
@@ -90,13 +95,13 @@ class _Progress:
         fraction = min(bytes_read / self.total_bytes, 1.0) if self.total_bytes else 1.0
         filled = round(fraction * PROGRESS_BAR_WIDTH)
         bar = "#" * filled + "-" * (PROGRESS_BAR_WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {fraction:6.1%}  {events} events", ending="")
+        self.stream.write(f"\r[{bar}] {fraction:6.1%}  {events} events", style_func=_plain, ending="")
         self.stream.flush()
         self.drawn = True
 
     def clear(self) -> None:
         if self.drawn:
-            self.stream.write("\r" + " " * (PROGRESS_BAR_WIDTH + 30) + "\r", ending="")
+            self.stream.write("\r" + " " * (PROGRESS_BAR_WIDTH + 30) + "\r", style_func=_plain, ending="")
             self.drawn = False
 
     def finish(self) -> None:
