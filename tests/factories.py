@@ -11,7 +11,6 @@ from experiments_api.models import Organization, Project, ProjectMembership, Use
 from experiments_api.services import personal_api_key_create
 from flags.models import Cohort, FeatureFlag
 
-
 DEFAULT_SEEN_EVENTS = ("$pageview", "purchase", "checkout viewed", "click", "café ☕")
 
 
