@@ -32,9 +32,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from events.partitions import event_partitions_ensure  # noqa: E402
+from experiments.metrics.query import POSTGRES_SETTINGS  # noqa: E402
 from experiments.models import (  # noqa: E402
     Experiment,
     ExperimentMetricResult,
@@ -167,9 +168,9 @@ def insert_exposures(project_id: int) -> None:
         )
 
 
-def insert_metric_events(project_id: int) -> int:
+def insert_metric_events(project_id: int) -> None:
     """About 9.5 events per user (80% page views, 20% purchases with an amount), 15% of them before the user's
-    exposure; returns the number of events now in the table."""
+    exposure."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -189,7 +190,20 @@ def insert_metric_events(project_id: int) -> int:
             {"project": project_id, "start": START, "span": DAYS * 86400 - 1},
         )
         cursor.execute("ANALYZE events_event")
+
+
+def event_count() -> int:
+    with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM events_event")
+        return cursor.fetchone()[0]
+
+
+def exposed_users(experiment: Experiment) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(DISTINCT distinct_id) FROM events_event WHERE project_id = %s AND event = '$feature_flag_called'",
+            [experiment.project_id],
+        )
         return cursor.fetchone()[0]
 
 
@@ -202,6 +216,7 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 def recalculate(experiment: Experiment, metric: dict) -> float:
     """Time the worker's service on a fresh recalculation record (the results rows of earlier runs removed)."""
     ExperimentMetricResult.objects.filter(experiment=experiment, metric_uuid=metric["uuid"]).delete()
+    ExperimentTimeseriesRecalculation.objects.filter(experiment=experiment, fingerprint=metric["uuid"]).delete()
     recalculation = ExperimentTimeseriesRecalculation.objects.create(
         project=experiment.project, experiment=experiment, metric=metric, fingerprint=metric["uuid"]
     )
@@ -213,6 +228,7 @@ def recalculate(experiment: Experiment, metric: dict) -> float:
 
 
 def floor(experiment: Experiment, sql: str) -> tuple[float, list]:
+    """The hand-written query, under the same planner settings as the engine's queries (one transaction)."""
     last_day_end = dt.datetime(2025, 2, 4, tzinfo=dt.UTC) + dt.timedelta(hours=23)  # next Berlin midnight after END
     params = {
         "project": experiment.project_id,
@@ -223,7 +239,9 @@ def floor(experiment: Experiment, sql: str) -> tuple[float, list]:
     }
 
     def run():
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for name, value in POSTGRES_SETTINGS.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
             cursor.execute(sql, params)
             return cursor.fetchall()
 
@@ -243,12 +261,16 @@ def compare(experiment: Experiment, metric: dict, floor_sql: str, repeats: int) 
     recalculations = [recalculate(experiment, metric) for _ in range(repeats)]
     floors = [floor(experiment, floor_sql) for _ in range(repeats)]
     recalculation, floor_seconds = min(recalculations), min(seconds for seconds, _ in floors)
-    print(f"  {metric['metric_type']:6}  recalculation {recalculation:7.3f}s   floor {floor_seconds:7.3f}s   "
-          f"ratio {recalculation / floor_seconds:5.2f}x   (best of {repeats})")
+    print(
+        f"  {metric['metric_type']:6}  recalculation {recalculation:7.3f}s   floor {floor_seconds:7.3f}s   "
+        f"ratio {recalculation / floor_seconds:5.2f}x   (best of {repeats})"
+    )
     ours = final_day(experiment, metric)
     theirs = [(variant, count, float(total), float(squares)) for variant, count, total, squares in floors[0][1]]
     if [(key, n) for key, n, *_ in ours] != [(key, n) for key, n, *_ in theirs] or any(
-        abs(a - b) > 1e-6 * max(1.0, abs(b)) for row_a, row_b in zip(ours, theirs) for a, b in zip(row_a[2:], row_b[2:])
+        abs(a - b) > 1e-6 * max(1.0, abs(b))
+        for row_a, row_b in zip(ours, theirs, strict=True)
+        for a, b in zip(row_a[2:], row_b[2:], strict=True)
     ):
         raise RuntimeError(f"The final day differs from the floor query: {ours} vs {theirs}")
 
@@ -275,6 +297,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the data of a previous run again (skips the memory measurement)"
+    )
     parser.add_argument("--worker-memory", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker_memory:
@@ -282,20 +307,28 @@ def main() -> None:
         return
     if connection.vendor != "postgresql":
         raise SystemExit("The benchmark runs on PostgreSQL: set DATABASE_URL to a postgres:// URL.")
-    print(f"Building the synthetic experiment in {connection.settings_dict['NAME']} ...")
-    reset_database()
-    experiment = create_experiment()
-    generate_users(arguments.users)
-    insert_exposures(experiment.project_id)
-    events = insert_metric_events(experiment.project_id)
-    print(f"{arguments.users} users, {events} events over {DAYS} days\n")
+    if arguments.reuse:
+        experiment = Experiment.objects.get()
+    else:
+        print(f"Building the synthetic experiment in {connection.settings_dict['NAME']} ...")
+        reset_database()
+        experiment = create_experiment()
+        generate_users(arguments.users)
+        insert_exposures(experiment.project_id)
+        insert_metric_events(experiment.project_id)
+    print(f"{exposed_users(experiment)} exposed users, {event_count()} events over {DAYS} days")
+    print(f"Planner settings for both sides: {POSTGRES_SETTINGS}\n")
     for metric, floor_sql in ((MEAN_METRIC, FLOOR_MEAN), (FUNNEL_METRIC, FLOOR_FUNNEL)):
         compare(experiment, metric, floor_sql, arguments.repeats)
-    memory_small = peak_worker_memory(MEAN_METRIC)
-    events_large = insert_metric_events(experiment.project_id)
-    memory_large = peak_worker_memory(MEAN_METRIC)
-    print(f"\nPeak worker memory (mean metric): {memory_small} MiB at {events} events, "
-          f"{memory_large} MiB at {events_large} events")
+    if arguments.reuse:
+        return
+    events_small, memory_small = event_count(), peak_worker_memory(MEAN_METRIC)
+    insert_metric_events(experiment.project_id)
+    events_large, memory_large = event_count(), peak_worker_memory(MEAN_METRIC)
+    print(
+        f"\nPeak worker memory (mean metric recalculation in a fresh process): {memory_small} MiB at {events_small} "
+        f"events, {memory_large} MiB at {events_large} events"
+    )
 
 
 if __name__ == "__main__":

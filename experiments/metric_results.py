@@ -5,6 +5,7 @@ import datetime as dt
 from django.utils import timezone
 
 from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
 from experiments.stats import compute_metric_result, srm_check
 from experiments_api.exceptions import DomainError
@@ -54,6 +55,13 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(UNKNOWN_BASELINE_MESSAGE.format(key=baseline), attr="stats_config")
     return [_assemble(experiment, statistics, index) for index in range(len(boundaries))]
+
+
+def experiment_days(experiment: Experiment) -> list[dt.date]:
+    """Local days of the project from the start through the end date, or through today while running."""
+    tz = experiment.project.tzinfo
+    last = experiment.end_date or timezone.now()
+    return days_from(local_day(experiment.start_date, tz), local_day(max(last, experiment.start_date), tz))
 
 
 def current_query_to(experiment: Experiment) -> dt.datetime:

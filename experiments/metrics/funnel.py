@@ -11,32 +11,26 @@ from .mean import add_covariates
 from .query import Query, QueryContext, add_exposures, add_metric_rows
 from .spec import FunnelMetric, MetricSpec
 
-GROUPING = "unit, variant, exit_bucket"
-
 
 def _ordered_steps(query: Query, step_count: int) -> list[str]:
+    """Step i's time: the unit's first step-i event strictly after its step i−1 time."""
     steps = []
     for index in range(1, step_count + 1):
         if index == 1:
-            body = (
-                f"SELECT {GROUPING}, MIN(ts) AS ts, MIN(bucket) AS bucket FROM metric_rows "
-                f"WHERE s1 = 1 AND is_pre = 0 GROUP BY {GROUPING}"
-            )
+            body = "SELECT unit, MIN(ts) AS ts FROM metric_rows WHERE s1 = 1 AND is_pre = 0 GROUP BY unit"
         else:
             body = (
-                "SELECT r.unit, r.variant, r.exit_bucket, MIN(r.ts) AS ts, MIN(r.bucket) AS bucket\n"
-                f"FROM metric_rows r JOIN step_{index - 1} p ON p.unit = r.unit AND r.ts > p.ts\n"
-                f"WHERE r.s{index} = 1 AND r.is_pre = 0 GROUP BY r.unit, r.variant, r.exit_bucket"
+                f"SELECT r.unit, MIN(r.ts) AS ts FROM metric_rows r JOIN step_{index - 1} p "
+                f"ON p.unit = r.unit AND r.ts > p.ts WHERE r.s{index} = 1 AND r.is_pre = 0 GROUP BY r.unit"
             )
         query.add(f"step_{index}", body)
-        steps.append(f"SELECT {GROUPING}, bucket, {index} AS step FROM step_{index}")
+        steps.append(f"SELECT unit, ts, {index} AS step FROM step_{index}")
     return steps
 
 
 def _unordered_steps(step_count: int) -> list[str]:
     return [
-        f"SELECT {GROUPING}, MIN(bucket) AS bucket, 1 AS step FROM metric_rows "
-        f"WHERE s{index} = 1 AND is_pre = 0 GROUP BY {GROUPING}"
+        f"SELECT unit, MIN(ts) AS ts, 1 AS step FROM metric_rows WHERE s{index} = 1 AND is_pre = 0 GROUP BY unit"
         for index in range(1, step_count + 1)
     ]
 
@@ -60,7 +54,12 @@ def funnel_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
     # CUPED covariate, as PostHog: 1 when the unit did the last step's event in the pre-exposure window.
     covariates = add_covariates(query, f"MAX(s{step_count})") if spec.cuped_lookback else None
     step_rows = _ordered_steps(query, step_count) if funnel.ordered else _unordered_steps(step_count)
-    query.add("change_rows", "\nUNION ALL\n".join([*step_rows, exit_rows(ctx, ["step"])]))
+    query.add("reached_steps", "\nUNION ALL\n".join(step_rows))
+    query.add(
+        "change_rows",
+        f"SELECT s.unit, x.variant, x.exit_bucket, {ctx.bucket('s.ts')} AS bucket, s.step\n"
+        f"FROM reached_steps s JOIN exposures x ON x.unit = s.unit\nUNION ALL\n{exit_rows(ctx, ['step'])}",
+    )
     reached = "COALESCE(reached, 0)"
     converted = f"CASE WHEN {reached} >= {step_count} THEN 1 ELSE 0 END"
     increments = Increments(

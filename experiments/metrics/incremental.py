@@ -113,7 +113,7 @@ def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, cumu
         if not cumulative:
             totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
         for variant, _bucket, *values in by_bucket.get(bucket, []):
-            for name, value in zip(outputs, values):
+            for name, value in zip(outputs, values, strict=True):
                 totals[variant][name] += float(value or 0)
         result.append({variant: dict(sums) for variant, sums in totals.items()})
     return result

@@ -1,7 +1,7 @@
 """Mean metrics: per unit, a count, sum, average, minimum, maximum or distinct count of its events."""
 
 from .incremental import Increments, exit_rows, run_increments
-from .query import Query, QueryContext, add_exposures, add_metric_rows
+from .query import EXPOSURE_COLUMNS, Query, QueryContext, add_exposures, add_metric_rows
 from .spec import MetricSpec
 from .values import SourceValue
 from .winsorized import winsorized_statistics
@@ -21,7 +21,7 @@ def mean_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
     add_metric_rows(
         query,
         ctx,
-        columns=value.columns(ctx.dialect),
+        columns=EXPOSURE_COLUMNS | {"bucket": ctx.bucket("m.timestamp")} | value.columns(ctx.dialect),
         sources=[value.source],
         conversion_window=spec.conversion_window,
         lookback=spec.cuped_lookback,

@@ -9,8 +9,9 @@ count when it never leaves).
 
 import datetime as dt
 from dataclasses import dataclass, field
+from itertools import pairwise
 
-from django.db import connection
+from django.db import connection, transaction
 
 from .dialect import Dialect, Params, dialect_for
 from .filters import event_names, properties_sql
@@ -56,7 +57,7 @@ class QueryContext:
         boundaries: list[dt.datetime],
         calendar_boundaries: list[dt.datetime],
     ) -> "QueryContext":
-        if not boundaries or any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+        if not boundaries or any(later <= earlier for earlier, later in pairwise(boundaries)):
             raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
         params = Params(connection)
         return cls(
@@ -92,8 +93,9 @@ class QueryContext:
 
 
 def add_exposures(query: Query, ctx: QueryContext) -> str:
-    """`exposures(unit, variant, exposure_ts, exp_bucket, exit_bucket)`: one row per unit exposed by the last
-    boundary. Its variant is the first one seen (ties broken by variant key)."""
+    """`exposures(distinct_id, unit, variant, exposure_ts, exp_bucket, exit_bucket)`: one row per unit exposed by
+    the last boundary, `unit` being a number that later steps group and sort by (much cheaper than the text id).
+    Its variant is the first one seen (ties broken by variant key)."""
     exposure, params, dialect = ctx.exposure, ctx.params, ctx.dialect
     variant = dialect.text_property("e.properties", exposure.variant_property)
     conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
@@ -103,19 +105,26 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
     query.add(
         "unit_variants",
-        f"SELECT e.distinct_id AS unit, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
+        f"SELECT e.distinct_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
         f"FROM {EVENTS_TABLE} e\nWHERE " + "\n  AND ".join(conditions) + "\nGROUP BY e.distinct_id, " + variant,
     )
-    exit_ts = "LEAD(first_ts) OVER w" if exposure.multiple_variant_handling == "exclude" else "NULL"
     never = params(ctx.bucket_count)
+    exit_ts, exit_bucket = "NULL", never
+    if exposure.multiple_variant_handling == "exclude":
+        # The first exposure to another variant: the second-earliest of the unit's per-variant first exposures.
+        exit_ts, exit_bucket = "LEAD(first_ts) OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
     return query.add(
         "exposures",
-        f"SELECT unit, variant, first_ts AS exposure_ts, {ctx.bucket('first_ts')} AS exp_bucket,\n"
-        f"  COALESCE({ctx.bucket('exit_ts')}, {never}) AS exit_bucket\n"
-        f"FROM (SELECT unit, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
-        "  FROM unit_variants WINDOW w AS (PARTITION BY unit ORDER BY first_ts, variant)) ranked\n"
+        "SELECT distinct_id, DENSE_RANK() OVER (ORDER BY distinct_id) AS unit, variant, first_ts AS exposure_ts,\n"
+        f"  {ctx.bucket('first_ts')} AS exp_bucket, {exit_bucket} AS exit_bucket\n"
+        f"FROM (SELECT distinct_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
+        "  FROM unit_variants WINDOW w AS (PARTITION BY distinct_id ORDER BY first_ts, variant)) ranked\n"
         "WHERE rank = 1",
     )
+
+
+# Columns of the unit's exposure that scans of metric events may carry along.
+EXPOSURE_COLUMNS = {"variant": "x.variant", "exit_bucket": "x.exit_bucket"}
 
 
 def add_metric_rows(
@@ -127,7 +136,8 @@ def add_metric_rows(
     conversion_window: dt.timedelta | None,
     lookback: dt.timedelta | None,
 ) -> str:
-    """`metric_rows`: the events of exposed units that may count, in one scan, with `columns` computed on `m`.
+    """`metric_rows(unit, ts, is_pre, *columns)`: the events of exposed units that may count, in one scan, with
+    `columns` computed on the event `m` and its unit's exposure `x` (keep them few: this CTE can be large).
 
     Rows after the exposure (within `conversion_window` when set) have `is_pre = 0`; with a CUPED `lookback`, rows
     in [exposure − lookback, exposure) come too, with `is_pre = 1`.
@@ -150,16 +160,26 @@ def add_metric_rows(
     else:
         conditions.append(f"({after})")
         is_pre = "0"
-    selected = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
+    selected = "".join(f",\n  {sql} AS {name}" for name, sql in columns.items())
     return query.add(
         "metric_rows",
-        "SELECT x.unit, x.variant, x.exit_bucket, x.exposure_ts, m.timestamp AS ts, "
-        f"{ctx.bucket('m.timestamp')} AS bucket, {is_pre} AS is_pre,\n  {selected}\n"
-        f"FROM {EVENTS_TABLE} m JOIN exposures x ON x.unit = m.distinct_id\nWHERE " + "\n  AND ".join(conditions),
+        f"SELECT x.unit, m.timestamp AS ts, {is_pre} AS is_pre{selected}\n"
+        f"FROM {EVENTS_TABLE} m JOIN exposures x ON x.distinct_id = m.distinct_id\nWHERE "
+        + "\n  AND ".join(conditions),
     )
 
 
+# PostgreSQL estimates a filter on a JSON property at a fraction of a row, so it would join the exposed units to
+# their events with one index lookup per unit (a 200k-unit experiment then takes many minutes instead of seconds).
+# The results queries are scans and hash joins by design; they also sort and hash a few hundred thousand rows, which
+# the default 4MB work_mem would spill to disk, and JIT compilation costs more than it saves on them.
+POSTGRES_SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB", "jit": "off"}
+
+
 def run(query: Query, ctx: QueryContext, select: str) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for name, value in POSTGRES_SETTINGS.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
         cursor.execute(query.sql(select), ctx.params.values)
         return cursor.fetchall()

@@ -1,7 +1,7 @@
 """Ratio metrics: per unit a numerator and a denominator value, each from its own source and math."""
 
 from .incremental import Increments, exit_rows, run_increments
-from .query import Query, QueryContext, add_exposures, add_metric_rows
+from .query import EXPOSURE_COLUMNS, Query, QueryContext, add_exposures, add_metric_rows
 from .spec import MetricSpec, RatioMetric
 from .values import SourceValue, delta_columns
 
@@ -14,7 +14,9 @@ def ratio_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
     add_metric_rows(
         query,
         ctx,
-        columns={name: sql for value in values for name, sql in value.columns(ctx.dialect).items()},
+        columns=EXPOSURE_COLUMNS
+        | {"bucket": ctx.bucket("m.timestamp")}
+        | {name: sql for value in values for name, sql in value.columns(ctx.dialect).items()},
         sources=[value.source for value in values],
         conversion_window=spec.conversion_window,
         lookback=None,

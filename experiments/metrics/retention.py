@@ -10,7 +10,7 @@ import datetime as dt
 
 from .filters import source_sql
 from .incremental import Increments, exit_rows, run_increments
-from .query import Query, QueryContext, add_exposures, add_metric_rows
+from .query import EXPOSURE_COLUMNS, Query, QueryContext, add_exposures, add_metric_rows
 from .spec import TIME_UNIT_SECONDS, MetricSpec, RetentionMetric
 
 COLUMNS = "unit, variant, exit_bucket, ts, uuid, bucket, day"
@@ -66,7 +66,10 @@ def retention_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
     add_metric_rows(
         query,
         ctx,
-        columns={
+        columns=EXPOSURE_COLUMNS
+        | {
+            "exposure_ts": "x.exposure_ts",
+            "bucket": ctx.bucket("m.timestamp"),
             "is_start": f"CASE WHEN {source_sql(ctx.dialect, 'm', retention.start)} THEN 1 ELSE 0 END",
             "is_completion": f"CASE WHEN {source_sql(ctx.dialect, 'm', retention.completion)} THEN 1 ELSE 0 END",
             "uuid": "m.uuid",

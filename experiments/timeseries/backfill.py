@@ -10,8 +10,8 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from experiments.metric_results import metric_results_as_of
-from experiments.metrics.days import day_end, days_from, local_day
+from experiments.metric_results import experiment_days, metric_results_as_of
+from experiments.metrics.days import day_end
 from experiments.models import (
     Experiment,
     ExperimentMetricResult,
@@ -25,13 +25,6 @@ from .recalculation import NOT_STARTED_MESSAGE
 
 METRIC_WITHOUT_UUID_MESSAGE = "The metric has no uuid; daily results are stored per metric uuid."
 RESUMABLE_STATUSES = (RecalculationStatus.PENDING, RecalculationStatus.IN_PROGRESS, RecalculationStatus.FAILED)
-
-
-def experiment_days(experiment: Experiment) -> list[dt.date]:
-    """Local days of the project from the start through the end date, or through today while running."""
-    tz = experiment.project.tzinfo
-    last = experiment.end_date or timezone.now()
-    return days_from(local_day(experiment.start_date, tz), local_day(max(last, experiment.start_date), tz))
 
 
 def metric_result_upsert(
@@ -90,11 +83,15 @@ def _pending_days(recalculation: ExperimentTimeseriesRecalculation, days: list[d
     return [day for day in days if done is None or day > done]
 
 
+def _metric_uuid(recalculation: ExperimentTimeseriesRecalculation) -> str | None:
+    return recalculation.metric.get("uuid") if isinstance(recalculation.metric, dict) else None
+
+
 def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
     experiment = recalculation.experiment
     if experiment.start_date is None:
         raise DomainError(NOT_STARTED_MESSAGE)
-    metric_uuid = recalculation.metric.get("uuid")
+    metric_uuid = _metric_uuid(recalculation)
     if not metric_uuid:
         raise DomainError(METRIC_WITHOUT_UUID_MESSAGE)
     tz = experiment.project.tzinfo
@@ -125,7 +122,7 @@ def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
 def _record_failure(recalculation: ExperimentTimeseriesRecalculation, error: str) -> None:
     """The record becomes failed; the first day not yet saved gets a failed row carrying the error."""
     experiment = recalculation.experiment
-    metric_uuid = recalculation.metric.get("uuid")
+    metric_uuid = _metric_uuid(recalculation)
     if experiment.start_date is not None and metric_uuid:
         pending = _pending_days(recalculation, experiment_days(experiment))
         if pending:

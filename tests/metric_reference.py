@@ -1,0 +1,360 @@
+"""A pure-Python computation of experiment metrics, independent of the SQL engine, for tests to compare against.
+
+It recomputes everything from raw events for one `query_to` at a time, the way PostHog runs one query per day,
+so it checks both the aggregation and the single-scan daily accumulation of experiments/metrics.
+"""
+
+import datetime as dt
+import math
+import random
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    event: str
+    distinct_id: str
+    timestamp: dt.datetime
+    properties: dict = field(default_factory=dict)
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class Setup:
+    flag_key: str
+    variants: tuple[str, ...]
+    start: dt.datetime
+    end: dt.datetime | None
+    tz: ZoneInfo
+    handling: str = "exclude"
+    test_account_filters: tuple = ()
+    exposure_event: str = "$feature_flag_called"
+    exposure_properties: tuple = ()
+    cuped_days: int | None = None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def property_matches(properties: dict, property_filter: dict) -> bool:
+    operator = property_filter.get("operator", "exact")
+    value = _text(properties.get(property_filter["key"]))
+    wanted = property_filter.get("value")
+    wanted_list = [_text(item) for item in wanted] if isinstance(wanted, list) else [_text(wanted)]
+    if operator == "exact":
+        return value in wanted_list
+    if operator == "is_not":
+        return value not in wanted_list
+    if operator == "icontains":
+        return value is not None and wanted_list[0].lower() in value.lower()
+    if operator == "not_icontains":
+        return value is None or wanted_list[0].lower() not in value.lower()
+    if operator == "regex":
+        return value is not None and re.search(wanted_list[0], value) is not None
+    if operator == "not_regex":
+        return value is None or re.search(wanted_list[0], value) is None
+    if operator in ("gt", "gte", "lt", "lte"):
+        number = _number(properties.get(property_filter["key"]))
+        if number is None:
+            return False
+        limit = float(wanted)
+        return {"gt": number > limit, "gte": number >= limit, "lt": number < limit, "lte": number <= limit}[operator]
+    if operator == "is_set":
+        return value is not None
+    if operator == "is_not_set":
+        return value is None
+    raise AssertionError(operator)
+
+
+def matches(event: RawEvent, source: dict) -> bool:
+    if source.get("event") is not None and event.event != source["event"]:
+        return False
+    return all(property_matches(event.properties, item) for item in source.get("properties") or [])
+
+
+def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> dict[str, tuple[str, dt.datetime]]:
+    """unit → (variant, first exposure) as of `query_to`."""
+    upper = min(setup.end, query_to) if setup.end else query_to
+    variant_key = (
+        "$feature_flag_response" if setup.exposure_event == "$feature_flag_called" else f"$feature/{setup.flag_key}"
+    )
+    seen = defaultdict(list)
+    for event in events:
+        if event.event != setup.exposure_event or not setup.start <= event.timestamp < upper:
+            continue
+        if setup.exposure_event == "$feature_flag_called" and event.properties.get("$feature_flag") != setup.flag_key:
+            continue
+        if not all(property_matches(event.properties, item) for item in setup.exposure_properties):
+            continue
+        if not all(property_matches(event.properties, item) for item in setup.test_account_filters):
+            continue
+        variant = event.properties.get(variant_key)
+        if variant in setup.variants:
+            seen[event.distinct_id].append((event.timestamp, variant))
+    result = {}
+    for unit, pairs in seen.items():
+        pairs.sort()
+        if setup.handling == "exclude" and len({variant for _, variant in pairs}) > 1:
+            continue
+        result[unit] = (pairs[0][1], pairs[0][0])
+    return result
+
+
+def _window(metric: dict) -> dt.timedelta | None:
+    if metric.get("conversion_window") is None:
+        return None
+    return dt.timedelta(seconds=metric["conversion_window"] * UNITS[metric.get("conversion_window_unit") or "day"])
+
+
+def _unit_events(events, setup, unit, source, since, until):
+    return [
+        event
+        for event in events
+        if event.distinct_id == unit
+        and since <= event.timestamp < until
+        and matches(event, source)
+        and all(property_matches(event.properties, item) for item in setup.test_account_filters)
+    ]
+
+
+def source_value(matched: list[RawEvent], source: dict) -> float:
+    math_type = source.get("math") or "total"
+    if math_type == "total":
+        return float(len(matched))
+    if math_type == "dau":
+        return 1.0 if matched else 0.0
+    if math_type == "unique_session":
+        return float(len({event.properties.get("$session_id") for event in matched} - {None, ""}))
+    values = [_number(event.properties.get(source["math_property"])) or 0.0 for event in matched]
+    if not values:
+        return 0.0
+    return {"sum": sum, "avg": lambda items: sum(items) / len(items), "min": min, "max": max}[math_type](values)
+
+
+def _post_window(exposed_at, query_to, metric):
+    window = _window(metric)
+    return exposed_at, min(query_to, exposed_at + window) if window else query_to
+
+
+def quantile_exact(values: list[float], level: float) -> float | None:
+    """ClickHouse's quantileExact: the value at 0-based position floor(level·n) of the sorted values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(math.floor(level * len(ordered)), len(ordered) - 1)]
+
+
+def _aggregate(rows: dict[str, list[tuple]], variants, fields) -> dict[str, dict]:
+    return {
+        variant: {name: sum(row[index] for row in rows.get(variant, [])) for index, name in enumerate(fields)}
+        for variant in variants
+    }
+
+
+def mean_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    source = metric["source"]
+    units = exposures(events, setup, query_to)
+    values, covariates = {}, {}
+    for unit, (_variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        values[unit] = source_value(_unit_events(events, setup, unit, source, since, until), source)
+        if setup.cuped_days:
+            before = exposed_at - dt.timedelta(days=setup.cuped_days)
+            covariates[unit] = source_value(_unit_events(events, setup, unit, source, before, exposed_at), source)
+    lower, upper = metric.get("lower_bound_percentile"), metric.get("upper_bound_percentile")
+    all_values = list(values.values())
+    low = quantile_exact(all_values, lower) if lower is not None else None
+    upper_values = [value for value in all_values if value != 0] if metric.get("ignore_zeros") else all_values
+    high = quantile_exact(upper_values, upper) if upper is not None else None
+    rows = defaultdict(list)
+    for unit, (variant, _) in units.items():
+        value = values[unit]
+        value = max(value, low) if low is not None else value
+        value = min(value, high) if high is not None else value
+        covariate = covariates.get(unit, 0.0)
+        rows[variant].append((1, value, value * value, covariate, covariate * covariate, value * covariate))
+    fields = ["number_of_samples", "sum", "sum_squares", "covariate_sum", "covariate_sum_squares", "sum_products"]
+    return _aggregate(rows, setup.variants, fields)
+
+
+def funnel_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    steps = metric["series"]
+    ordered = (metric.get("funnel_order_type") or "ordered") == "ordered"
+    units = exposures(events, setup, query_to)
+    rows = defaultdict(list)
+    for unit, (variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        if ordered:
+            reached, previous = 0, None
+            for step in steps:
+                times = [
+                    event.timestamp
+                    for event in _unit_events(events, setup, unit, step, since, until)
+                    if previous is None or event.timestamp > previous
+                ]
+                if not times:
+                    break
+                previous, reached = min(times), reached + 1
+        else:
+            reached = sum(1 for step in steps if _unit_events(events, setup, unit, step, since, until))
+        converted = 1 if reached == len(steps) else 0
+        covariate = 0.0
+        if setup.cuped_days and ordered:
+            before = exposed_at - dt.timedelta(days=setup.cuped_days)
+            covariate = 1.0 if _unit_events(events, setup, unit, steps[-1], before, exposed_at) else 0.0
+        rows[variant].append(
+            (1, converted, converted, covariate, covariate, converted * covariate)
+            + tuple(1 if reached >= index else 0 for index in range(1, len(steps) + 1))
+        )
+    fields = ["number_of_samples", "sum", "sum_squares", "covariate_sum", "covariate_sum_squares", "sum_products"]
+    fields += [f"step_{index}" for index in range(1, len(steps) + 1)]
+    return _aggregate(rows, setup.variants, fields)
+
+
+def ratio_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    units = exposures(events, setup, query_to)
+    rows = defaultdict(list)
+    for unit, (variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        numerator, denominator = (
+            source_value(_unit_events(events, setup, unit, metric[side], since, until), metric[side])
+            for side in ("numerator", "denominator")
+        )
+        rows[variant].append((1, numerator, numerator**2, denominator, denominator**2, numerator * denominator))
+    fields = [
+        "number_of_samples",
+        "sum",
+        "sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "numerator_denominator_sum_product",
+    ]
+    return _aggregate(rows, setup.variants, fields)
+
+
+def _retained(start: RawEvent, completion: RawEvent, metric: dict, tz: ZoneInfo) -> bool:
+    unit = metric.get("retention_window_unit") or "day"
+    low, high = metric.get("retention_window_start", 0), metric["retention_window_end"]
+    if unit == "day":
+        difference = (completion.timestamp.astimezone(tz).date() - start.timestamp.astimezone(tz).date()).days
+        return low <= difference <= high
+    if unit == "hour":
+        hour = dt.timedelta(hours=1)
+        difference = (completion.timestamp - dt.datetime.min.replace(tzinfo=dt.UTC)) // hour - (
+            start.timestamp - dt.datetime.min.replace(tzinfo=dt.UTC)
+        ) // hour
+        return low <= difference <= high
+    seconds = dt.timedelta(seconds=UNITS[unit])
+    return start.timestamp + low * seconds <= completion.timestamp <= start.timestamp + high * seconds
+
+
+def retention_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    units = exposures(events, setup, query_to)
+    window = _window(metric)
+    rows = defaultdict(list)
+    for unit, (variant, exposed_at) in units.items():
+        until = min(query_to, exposed_at + window) if window else query_to
+        starts = _unit_events(events, setup, unit, metric["start_event"], exposed_at, until)
+        if not starts:
+            continue
+        pick = max if metric.get("start_handling") == "last_seen" else min
+        start = pick(starts, key=lambda event: (event.timestamp, event.uuid))
+        completions = _unit_events(events, setup, unit, metric["completion_event"], start.timestamp, query_to)
+        retained = any(
+            completion.uuid != start.uuid and _retained(start, completion, metric, setup.tz)
+            for completion in completions
+        )
+        value = 1 if retained else 0
+        rows[variant].append((1, value, value, 1, 1, value))
+    fields = [
+        "number_of_samples",
+        "sum",
+        "sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "numerator_denominator_sum_product",
+    ]
+    return _aggregate(rows, setup.variants, fields)
+
+
+STATISTICS = {
+    "mean": mean_statistics,
+    "funnel": funnel_statistics,
+    "ratio": ratio_statistics,
+    "retention": retention_statistics,
+}
+
+
+def reference_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    return STATISTICS[metric["metric_type"]](events, setup, metric, query_to)
+
+
+def sample_events(seed: int, *, start: dt.datetime, flag_key: str, units: int = 120) -> list[RawEvent]:
+    """Units exposed over five days (a few seen in both variants, some exposed twice), with page views and
+    purchases before and after their exposure, some at the edges of local days, and a few test accounts."""
+    rng = random.Random(seed)
+    events = []
+    for number in range(units):
+        unit = f"unit-{number}"
+        variant = "control" if number % 2 else "test"
+        exposed_at = start + dt.timedelta(minutes=rng.randint(0, 5 * 24 * 60))
+        flag = {"$feature_flag": flag_key, "$feature_flag_response": variant}
+        if number % 15 == 0:
+            flag["$host"] = "localhost"
+        events.append(RawEvent("$feature_flag_called", unit, exposed_at, flag))
+        if number % 4 == 0:
+            events.append(
+                RawEvent("$feature_flag_called", unit, exposed_at + dt.timedelta(hours=rng.randint(1, 30)), flag)
+            )
+        if number % 13 == 0:
+            other = "test" if variant == "control" else "control"
+            switch_at = exposed_at + dt.timedelta(hours=rng.randint(0, 60))
+            events.append(RawEvent("$feature_flag_called", unit, switch_at, {**flag, "$feature_flag_response": other}))
+        for _ in range(rng.randint(0, 7)):
+            at = exposed_at + dt.timedelta(minutes=rng.randint(-3 * 24 * 60, 6 * 24 * 60))
+            session = f"session-{rng.randint(0, 3)}"
+            if rng.random() < 0.4:
+                amount = rng.choice([rng.randint(1, 60), rng.randint(1, 60), 500, "12.5", "n/a"])
+                properties = {"amount": amount, "$session_id": session, "plan": rng.choice(["free", "Pro", "pro"])}
+                events.append(RawEvent("purchase", unit, at, properties))
+            else:
+                events.append(RawEvent("$pageview", unit, at, {"$session_id": session}))
+    # Events before the start and a flag call for another flag never count.
+    events.append(
+        RawEvent(
+            "$feature_flag_called",
+            "unit-early",
+            start - dt.timedelta(hours=1),
+            {"$feature_flag": flag_key, "$feature_flag_response": "test"},
+        )
+    )
+    events.append(
+        RawEvent(
+            "$feature_flag_called", "unit-other", start, {"$feature_flag": "other", "$feature_flag_response": "test"}
+        )
+    )
+    return events

@@ -1,0 +1,642 @@
+"""SQL metric aggregation (experiments/metrics) against a pure-Python computation over the same events.
+
+The engine computes every day of a timeseries from one scan; the reference recomputes each day from scratch, as
+one query per day would. Small hand-checked cases pin down the rules the comparison relies on.
+"""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from events.models import Event
+from experiments.metrics import daily_exposures, daily_variant_statistics
+from experiments.metrics.days import day_end, days_from, local_day
+from experiments.metrics.spec import INVALID_METRIC_MESSAGE, NO_VARIANTS_MESSAGE, UNSUPPORTED_MESSAGE
+from experiments_api.exceptions import DomainError
+from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
+from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
+
+pytestmark = pytest.mark.django_db
+
+NEW_YORK = "America/New_York"
+# 03:00 UTC is 22:00 the previous evening in New York: local days and UTC days differ.
+START = dt.datetime(2025, 3, 6, 3, 0, tzinfo=dt.UTC)
+FLAG_KEY = "checkout-flow"
+TEST_ACCOUNT_FILTERS = [{"key": "$host", "operator": "is_not", "value": ["localhost"], "type": "event"}]
+BASE_FIELDS = ("number_of_samples", "sum", "sum_squares")
+RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
+COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+
+
+def events_node(event, **extra) -> dict:
+    return {"kind": "EventsNode", "event": event, **extra}
+
+
+def mean(source: dict, **extra) -> dict:
+    return {"kind": "ExperimentMetric", "metric_type": "mean", "source": source, **extra}
+
+
+def funnel(*steps, **extra) -> dict:
+    return {"kind": "ExperimentMetric", "metric_type": "funnel", "series": list(steps), **extra}
+
+
+def ratio(numerator: dict, denominator: dict, **extra) -> dict:
+    return {
+        "kind": "ExperimentMetric",
+        "metric_type": "ratio",
+        "numerator": numerator,
+        "denominator": denominator,
+        **extra,
+    }
+
+
+def retention(**extra) -> dict:
+    return {
+        "kind": "ExperimentMetric",
+        "metric_type": "retention",
+        "start_event": events_node("$pageview"),
+        "completion_event": events_node("purchase"),
+        "retention_window_start": 1,
+        "retention_window_end": 3,
+        "retention_window_unit": "day",
+        **extra,
+    }
+
+
+def store(project, events: list[RawEvent]) -> None:
+    Event.objects.bulk_create(
+        Event(
+            project=project,
+            uuid=event.uuid,
+            event=event.event,
+            distinct_id=event.distinct_id,
+            timestamp=event.timestamp,
+            properties=event.properties,
+        )
+        for event in events
+    )
+
+
+def make_experiment(*, timezone=NEW_YORK, start=START, end=None, exposure_criteria=None, stats_config=None, **extra):
+    project = ProjectFactory(timezone=timezone, test_account_filters=TEST_ACCOUNT_FILTERS)
+    flag = FeatureFlagFactory(project=project, key=FLAG_KEY)
+    return ExperimentFactory(
+        project=project,
+        feature_flag=flag,
+        start_date=start,
+        end_date=end,
+        exposure_criteria=exposure_criteria,
+        stats_config=stats_config,
+        **extra,
+    )
+
+
+def day_boundaries(experiment, days: int) -> list[dt.datetime]:
+    tz = experiment.project.tzinfo
+    first = local_day(experiment.start_date, tz)
+    return [day_end(day, tz) for day in days_from(first, first + dt.timedelta(days=days - 1))]
+
+
+def by_variant(rows: list[dict]) -> dict[str, dict]:
+    return {row["key"]: row for row in rows}
+
+
+def daily_rows(experiment, metric: dict, days: int) -> list[dict[str, dict]]:
+    statistics = daily_variant_statistics(
+        experiment=experiment, metric=metric, boundaries=day_boundaries(experiment, days)
+    )
+    return [by_variant(rows) for rows in statistics.variants]
+
+
+def engine_fields(row: dict) -> dict:
+    """The engine's row flattened to the reference's field names."""
+    flat = {name: row[name] for name in (*BASE_FIELDS, *RATIO_FIELDS, *COVARIATE_FIELDS) if name in row}
+    for index, count in enumerate(row.get("step_counts", []), start=1):
+        flat[f"step_{index}"] = count
+    return flat
+
+
+def assert_matches_reference(experiment, metric, events, setup, days: int = 8) -> None:
+    engine = daily_rows(experiment, metric, days)
+    for day, query_to in enumerate(day_boundaries(experiment, days)):
+        expected = reference_statistics(events, setup, metric, query_to)
+        for variant in setup.variants:
+            actual = engine_fields(engine[day][variant])
+            wanted = {name: value for name, value in expected[variant].items() if name in actual}
+            assert actual == pytest.approx(wanted, rel=1e-9, abs=1e-9), f"day {day}, {variant}"
+        assert set(engine[day]) == set(setup.variants)
+
+
+CASES = {
+    "count": (mean(events_node("purchase")), {}),
+    "sum with a conversion window": (
+        mean(
+            events_node("purchase", math="sum", math_property="amount"),
+            conversion_window=36,
+            conversion_window_unit="hour",
+        ),
+        {},
+    ),
+    "avg of a filtered source": (
+        mean(
+            events_node(
+                "purchase",
+                math="avg",
+                math_property="amount",
+                properties=[{"key": "plan", "operator": "icontains", "value": "PRO", "type": "event"}],
+            )
+        ),
+        {},
+    ),
+    "min": (mean(events_node("purchase", math="min", math_property="amount")), {}),
+    "max with a numeric filter": (
+        mean(
+            events_node(
+                "purchase",
+                math="max",
+                math_property="amount",
+                properties=[{"key": "amount", "operator": "lt", "value": 100}],
+            )
+        ),
+        {},
+    ),
+    "unique sessions of all events": (mean(events_node(None, math="unique_session")), {}),
+    "dau": (mean(events_node("purchase", math="dau")), {}),
+    "winsorized sum": (
+        mean(
+            events_node("purchase", math="sum", math_property="amount"),
+            lower_bound_percentile=0.1,
+            upper_bound_percentile=0.9,
+        ),
+        {},
+    ),
+    "upper bound ignoring zeros": (
+        mean(
+            events_node("purchase", math="sum", math_property="amount"), upper_bound_percentile=0.8, ignore_zeros=True
+        ),
+        {},
+    ),
+    "cuped count": (mean(events_node("purchase")), {"cuped": 14}),
+    "cuped winsorized sum": (
+        mean(events_node("purchase", math="sum", math_property="amount"), upper_bound_percentile=0.95),
+        {"cuped": 7},
+    ),
+    "first seen variant": (mean(events_node("$pageview")), {"handling": "first_seen"}),
+    "without test account filtering": (mean(events_node("$pageview")), {"filter_test_accounts": False}),
+    "stopped experiment": (mean(events_node("purchase")), {"end": START + dt.timedelta(days=3, hours=5)}),
+    "ordered funnel": (funnel(events_node("$pageview"), events_node("purchase")), {}),
+    "ordered funnel with a window": (
+        funnel(
+            events_node("$pageview"),
+            events_node("purchase"),
+            events_node("$pageview"),
+            conversion_window=2,
+            conversion_window_unit="day",
+        ),
+        {},
+    ),
+    "unordered funnel": (
+        funnel(
+            events_node("purchase", properties=[{"key": "plan", "value": "free"}]),
+            events_node("$pageview"),
+            funnel_order_type="unordered",
+        ),
+        {},
+    ),
+    "cuped funnel": (funnel(events_node("$pageview"), events_node("purchase")), {"cuped": 14}),
+    "ratio": (
+        ratio(events_node("purchase", math="sum", math_property="amount"), events_node("$pageview")),
+        {},
+    ),
+    "ratio of distinct counts": (
+        ratio(events_node("purchase", math="unique_session"), events_node(None, math="dau")),
+        {},
+    ),
+    "retention, days, first seen": (retention(), {}),
+    "retention, days, last seen, window": (
+        retention(start_handling="last_seen", conversion_window=3, conversion_window_unit="day"),
+        {},
+    ),
+    "retention, hours": (
+        retention(retention_window_start=0, retention_window_end=30, retention_window_unit="hour"),
+        {},
+    ),
+    "retention, same event": (
+        retention(
+            start_event=events_node("$pageview"),
+            completion_event=events_node("$pageview"),
+            retention_window_start=0,
+            retention_window_end=2,
+            retention_window_unit="week",
+        ),
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("metric,options", CASES.values(), ids=CASES.keys())
+def test_daily_statistics_match_a_per_day_recomputation(metric, options):
+    criteria = {
+        "filterTestAccounts": options.get("filter_test_accounts", True),
+        "multiple_variant_handling": options.get("handling", "exclude"),
+    }
+    stats_config = {"cuped": {"enabled": True, "lookback_days": options["cuped"]}} if "cuped" in options else None
+    experiment = make_experiment(end=options.get("end"), exposure_criteria=criteria, stats_config=stats_config)
+    events = sample_events(7, start=START, flag_key=FLAG_KEY)
+    store(experiment.project, events)
+    setup = Setup(
+        flag_key=FLAG_KEY,
+        variants=("control", "test"),
+        start=START,
+        end=options.get("end"),
+        tz=ZoneInfo(NEW_YORK),
+        handling=criteria["multiple_variant_handling"],
+        test_account_filters=tuple(TEST_ACCOUNT_FILTERS) if criteria["filterTestAccounts"] else (),
+        cuped_days=options.get("cuped"),
+    )
+    assert_matches_reference(experiment, metric, events, setup)
+
+
+def flag_call(unit: str, at: dt.datetime, variant: str, **properties) -> RawEvent:
+    return RawEvent(
+        "$feature_flag_called", unit, at, {"$feature_flag": FLAG_KEY, "$feature_flag_response": variant, **properties}
+    )
+
+
+def hours(count: float) -> dt.timedelta:
+    return dt.timedelta(hours=count)
+
+
+def test_a_unit_seen_in_a_second_variant_leaves_the_analysis_on_that_day():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    day = dt.timedelta(days=1)
+    start = experiment.start_date
+    store(
+        experiment.project,
+        [
+            flag_call("switcher", start + hours(1), "control"),
+            flag_call("switcher", start + 2 * day + hours(1), "test"),
+            RawEvent("purchase", "switcher", start + hours(2)),
+            flag_call("loyal", start + hours(3), "control"),
+            flag_call("loyal", start + 2 * day, "control"),
+        ],
+    )
+    rows = daily_rows(experiment, mean(events_node("purchase")), 3)
+    assert [(row["control"]["number_of_samples"], row["control"]["sum"]) for row in rows] == [(2, 1), (2, 1), (1, 0)]
+    assert [row["test"]["number_of_samples"] for row in rows] == [0, 0, 0]
+
+    experiment.exposure_criteria = {"multiple_variant_handling": "first_seen"}
+    rows = daily_rows(experiment, mean(events_node("purchase")), 3)
+    assert [(row["control"]["number_of_samples"], row["control"]["sum"]) for row in rows] == [(2, 1), (2, 1), (2, 1)]
+
+
+def test_only_events_after_the_exposure_and_inside_the_conversion_window_count():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    exposed_at = experiment.start_date + hours(10)
+    store(
+        experiment.project,
+        [
+            flag_call("unit", exposed_at, "test"),
+            RawEvent("purchase", "unit", exposed_at - hours(1), {"amount": 1}),
+            RawEvent("purchase", "unit", exposed_at, {"amount": 10}),
+            RawEvent("purchase", "unit", exposed_at + hours(5), {"amount": 100}),
+            RawEvent("purchase", "unit", exposed_at + hours(6), {"amount": 1000}),
+        ],
+    )
+    metric = mean(events_node("purchase", math="sum", math_property="amount"))
+    assert daily_rows(experiment, metric, 1)[0]["test"]["sum"] == 1110
+    metric["conversion_window"], metric["conversion_window_unit"] = 6, "hour"
+    assert daily_rows(experiment, metric, 1)[0]["test"]["sum"] == 110
+
+
+def test_days_end_at_local_midnight_of_the_project():
+    experiment = make_experiment(timezone="Asia/Tokyo", start=dt.datetime(2025, 1, 1, 0, 0, tzinfo=dt.UTC))
+    midnight = dt.datetime(2025, 1, 2, 0, 0, tzinfo=ZoneInfo("Asia/Tokyo"))  # 2025-01-01 15:00 UTC
+    store(
+        experiment.project,
+        [
+            flag_call("unit", experiment.start_date, "control"),
+            RawEvent("purchase", "unit", midnight - dt.timedelta(seconds=1)),
+            RawEvent("purchase", "unit", midnight),
+            RawEvent("purchase", "unit", midnight + hours(23)),
+        ],
+    )
+    boundaries = day_boundaries(experiment, 2)
+    assert boundaries == [midnight.astimezone(dt.UTC), (midnight + dt.timedelta(days=1)).astimezone(dt.UTC)]
+    rows = daily_rows(experiment, mean(events_node("purchase")), 2)
+    assert [(row["control"]["sum"], row["control"]["sum_squares"]) for row in rows] == [(1, 1), (3, 9)]
+
+
+def test_winsorization_clamps_at_the_percentiles_of_all_exposed_units():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    start = experiment.start_date
+    events = []
+    for number, amount in enumerate([0, 1, 2, 3, 4, 5, 6, 7, 8, 1000]):
+        events.append(flag_call(f"unit-{number}", start, "control"))
+        if amount:
+            events.append(RawEvent("purchase", f"unit-{number}", start + hours(1), {"amount": amount}))
+    store(experiment.project, events)
+    metric = mean(
+        events_node("purchase", math="sum", math_property="amount"),
+        lower_bound_percentile=0.2,
+        upper_bound_percentile=0.8,
+    )
+    # Sorted values 0..8, 1000: position floor(0.2·10) = 2 → 2, floor(0.8·10) = 8 → 8.
+    row = daily_rows(experiment, metric, 1)[0]["control"]
+    clamped = [2, 2, 2, 3, 4, 5, 6, 7, 8, 8]
+    assert (row["sum"], row["sum_squares"]) == (sum(clamped), sum(value * value for value in clamped))
+
+
+def test_cuped_covariate_is_the_same_metric_before_exposure():
+    experiment = make_experiment(
+        timezone="UTC",
+        start=dt.datetime(2025, 1, 10, tzinfo=dt.UTC),
+        stats_config={"cuped": {"enabled": True, "lookback_days": 2}},
+    )
+    exposed_at = experiment.start_date + hours(1)
+    store(
+        experiment.project,
+        [
+            flag_call("unit", exposed_at, "test"),
+            RawEvent("purchase", "unit", exposed_at - dt.timedelta(days=3)),  # before the lookback
+            RawEvent("purchase", "unit", exposed_at - dt.timedelta(days=1)),
+            RawEvent("purchase", "unit", exposed_at - hours(1)),
+            RawEvent("purchase", "unit", exposed_at + hours(1)),
+        ],
+    )
+    row = daily_rows(experiment, mean(events_node("purchase")), 1)[0]["test"]
+    assert {name: row[name] for name in (*BASE_FIELDS, *COVARIATE_FIELDS)} == {
+        "number_of_samples": 1,
+        "sum": 1,
+        "sum_squares": 1,
+        "covariate_sum": 2,
+        "covariate_sum_squares": 4,
+        "sum_products": 2,
+    }
+
+
+def test_funnel_rows_carry_step_counts():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    start = experiment.start_date
+    store(
+        experiment.project,
+        [
+            flag_call("browser", start, "test"),
+            RawEvent("$pageview", "browser", start + hours(1)),
+            flag_call("buyer", start, "test"),
+            RawEvent("$pageview", "buyer", start + hours(1)),
+            RawEvent("purchase", "buyer", start + hours(2)),
+            flag_call("out-of-order", start, "test"),
+            RawEvent("purchase", "out-of-order", start + hours(1)),
+            RawEvent("$pageview", "out-of-order", start + hours(2)),
+        ],
+    )
+    row = daily_rows(experiment, funnel(events_node("$pageview"), events_node("purchase")), 1)[0]["test"]
+    assert (row["number_of_samples"], row["sum"], row["step_counts"]) == (3, 1, [3, 1])
+
+
+def test_holdout_is_its_own_arm_and_excluded_variants_are_left_out():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    experiment.holdout = HoldoutFactory(project=experiment.project)
+    experiment.parameters = {"excluded_variants": ["test"]}
+    holdout = f"holdout-{experiment.holdout.pk}"
+    start = experiment.start_date
+    store(
+        experiment.project,
+        [
+            flag_call("held-out", start, holdout),
+            RawEvent("purchase", "held-out", start + hours(1)),
+            flag_call("tested", start, "test"),
+            flag_call("controlled", start, "control"),
+        ],
+    )
+    rows = daily_rows(experiment, mean(events_node("purchase")), 1)[0]
+    assert {key: (row["number_of_samples"], row["sum"]) for key, row in rows.items()} == {
+        "control": (1, 0),
+        holdout: (1, 1),
+    }
+
+
+def test_a_custom_exposure_event_reads_the_variant_from_the_feature_property():
+    experiment = make_experiment(
+        timezone="UTC",
+        start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        exposure_criteria={
+            "exposure_config": {
+                "kind": "ExperimentEventExposureConfig",
+                "event": "checkout viewed",
+                "properties": [{"key": "step", "operator": "exact", "value": [1, 2], "type": "event"}],
+            }
+        },
+    )
+    start = experiment.start_date
+    feature = f"$feature/{FLAG_KEY}"
+    store(
+        experiment.project,
+        [
+            RawEvent("checkout viewed", "a", start, {feature: "test", "step": 1}),
+            RawEvent("checkout viewed", "b", start, {feature: "test", "step": 3}),
+            RawEvent("checkout viewed", "c", start, {feature: "control", "step": "2"}),
+            flag_call("d", start, "control"),
+        ],
+    )
+    rows = daily_rows(experiment, mean(events_node("purchase")), 1)[0]
+    assert (rows["control"]["number_of_samples"], rows["test"]["number_of_samples"]) == (1, 1)
+
+
+def test_daily_exposures_count_first_exposures_and_units_in_several_variants():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    start, day = experiment.start_date, dt.timedelta(days=1)
+    store(
+        experiment.project,
+        [
+            flag_call("a", start, "control"),
+            flag_call("b", start + day, "test"),
+            flag_call("c", start + day, "control"),
+            flag_call("c", start + 2 * day, "test"),
+        ],
+    )
+    counts = daily_exposures(experiment=experiment, boundaries=day_boundaries(experiment, 3))
+    assert counts == [{"control": 1, "test": 0}, {"control": 0, "test": 1, "$multiple": 1}, {"control": 0, "test": 0}]
+
+
+def unsupported(option: str) -> str:
+    return UNSUPPORTED_MESSAGE.format(option=option)
+
+
+def invalid(problem: str) -> str:
+    return INVALID_METRIC_MESSAGE.format(problem=problem)
+
+
+BAD_METRICS = {
+    "legacy kind": (
+        {"kind": "ExperimentTrendsQuery", "count_query": {}},
+        unsupported("metric kind 'ExperimentTrendsQuery'"),
+    ),
+    "not an object": ([], invalid("metric must be an object")),
+    "unknown metric type": (
+        {"kind": "ExperimentMetric", "metric_type": "median"},
+        invalid("metric_type must be one of mean, funnel, ratio, retention"),
+    ),
+    "actions source": (mean({"kind": "ActionsNode", "id": 3}), unsupported("ActionsNode sources")),
+    "data warehouse source": (
+        mean({"kind": "ExperimentDataWarehouseNode", "table_name": "t"}),
+        unsupported("ExperimentDataWarehouseNode sources"),
+    ),
+    "source without kind": (mean({"kind": "PersonsNode"}), invalid("source must be an EventsNode")),
+    "hogql math": (mean(events_node("purchase", math="hogql")), unsupported("math 'hogql'")),
+    "sum without property": (
+        mean(events_node("purchase", math="sum")),
+        invalid("source with math 'sum' needs a math_property"),
+    ),
+    "session property math": (
+        mean(
+            events_node(
+                "purchase", math="sum", math_property="$session_duration", math_property_type="session_properties"
+            )
+        ),
+        unsupported("math_property_type 'session_properties'"),
+    ),
+    "person property filter": (
+        mean(events_node("purchase", properties=[{"key": "email", "value": "a", "type": "person"}])),
+        unsupported("property filters of type 'person'"),
+    ),
+    "unknown operator": (
+        mean(events_node("purchase", properties=[{"key": "plan", "value": "a", "operator": "is_date_after"}])),
+        unsupported("property filter operator 'is_date_after'"),
+    ),
+    "filter without value": (
+        mean(events_node("purchase", properties=[{"key": "plan", "operator": "exact"}])),
+        invalid("property filter 'plan' needs a value"),
+    ),
+    "negative conversion window": (
+        mean(events_node("purchase"), conversion_window=-1),
+        invalid("conversion_window must be a positive integer"),
+    ),
+    "unknown window unit": (
+        mean(events_node("purchase"), conversion_window=1, conversion_window_unit="fortnight"),
+        invalid("conversion_window_unit must be one of second, minute, hour, day, week, month"),
+    ),
+    "percentile above one": (
+        mean(events_node("purchase"), upper_bound_percentile=95),
+        invalid("upper_bound_percentile must be a number between 0 and 1"),
+    ),
+    "crossed percentiles": (
+        mean(events_node("purchase"), lower_bound_percentile=0.9, upper_bound_percentile=0.1),
+        invalid("lower_bound_percentile must not exceed upper_bound_percentile"),
+    ),
+    "threshold": (mean(events_node("purchase"), threshold=3), unsupported("a mean metric threshold")),
+    "breakdowns": (
+        mean(events_node("purchase"), breakdownFilter={"breakdowns": [{"property": "plan"}]}),
+        unsupported("breakdownFilter"),
+    ),
+    "empty funnel": (funnel(), invalid("a funnel metric needs at least one step in series")),
+    "strict funnel": (funnel(events_node("a"), funnel_order_type="strict"), unsupported("funnel_order_type 'strict'")),
+    "ratio without denominator": (
+        {"kind": "ExperimentMetric", "metric_type": "ratio", "numerator": events_node("a")},
+        invalid("denominator must be an object"),
+    ),
+    "retention in months": (retention(retention_window_unit="month"), unsupported("retention_window_unit 'month'")),
+    "retention without end": (
+        retention(retention_window_end=None),
+        invalid("retention_window_end must be a non-negative integer"),
+    ),
+    "retention window reversed": (
+        retention(retention_window_start=4, retention_window_end=2),
+        invalid("retention_window_start must not exceed retention_window_end"),
+    ),
+    "retention start handling": (
+        retention(start_handling="median"),
+        invalid("start_handling must be one of first_seen, last_seen"),
+    ),
+}
+
+
+@pytest.mark.parametrize("metric,message", BAD_METRICS.values(), ids=BAD_METRICS.keys())
+def test_a_metric_the_engine_cannot_compute_is_refused_with_the_reason(metric, message):
+    experiment = make_experiment()
+    with pytest.raises(DomainError) as raised:
+        daily_rows(experiment, metric, 1)
+    assert (raised.value.message, raised.value.attr) == (message, "metric")
+
+
+def test_experiment_settings_the_engine_cannot_compute_are_refused():
+    experiment = make_experiment(parameters={"aggregation_group_type_index": 0})
+    with pytest.raises(DomainError) as raised:
+        daily_rows(experiment, mean(events_node("purchase")), 1)
+    assert raised.value.message == unsupported("group aggregation (aggregation_group_type_index)")
+
+    experiment = make_experiment()
+    experiment.feature_flag.filters = {"groups": []}
+    with pytest.raises(DomainError) as raised:
+        daily_rows(experiment, mean(events_node("purchase")), 1)
+    assert raised.value.message == NO_VARIANTS_MESSAGE
+
+
+SQLITE_SCRIPT = """
+import datetime as dt, json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.test_metric_aggregation import CASES, START, make_experiment, store, daily_rows
+from tests.metric_reference import sample_events
+experiment = make_experiment(stats_config={"cuped": {"enabled": True, "lookback_days": 14}})
+store(experiment.project, sample_events(7, start=START, flag_key="checkout-flow"))
+names = json.loads(sys.argv[1])
+print(json.dumps({name: daily_rows(experiment, CASES[name][0], 8) for name in names}))
+"""
+
+
+def test_sqlite_computes_the_same_numbers(tmp_path: Path):
+    """The embedded default runs the same queries through the SQLite dialect."""
+    names = [
+        "count",
+        "winsorized sum",
+        "ordered funnel",
+        "ratio of distinct counts",
+        "retention, days, last seen, window",
+    ]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
+        "SECRET_KEY": "sqlite-test",
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+    }
+    output = subprocess.run(
+        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(names)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    sqlite_rows = json.loads(output)
+    experiment = make_experiment(stats_config={"cuped": {"enabled": True, "lookback_days": 14}})
+    store(experiment.project, sample_events(7, start=START, flag_key=FLAG_KEY))
+    for name in names:
+        assert_close(sqlite_rows[name], daily_rows(experiment, CASES[name][0], 8), name)
+
+
+def assert_close(actual, expected, path: str) -> None:
+    """Equal structures with numbers equal up to floating-point rounding."""
+    if isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), path
+        for key in expected:
+            assert_close(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), path
+        for index, (left, right) in enumerate(zip(actual, expected, strict=True)):
+            assert_close(left, right, f"{path}[{index}]")
+    elif isinstance(expected, int | float) and not isinstance(expected, bool):
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-9), path
+    else:
+        assert actual == expected, path
