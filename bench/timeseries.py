@@ -201,7 +201,8 @@ def event_count() -> int:
 def exposed_users(experiment: Experiment) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(DISTINCT distinct_id) FROM events_event WHERE project_id = %s AND event = '$feature_flag_called'",
+            "SELECT COUNT(DISTINCT distinct_id) FROM events_event "
+            "WHERE project_id = %s AND event = '$feature_flag_called'",
             [experiment.project_id],
         )
         return cursor.fetchone()[0]

@@ -31,6 +31,13 @@ INVALID_EXPOSURE_CRITERIA = "Invalid exposure criteria"
 INVALID_MULTIPLE_VARIANT_HANDLING = "multiple_variant_handling must be one of: exclude, first_seen"
 
 STATS_CONFIG_NOT_OBJECT = "stats_config must be an object"
+STATS_CONFIG_SECTION_NOT_OBJECT = "stats_config.{section} must be an object"
+STATS_CONFIG_OPTION_INVALID = "stats_config.{option} must be a number between 0 and 1 (exclusive)"
+STATS_CONFIG_NOT_BOOLEAN = "stats_config.{option} must be a boolean"
+STATS_CONFIG_TUNING_INVALID = "stats_config.frequentist.sequential_tuning must be a positive number"
+STATS_CONFIG_DIFFERENCE_TYPE_INVALID = "stats_config.difference_type must be one of: relative, absolute"
+STATS_CONFIG_CORRECTION_INVALID = "stats_config.multiple_testing_correction must be one of: holm, bh"
+STATS_CONFIG_LOOKBACK_INVALID = "stats_config.cuped.lookback_days must be an integer"
 INVALID_STATS_METHOD = "Invalid stats method: '{method}'. Must be one of: bayesian, frequentist"
 
 SAVED_METRICS_NOT_LIST = "Saved metrics must be a list"

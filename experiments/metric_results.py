@@ -7,7 +7,7 @@ from django.utils import timezone
 from experiments.metrics import DailyStatistics, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
-from experiments.stats import compute_metric_result, srm_check
+from experiments.stats import StatsConfig, apply_multiple_testing_correction, compute_metric_result, srm_check
 from experiments_api.exceptions import DomainError
 
 NOT_STARTED_MESSAGE = "Experiment has not been started yet"
@@ -43,6 +43,11 @@ def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -
         baseline_key=baseline_key(experiment),
     )
     result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
+    correction = (experiment.stats_config or {}).get("multiple_testing_correction")
+    if correction:
+        # Across the test variants of this metric; each metric's result is computed on its own.
+        alpha = StatsConfig.from_dict(experiment.stats_config).alpha
+        result = apply_multiple_testing_correction([result], correction, alpha=alpha)[0]
     return result
 
 

@@ -53,9 +53,7 @@ def experiment_exposure_query(*, experiment: Experiment) -> dict:
         for counts in per_day:
             running += counts.get(arm, 0)
             cumulative.append(running)
-        timeseries.append(
-            {"variant": arm, "days": [day.isoformat() for day in days], "exposure_counts": cumulative}
-        )
+        timeseries.append({"variant": arm, "days": [day.isoformat() for day in days], "exposure_counts": cumulative})
     totals = {series["variant"]: series["exposure_counts"][-1] for series in timeseries}
     return {
         "kind": EXPOSURE_QUERY,

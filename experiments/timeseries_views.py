@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from experiments.metric_validation import INVALID_METRIC, METRIC_UUID_MAX_LENGTH, UUID_INVALID
 from experiments.models import RecalculationStatus, RecalculationTrigger
 from experiments.services.metrics_recalculation import (
     metrics_recalculation_request,
@@ -19,13 +20,29 @@ METRIC_UUID_PARAM_REQUIRED = "metric_uuid query parameter is required"
 FINGERPRINT_PARAM_REQUIRED = "fingerprint query parameter is required"
 METRIC_NOT_OBJECT = "metric must be an object"
 FINGERPRINT_INVALID = "fingerprint must be a string of at most 64 characters"
+METRIC_UUID_INVALID = INVALID_METRIC.format(problem=UUID_INVALID)
+NULL_CHARACTERS = "metric and fingerprint must not contain null characters"
+# Only a well-formed UUID reaches the lookup: anything else is an unknown route (404), never a failed UUID cast.
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+def _has_null_character(value: object) -> bool:
+    """PostgreSQL cannot store NUL in text or jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_null_character(key) or _has_null_character(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_null_character(item) for item in value)
+    return False
 
 
 class RecalculateTimeseriesSerializer(serializers.Serializer):
-    """PostHog answers these errors without an `attr`, so they are raised as non-field errors."""
+    """PostHog answers these errors without an `attr`, so they are raised as non-field errors. The metric is
+    otherwise stored as sent; its uuid is checked because daily results are stored under it."""
 
-    metric = serializers.JSONField(required=False)
-    fingerprint = serializers.JSONField(required=False)
+    metric = serializers.JSONField(required=False, allow_null=True)
+    fingerprint = serializers.JSONField(required=False, allow_null=True)
 
     def validate(self, attrs: dict) -> dict:
         metric, fingerprint = attrs.get("metric"), attrs.get("fingerprint")
@@ -37,6 +54,13 @@ class RecalculateTimeseriesSerializer(serializers.Serializer):
             raise serializers.ValidationError(FINGERPRINT_REQUIRED)
         if not isinstance(fingerprint, str) or len(fingerprint) > 64:
             raise serializers.ValidationError(FINGERPRINT_INVALID)
+        metric_uuid = metric.get("uuid")
+        if metric_uuid is not None and not (
+            isinstance(metric_uuid, str) and len(metric_uuid) <= METRIC_UUID_MAX_LENGTH
+        ):
+            raise serializers.ValidationError(METRIC_UUID_INVALID)
+        if _has_null_character(metric) or _has_null_character(fingerprint):
+            raise serializers.ValidationError(NULL_CHARACTERS)
         return attrs
 
 
@@ -126,7 +150,7 @@ class ExperimentTimeseriesActionsMixin:
         return Response(metrics_recalculation_response(recalculation))
 
     @extend_schema(responses={200: MetricsRecalculationSerializer})
-    @action(detail=True, methods=["get"], url_path=r"metrics_recalculation/(?P<recalculation_id>[0-9a-fA-F-]{36})")
+    @action(detail=True, methods=["get"], url_path=rf"metrics_recalculation/(?P<recalculation_id>{UUID_PATTERN})")
     def metrics_recalculation_detail(self, request: Request, *args, recalculation_id: str, **kwargs) -> Response:
         """One batch recalculation of this experiment; 404 if unknown."""
         recalculation = self.get_object().metrics_recalculations.filter(pk=recalculation_id).first()

@@ -11,6 +11,14 @@ app = Celery("experiments_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+@app.on_after_configure.connect
+def sweep_for_abandoned_tasks_every_time(sender: Celery, **kwargs) -> None:
+    """With Redis, a task whose worker died (acks_late) goes back on the queue when a sweep finds it unacknowledged
+    for longer than the visibility timeout. Kombu sweeps every 10 s but scans only every tenth time; scan each time."""
+    sender.conf.broker_transport_options = {"unacked_restore_throttle": 1, **sender.conf.broker_transport_options}
+
+
 app.conf.beat_schedule = {
     # A worker killed mid-task is redelivered by the broker; this also catches records whose message was lost.
     "requeue-stuck-timeseries-recalculations": {

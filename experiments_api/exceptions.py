@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db import DataError
 from django.http import HttpRequest, JsonResponse
 from exceptions_hog import exception_handler as envelope_exception_handler
 from rest_framework import exceptions, status
@@ -38,9 +39,18 @@ def _as_api_exception(exc: DomainError) -> exceptions.APIException:
     return api_exception
 
 
+DATABASE_REJECTED_VALUE = (
+    "The request contains a value the database cannot store (such as a NUL character or an out-of-range number)."
+)
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         exc = _as_api_exception(exc)
+    elif isinstance(exc, DataError):
+        # Input that passed validation but that the database refuses: the client's fault, and the transaction
+        # is rolled back, so nothing is half-written.
+        exc = exceptions.ValidationError([exceptions.ErrorDetail(DATABASE_REJECTED_VALUE, code="invalid_input")])
     return envelope_exception_handler(exc, context)
 
 

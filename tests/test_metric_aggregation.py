@@ -17,7 +17,8 @@ import pytest
 from events.models import Event
 from experiments.metrics import daily_exposures, daily_variant_statistics
 from experiments.metrics.days import day_end, days_from, local_day
-from experiments.metrics.spec import INVALID_METRIC_MESSAGE, NO_VARIANTS_MESSAGE, UNSUPPORTED_MESSAGE
+from experiments.metrics.exposure import NO_VARIANTS_MESSAGE
+from experiments.metrics.spec import INVALID_METRIC_MESSAGE, UNSUPPORTED_MESSAGE
 from experiments_api.exceptions import DomainError
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
@@ -505,7 +506,7 @@ BAD_METRICS = {
     ),
     "person property filter": (
         mean(events_node("purchase", properties=[{"key": "email", "value": "a", "type": "person"}])),
-        unsupported("property filters of type 'person'"),
+        unsupported("property filters of type 'person' (in source.properties)"),
     ),
     "unknown operator": (
         mean(events_node("purchase", properties=[{"key": "plan", "value": "a", "operator": "is_date_after"}])),

@@ -211,9 +211,9 @@ def test_a_metric_the_engine_cannot_compute_fails_the_recalculation_with_the_rea
 
 def test_an_unexpected_error_fails_the_recalculation_and_propagates_for_a_retry():
     experiment = populated_experiment()
-    # PostgreSQL refuses NUL characters in text: the query itself fails, as a lost connection would.
-    metric = {**mean(events_node("purchase", math="sum", math_property="amount\x00")), "uuid": "metric-1"}
-    recalculation, _ = request(experiment, metric=metric)
+    # A numeric string beyond double precision makes PostgreSQL's cast fail: the query itself errors.
+    store(experiment.project, [RawEvent("purchase", "unit-1", START + dt.timedelta(days=1), {"amount": "1e999"})])
+    recalculation, _ = request(experiment)
     with pytest.raises(DataError) as raised:
         timeseries_recalculation_run(recalculation_id=recalculation.pk)
     recalculation.refresh_from_db()

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from experiments.models import Experiment
 
 from .days import midnights_between
+from .exposure import parse_exposure
 from .funnel import funnel_statistics
 from .mean import mean_statistics
 from .query import Query, QueryContext, add_exposures, run
 from .ratio import ratio_statistics
 from .retention import retention_statistics
-from .spec import MetricSpec, parse_exposure, parse_metric
+from .spec import MetricSpec, parse_metric
 
 MULTIPLE_VARIANT_KEY = "$multiple"
 STATISTICS = {

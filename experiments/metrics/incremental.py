@@ -10,9 +10,8 @@ exposure on (its count, CUPED covariates) come straight from the exposures.
 
 from dataclasses import dataclass, field
 
-from .query import Query, QueryContext, run
+from .query import FLOAT, Query, QueryContext, run
 
-FLOAT = "DOUBLE PRECISION"
 # The default RANGE frame: rows of one unit in the same bucket (peers) all see the state at the end of that bucket,
 # so the differences below telescope correctly whatever order the peers come in.
 UNIT_WINDOW = "(PARTITION BY unit ORDER BY bucket)"
@@ -80,7 +79,8 @@ def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, 
     ]
     if increments.constants:
         never = ctx.params(ctx.bucket_count)
-        source = f"(SELECT exposures.*{_covariate_column(increments)} FROM exposures{_covariate_join(increments, 'exposures')}) x"
+        covariate_join = _covariate_join(increments, "exposures")
+        source = f"(SELECT exposures.*{_covariate_column(increments)} FROM exposures{covariate_join}) x"
         for sign, bucket, condition in (
             ("", "exp_bucket", "exp_bucket < exit_bucket"),
             ("-", "exit_bucket", f"exp_bucket < exit_bucket AND exit_bucket < {never}"),
@@ -98,10 +98,11 @@ def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, 
     return "\nUNION ALL\n".join(selects)
 
 
-def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, cumulative: bool) -> list[dict]:
+def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, increments: bool) -> list[dict]:
     """Per bucket, {variant: {output: value}} as of that bucket's boundary, every variant present.
 
-    `cumulative` rows are increments to add up; otherwise each row already holds the value as of its bucket.
+    With `increments` each (variant, bucket, *values) row adds to the totals of its bucket and every later one;
+    otherwise each row already holds the values as of its bucket.
     """
     variants = ctx.exposure.variants
     totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
@@ -110,7 +111,7 @@ def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, cumu
         by_bucket.setdefault(row[1], []).append(row)
     result = []
     for bucket in range(ctx.bucket_count):
-        if not cumulative:
+        if not increments:
             totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
         for variant, _bucket, *values in by_bucket.get(bucket, []):
             for name, value in zip(outputs, values, strict=True):
@@ -124,4 +125,4 @@ def run_increments(query: Query, ctx: QueryContext, increments: Increments, outp
     increments.constants["exposures"] = "1"
     outputs = [*outputs, "exposures"]
     select = add_increment_ctes(query, ctx, increments, outputs)
-    return accumulate(run(query, ctx, select), ctx, outputs, cumulative=True)
+    return accumulate(run(query, ctx, select), ctx, outputs, increments=True)

@@ -13,11 +13,16 @@ from itertools import pairwise
 
 from django.db import connection, transaction
 
-from .dialect import Dialect, Params, dialect_for
-from .filters import event_names, properties_sql
-from .spec import DEFAULT_EXPOSURE_EVENT, EventSource, Exposure
+from events.models import Event
 
-EVENTS_TABLE = "events_event"
+from .dialect import Dialect, Params, dialect_for
+from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
+from .filters import event_names, properties_sql
+from .spec import EventSource
+
+EVENTS_TABLE = Event._meta.db_table
+# Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
+FLOAT = "DOUBLE PRECISION"
 
 
 @dataclass

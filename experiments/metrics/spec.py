@@ -1,4 +1,4 @@
-"""Reading a metric's JSON (api.md §5.1) and the experiment's exposure settings into typed, validated specs.
+"""Reading a metric's JSON (api.md §5.1) into a typed, validated spec.
 
 Everything the SQL builders need is resolved here, so a metric the engine cannot compute fails with a 400 that
 names the option before any query runs.
@@ -7,16 +7,11 @@ names the option before any query runs.
 import datetime as dt
 from dataclasses import dataclass
 
-from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
-from experiments.models import Experiment
 from experiments_api.exceptions import DomainError
 
 INVALID_METRIC_MESSAGE = "Invalid metric: {problem}."
 UNSUPPORTED_MESSAGE = "Cannot compute this metric: {option} is not supported."
-NO_VARIANTS_MESSAGE = "The experiment's feature flag has no variants to compare."
 
-DEFAULT_EXPOSURE_EVENT = "$feature_flag_called"
-MULTIPLE_VARIANT_HANDLINGS = ("exclude", "first_seen")
 TIME_UNIT_SECONDS = {
     "second": 1,
     "minute": 60,
@@ -71,21 +66,6 @@ class EventSource:
     properties: tuple[PropertyFilter, ...]
     math: str = "total"
     math_property: str | None = None
-
-
-@dataclass(frozen=True)
-class Exposure:
-    event: str
-    properties: tuple[PropertyFilter, ...]
-    flag_key: str
-    variants: tuple[str, ...]
-    multiple_variant_handling: str
-    test_account_filters: tuple[PropertyFilter, ...]
-
-    @property
-    def variant_property(self) -> str:
-        """PostHog reads the variant from the flag response, or from `$feature/<key>` on a custom event."""
-        return "$feature_flag_response" if self.event == DEFAULT_EXPOSURE_EVENT else f"$feature/{self.flag_key}"
 
 
 @dataclass(frozen=True)
@@ -162,7 +142,7 @@ def parse_property_filters(raw_filters, what: str) -> tuple[PropertyFilter, ...]
     for raw in raw_filters:
         raw = _require_dict(raw, f"each of {what}")
         if raw.get("type", "event") != "event":
-            raise unsupported(f"property filters of type '{raw.get('type')}'")
+            raise unsupported(f"property filters of type '{raw.get('type')}' (in {what})")
         key = raw.get("key")
         if not isinstance(key, str) or not key:
             raise invalid(f"a property filter in {what} has no key")
@@ -284,7 +264,7 @@ METRIC_PARSERS = {"mean": _parse_mean, "funnel": _parse_funnel, "ratio": _parse_
 
 def _cuped_lookback(stats_config, metric_type: str, definition) -> dt.timedelta | None:
     """`stats_config.cuped` ({"enabled", "lookback_days"}, or a bare boolean) for mean and ordered-funnel metrics."""
-    cuped = (stats_config or {}).get("cuped")
+    cuped = stats_config.get("cuped") if isinstance(stats_config, dict) else None
     enabled = bool(cuped.get("enabled")) if isinstance(cuped, dict) else bool(cuped)
     if not enabled or metric_type not in ("mean", "funnel"):
         return None
@@ -318,49 +298,4 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
             metric.get("conversion_window"), metric.get("conversion_window_unit"), "conversion_window"
         ),
         cuped_lookback=_cuped_lookback(stats_config, metric_type, definition),
-    )
-
-
-def experiment_variant_keys(experiment: Experiment) -> tuple[str, ...]:
-    """The flag's variants minus `parameters.excluded_variants`, plus the holdout arm `holdout-<id>`."""
-    excluded = set((experiment.parameters or {}).get("excluded_variants") or [])
-    keys = [variant["key"] for variant in experiment.feature_flag.variants if variant.get("key") not in excluded]
-    if not keys:
-        raise DomainError(NO_VARIANTS_MESSAGE, code="no_variants")
-    if experiment.holdout_id is not None:
-        keys.append(f"holdout-{experiment.holdout_id}")
-    return tuple(keys)
-
-
-def parse_exposure(experiment: Experiment) -> Exposure:
-    """Exposure settings from `exposure_criteria` (api.md §3.4), with PostHog's newest defaults."""
-    criteria = experiment.exposure_criteria or {}
-    if not isinstance(criteria, dict):
-        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
-    if (experiment.parameters or {}).get("aggregation_group_type_index") is not None:
-        raise unsupported("group aggregation (aggregation_group_type_index)")
-    if experiment.only_count_matured_users:
-        raise unsupported("only_count_matured_users")
-    config = criteria.get("exposure_config") or {}
-    if not isinstance(config, dict):
-        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
-    if config.get("kind") == "ActionsNode":
-        raise unsupported("an ActionsNode exposure_config")
-    event = config.get("event") or DEFAULT_EXPOSURE_EVENT
-    handling = criteria.get("multiple_variant_handling") or "exclude"
-    if handling not in MULTIPLE_VARIANT_HANDLINGS:
-        raise DomainError(INVALID_MULTIPLE_VARIANT_HANDLING, attr="exposure_criteria")
-    filter_test_accounts = criteria.get("filterTestAccounts", True)
-    test_account_filters = ()
-    if filter_test_accounts:
-        test_account_filters = parse_property_filters(
-            experiment.project.test_account_filters, "the project's test account filters"
-        )
-    return Exposure(
-        event=event,
-        properties=parse_property_filters(config.get("properties"), "exposure_config.properties"),
-        flag_key=experiment.feature_flag.key,
-        variants=experiment_variant_keys(experiment),
-        multiple_variant_handling=handling,
-        test_account_filters=test_account_filters,
     )

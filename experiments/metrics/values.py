@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 from .dialect import Dialect
 from .filters import source_sql
+from .query import FLOAT
 from .spec import EventSource
 
-SUMMED_MATHS = frozenset({"total", "sum"})
 DISTINCT_MATHS = frozenset({"unique_session", "dau"})
-FLOAT = "DOUBLE PRECISION"
 
 
 @dataclass(frozen=True)
@@ -46,29 +45,31 @@ class SourceValue:
             return [f"{self.name}_{self.math}"]
         return [f"{self.name}_sum"]
 
+    def _aggregates(self) -> dict[str, str]:
+        value = f"{self.name}_value"
+        if self.math in ("min", "max"):
+            return {f"{self.name}_{self.math}": f"CAST({self.math.upper()}({value}) AS {FLOAT})"}
+        aggregates = {f"{self.name}_sum": f"CAST(SUM({value}) AS {FLOAT})"}
+        if self.math == "avg":
+            aggregates[f"{self.name}_count"] = "COUNT(*)"
+        return aggregates
+
     def deltas(self, rows: str, all_columns: list[str]) -> str:
         """Per (unit, bucket) rows of this source's post-exposure events, with `all_columns` (others NULL)."""
         keys = "unit, variant, exit_bucket"
-        mine = {f"{self.name}_sum": f"CAST(SUM({self.name}_value) AS {FLOAT})"}
-        if self.math == "avg":
-            mine[f"{self.name}_count"] = "COUNT(*)"
-        elif self.math in ("min", "max"):
-            mine = {f"{self.name}_{self.math}": f"CAST({self.math.upper()}({self.name}_value) AS {FLOAT})"}
-        elif self.math in DISTINCT_MATHS:
+        source = f"{rows} WHERE {self.name}_match = 1 AND is_pre = 0"
+        if self.math not in DISTINCT_MATHS:
+            aggregates = self._aggregates()
+        else:
             # A distinct key counts once, in the bucket where the unit first had it.
-            mine = {f"{self.name}_sum": f"CAST(COUNT(*) AS {FLOAT})"}
             key = f"{self.name}_key"
-            rows = (
-                f"(SELECT {keys}, MIN(bucket) AS bucket FROM {rows} WHERE {self.name}_match = 1 AND is_pre = 0 "
-                f"AND {key} IS NOT NULL AND {key} <> '' GROUP BY {keys}, {key}) first_seen"
+            source = (
+                f"(SELECT {keys}, MIN(bucket) AS bucket FROM {source} AND {key} IS NOT NULL AND {key} <> '' "
+                f"GROUP BY {keys}, {key}) first_seen"
             )
-            selected = ", ".join(f"{mine.get(column, 'NULL')} AS {column}" for column in all_columns)
-            return f"SELECT {keys}, bucket, {selected} FROM {rows} GROUP BY {keys}, bucket"
-        selected = ", ".join(f"{mine.get(column, 'NULL')} AS {column}" for column in all_columns)
-        return (
-            f"SELECT {keys}, bucket, {selected} FROM {rows} WHERE {self.name}_match = 1 AND is_pre = 0 "
-            f"GROUP BY {keys}, bucket"
-        )
+            aggregates = {f"{self.name}_sum": f"CAST(COUNT(*) AS {FLOAT})"}
+        selected = ", ".join(f"{aggregates.get(column, 'NULL')} AS {column}" for column in all_columns)
+        return f"SELECT {keys}, bucket, {selected} FROM {source} GROUP BY {keys}, bucket"
 
     def running(self, window: str) -> dict[str, str]:
         """Window expressions over the unit's change rows giving its running aggregates."""

@@ -5,8 +5,8 @@ the buckets it holds it (units × buckets rows), and the bounds and clamped sums
 follow ClickHouse's quantileExact, as PostHog does: the value at 0-based position floor(p·n) of the sorted values.
 """
 
-from .incremental import FLOAT, UNIT_WINDOW, accumulate
-from .query import Query, QueryContext, run
+from .incremental import UNIT_WINDOW, accumulate
+from .query import FLOAT, Query, QueryContext, run
 from .spec import Winsorization
 from .values import SourceValue
 
@@ -77,4 +77,4 @@ def winsorized_statistics(
         f"SELECT variant, bucket, {sums}\n"
         f"FROM (SELECT dense.*, {clamped} AS clamped FROM dense{joins}) winsorized GROUP BY variant, bucket"
     )
-    return accumulate(run(query, ctx, select), ctx, outputs, cumulative=False)
+    return accumulate(run(query, ctx, select), ctx, outputs, increments=False)

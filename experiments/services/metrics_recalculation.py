@@ -71,16 +71,23 @@ def metrics_recalculation_trigger_if_scheduled(*, experiment: Experiment, trigge
 
 
 def _count(recalculation_id, metric_uuid: str, error: str | None) -> None:
+    """Count a metric once; a retry that succeeds after a counted failure moves it from failed to completed."""
     with transaction.atomic():
         recalculation = ExperimentMetricsRecalculation.objects.select_for_update().get(pk=recalculation_id)
+        errors = dict(recalculation.metric_errors)
         if metric_uuid in recalculation.processed_metric_uuids:
-            return
-        recalculation.processed_metric_uuids = [*recalculation.processed_metric_uuids, metric_uuid]
+            if error is not None or metric_uuid not in errors:
+                return
+            del errors[metric_uuid]
+            recalculation.failed_metrics -= 1
+        else:
+            recalculation.processed_metric_uuids = [*recalculation.processed_metric_uuids, metric_uuid]
         if error is None:
             recalculation.completed_metrics += 1
         else:
             recalculation.failed_metrics += 1
-            recalculation.metric_errors = {**recalculation.metric_errors, metric_uuid: error}
+            errors[metric_uuid] = error
+        recalculation.metric_errors = errors
         done = recalculation.completed_metrics + recalculation.failed_metrics >= recalculation.total_metrics
         if done:
             recalculation.status = (
@@ -93,23 +100,29 @@ def _count(recalculation_id, metric_uuid: str, error: str | None) -> None:
 
 def metrics_recalculation_metric_run(*, recalculation_id, metric_uuid: str) -> None:
     """Compute and store one metric of a batch. A metric the engine refuses (DomainError) is counted as failed
-    with its message; unexpected errors propagate so the task is retried."""
+    with its message. An unexpected error is counted as failed too, so the batch always finishes even when every
+    retry fails, then propagates so the task is retried; a retry that succeeds counts the metric as completed."""
     recalculation = (
         ExperimentMetricsRecalculation.objects.select_related("experiment__project", "experiment__feature_flag")
         .filter(pk=recalculation_id)
         .first()
     )
-    if recalculation is None or metric_uuid in recalculation.processed_metric_uuids:
+    if recalculation is None or (
+        metric_uuid in recalculation.processed_metric_uuids and metric_uuid not in recalculation.metric_errors
+    ):
         return
     experiment = recalculation.experiment
     metric = next((m for m in experiment_metrics(experiment) if m["uuid"] == metric_uuid), None)
     if metric is None:
         _count(recalculation_id, metric_uuid, messages.METRIC_REMOVED)
         return
+    unexpected: Exception | None = None
     try:
         result, error = current_metric_result(experiment=experiment, metric=metric), None
     except DomainError as refused:
         result, error = None, refused.message
+    except Exception as other:
+        result, error, unexpected = None, str(other) or type(other).__name__, other
     metric_result_upsert(
         experiment=experiment,
         metric_uuid=metric_uuid,
@@ -119,6 +132,8 @@ def metrics_recalculation_metric_run(*, recalculation_id, metric_uuid: str) -> N
         error=error,
     )
     _count(recalculation_id, metric_uuid, error)
+    if unexpected is not None:
+        raise unexpected
 
 
 def metrics_recalculation_response(recalculation: ExperimentMetricsRecalculation) -> dict:

@@ -1,0 +1,74 @@
+"""Who is exposed to an experiment, and to which variant: `exposure_criteria` (api.md §3.4) and the flag's variants,
+read into a typed spec, with PostHog's newest defaults."""
+
+from dataclasses import dataclass
+
+from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
+from experiments.models import Experiment
+from experiments_api.exceptions import DomainError
+
+from .spec import PropertyFilter, parse_property_filters, unsupported
+
+NO_VARIANTS_MESSAGE = "The experiment's feature flag has no variants to compare."
+DEFAULT_EXPOSURE_EVENT = "$feature_flag_called"
+MULTIPLE_VARIANT_HANDLINGS = ("exclude", "first_seen")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    event: str
+    properties: tuple[PropertyFilter, ...]
+    flag_key: str
+    variants: tuple[str, ...]
+    multiple_variant_handling: str
+    test_account_filters: tuple[PropertyFilter, ...]
+
+    @property
+    def variant_property(self) -> str:
+        """PostHog reads the variant from the flag response, or from `$feature/<key>` on a custom event."""
+        return "$feature_flag_response" if self.event == DEFAULT_EXPOSURE_EVENT else f"$feature/{self.flag_key}"
+
+
+def experiment_variant_keys(experiment: Experiment) -> tuple[str, ...]:
+    """The flag's variants minus `parameters.excluded_variants`, plus the holdout arm `holdout-<id>`."""
+    excluded = set((experiment.parameters or {}).get("excluded_variants") or [])
+    keys = [variant["key"] for variant in experiment.feature_flag.variants if variant.get("key") not in excluded]
+    if not keys:
+        raise DomainError(NO_VARIANTS_MESSAGE, code="no_variants")
+    if experiment.holdout_id is not None:
+        keys.append(f"holdout-{experiment.holdout_id}")
+    return tuple(keys)
+
+
+def parse_exposure(experiment: Experiment) -> Exposure:
+    """Exposure settings of the experiment; `filterTestAccounts` defaults to true, as in PostHog."""
+    criteria = experiment.exposure_criteria or {}
+    if not isinstance(criteria, dict):
+        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
+    if (experiment.parameters or {}).get("aggregation_group_type_index") is not None:
+        raise unsupported("group aggregation (aggregation_group_type_index)")
+    if experiment.only_count_matured_users:
+        raise unsupported("only_count_matured_users")
+    config = criteria.get("exposure_config") or {}
+    if not isinstance(config, dict):
+        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
+    if config.get("kind") == "ActionsNode":
+        raise unsupported("an ActionsNode exposure_config")
+    event = config.get("event") or DEFAULT_EXPOSURE_EVENT
+    handling = criteria.get("multiple_variant_handling") or "exclude"
+    if handling not in MULTIPLE_VARIANT_HANDLINGS:
+        raise DomainError(INVALID_MULTIPLE_VARIANT_HANDLING, attr="exposure_criteria")
+    filter_test_accounts = criteria.get("filterTestAccounts", True)
+    test_account_filters = ()
+    if filter_test_accounts:
+        test_account_filters = parse_property_filters(
+            experiment.project.test_account_filters, "the project's test account filters"
+        )
+    return Exposure(
+        event=event,
+        properties=parse_property_filters(config.get("properties"), "exposure_config.properties"),
+        flag_key=experiment.feature_flag.key,
+        variants=experiment_variant_keys(experiment),
+        multiple_variant_handling=handling,
+        test_account_filters=test_account_filters,
+    )

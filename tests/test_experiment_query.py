@@ -1,0 +1,204 @@
+"""POST /api/projects/:project_id/query/ with the experiment query kinds: current results, exposures, bad input."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from experiments.metric_results import NOT_STARTED_MESSAGE, current_metric_result
+from experiments.metrics.spec import UNSUPPORTED_MESSAGE
+from experiments.query_views import METRIC_REQUIRED_MESSAGE
+from experiments_api.exceptions import error_body
+from experiments_api.permissions import MISSING_SCOPE_MESSAGE
+from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory
+from tests.metric_reference import RawEvent
+from tests.test_metric_aggregation import events_node, mean, store
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+METRIC = mean(events_node("purchase"))
+
+
+def launched_experiment(project, *, start=START, end=START + dt.timedelta(days=2, hours=12)):
+    flag = FeatureFlagFactory(project=project, key="checkout-flow")
+    return ExperimentFactory(project=project, feature_flag=flag, start_date=start, end_date=end)
+
+
+def exposed(project, *, control: int, test: int, multiple: int = 0) -> None:
+    """Units exposed on the first two days; every test unit buys once, every second control unit buys."""
+    events = []
+    for number in range(control + test):
+        variant = "control" if number < control else "test"
+        unit, at = f"unit-{number}", START + dt.timedelta(hours=number % 40)
+        events.append(
+            RawEvent(
+                "$feature_flag_called", unit, at, {"$feature_flag": "checkout-flow", "$feature_flag_response": variant}
+            )
+        )
+        if variant == "test" or number % 2:
+            events.append(RawEvent("purchase", unit, at + dt.timedelta(minutes=5)))
+    for number in range(multiple):
+        for variant in ("control", "test"):
+            flag = {"$feature_flag": "checkout-flow", "$feature_flag_response": variant}
+            events.append(RawEvent("$feature_flag_called", f"both-{number}", START + dt.timedelta(hours=30), flag))
+    store(project, events)
+
+
+def post(client, project, query: dict):
+    return client.post(f"/api/projects/{project.pk}/query/", {"query": query}, format="json")
+
+
+def test_an_experiment_query_returns_the_current_result(api_client, project):
+    experiment = launched_experiment(project)
+    exposed(project, control=60, test=60)
+
+    response = post(api_client, project, {"kind": "ExperimentQuery", "experiment_id": experiment.pk, "metric": METRIC})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body == {
+        "kind": "ExperimentQuery",
+        "metric": METRIC,
+        **current_metric_result(experiment=experiment, metric=METRIC),
+    }
+    assert (body["baseline"]["number_of_samples"], body["baseline"]["sum"]) == (60, 30)
+    (test,) = body["variant_results"]
+    assert (test["key"], test["number_of_samples"], test["sum"], test["method"]) == ("test", 60, 60, "bayesian")
+    assert test["chance_to_win"] > 0.99 and test["significant"] is True
+    assert body["sample_ratio_mismatch"]["mismatch"] is False
+
+
+def test_a_running_experiment_is_computed_up_to_now(api_client, project):
+    experiment = launched_experiment(project, start=timezone.now() - dt.timedelta(hours=2), end=None)
+    store(
+        project,
+        [
+            RawEvent(
+                "$feature_flag_called",
+                "unit",
+                timezone.now() - dt.timedelta(hours=1),
+                {"$feature_flag": "checkout-flow", "$feature_flag_response": "control"},
+            )
+        ],
+    )
+    response = post(api_client, project, {"kind": "ExperimentQuery", "experiment_id": experiment.pk, "metric": METRIC})
+    assert response.status_code == 200
+    assert response.json()["baseline"]["number_of_samples"] == 1
+
+
+def test_an_exposure_query_returns_cumulative_exposures_per_day_and_the_srm_check(api_client, project):
+    experiment = launched_experiment(project)
+    exposed(project, control=70, test=50, multiple=2)
+
+    response = post(api_client, project, {"kind": "ExperimentExposureQuery", "experiment_id": experiment.pk})
+
+    assert response.status_code == 200
+    days = ["2025-01-01", "2025-01-02", "2025-01-03"]
+    body = response.json()
+    p_value = body["sample_ratio_mismatch"].pop("p_value")
+    assert body == {
+        "kind": "ExperimentExposureQuery",
+        "timeseries": [
+            {"variant": "control", "days": days, "exposure_counts": [48, 70, 70]},
+            {"variant": "test", "days": days, "exposure_counts": [24, 50, 50]},
+            {"variant": "$multiple", "days": days, "exposure_counts": [0, 2, 2]},
+        ],
+        "total_exposures": {"control": 70, "test": 50, "$multiple": 2},
+        "date_range": {"date_from": "2025-01-01T00:00:00+00:00", "date_to": "2025-01-03T12:00:00+00:00"},
+        "sample_ratio_mismatch": {"expected": {"control": 60.0, "test": 60.0}},
+    }
+    assert p_value == pytest.approx(0.0679, abs=1e-4)
+
+
+def test_the_exposure_query_has_no_srm_check_below_100_exposures(api_client, project):
+    experiment = launched_experiment(project)
+    exposed(project, control=40, test=10)
+    response = post(api_client, project, {"kind": "ExperimentExposureQuery", "experiment_id": experiment.pk})
+    assert response.json()["sample_ratio_mismatch"] is None
+
+
+def validation_error(detail: str, attr: str, code: str = "invalid_input") -> dict:
+    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
+
+
+BAD_QUERIES = {
+    "no query": (None, validation_error("This field is required.", "query", "required")),
+    "unknown kind": (
+        {"kind": "TrendsQuery", "experiment_id": 1},
+        validation_error('"TrendsQuery" is not a valid choice.', "query__kind", "invalid_choice"),
+    ),
+    "no experiment id": (
+        {"kind": "ExperimentExposureQuery"},
+        validation_error("This field is required.", "query__experiment_id", "required"),
+    ),
+    "experiment id not a number": (
+        {"kind": "ExperimentExposureQuery", "experiment_id": "first"},
+        validation_error("A valid integer is required.", "query__experiment_id"),
+    ),
+    "no metric": (
+        {"kind": "ExperimentQuery", "experiment_id": 1},
+        validation_error(METRIC_REQUIRED_MESSAGE, "query__metric"),
+    ),
+    "metric not an object": (
+        {"kind": "ExperimentQuery", "experiment_id": 1, "metric": "purchase"},
+        validation_error(METRIC_REQUIRED_MESSAGE, "query__metric"),
+    ),
+}
+
+
+@pytest.mark.parametrize("query,error", BAD_QUERIES.values(), ids=BAD_QUERIES.keys())
+def test_an_invalid_query_is_a_400(api_client, project, query, error):
+    body = {} if query is None else {"query": query}
+    response = api_client.post(f"/api/projects/{project.pk}/query/", body, format="json")
+    assert (response.status_code, response.json()) == (400, error)
+
+
+def test_an_experiment_of_another_project_is_not_found(api_client, project):
+    other = launched_experiment(ProjectFactory())
+    response = post(api_client, project, {"kind": "ExperimentExposureQuery", "experiment_id": other.pk})
+    assert (response.status_code, response.json()) == (
+        404,
+        error_body(type="invalid_request", code="not_found", detail="Not found."),
+    )
+
+
+@pytest.mark.parametrize("kind", ["ExperimentQuery", "ExperimentExposureQuery"])
+def test_a_draft_experiment_has_no_results(api_client, project, kind):
+    draft = launched_experiment(project, start=None, end=None)
+    response = post(api_client, project, {"kind": kind, "experiment_id": draft.pk, "metric": METRIC})
+    assert (response.status_code, response.json()) == (
+        400,
+        error_body(type="validation_error", code="invalid_input", detail=NOT_STARTED_MESSAGE),
+    )
+
+
+def test_a_metric_the_engine_cannot_compute_is_a_400_naming_the_option(api_client, project):
+    experiment = launched_experiment(project)
+    metric = mean({"kind": "ActionsNode", "id": 4})
+    response = post(api_client, project, {"kind": "ExperimentQuery", "experiment_id": experiment.pk, "metric": metric})
+    assert (response.status_code, response.json()) == (
+        400,
+        error_body(
+            type="validation_error",
+            code="unsupported_metric",
+            detail=UNSUPPORTED_MESSAGE.format(option="ActionsNode sources"),
+            attr="metric",
+        ),
+    )
+
+
+def test_the_query_endpoint_needs_the_query_read_scope(make_client, user, project):
+    experiment = launched_experiment(project)
+    query = {"kind": "ExperimentExposureQuery", "experiment_id": experiment.pk}
+
+    response = post(make_client(user, scopes=["experiment:read"]), project, query)
+    assert (response.status_code, response.json()) == (
+        403,
+        error_body(
+            type="authentication_error",
+            code="permission_denied",
+            detail=MISSING_SCOPE_MESSAGE.format(scope="query:read"),
+        ),
+    )
+    assert post(make_client(user, scopes=["query:read"]), project, query).status_code == 200
