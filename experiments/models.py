@@ -236,7 +236,8 @@ class ExperimentMetricsRecalculation(models.Model):
     failed_metrics = models.PositiveIntegerField(default=0)
     # {metric_uuid: error message}
     metric_errors = models.JSONField(default=dict)
-    # Metrics already counted in completed/failed, so a redelivered task does not count twice.
+    # The metrics of the batch, and those already counted in completed/failed (a redelivered task counts once).
+    metric_uuids = models.JSONField(default=list)
     processed_metric_uuids = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

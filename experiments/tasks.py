@@ -8,7 +8,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from experiments.services.metrics_recalculation import metrics_recalculation_metric_run
+from experiments.services.metrics_recalculation import (
+    metrics_recalculation_metric_run,
+    stuck_metrics_recalculations,
+)
 from experiments.timeseries import (
     daily_results_compute,
     stuck_recalculation_ids,
@@ -47,3 +50,10 @@ def requeue_stuck_timeseries_recalculations() -> None:
 def recalculate_experiment_metric(recalculation_id: str, metric_uuid: str) -> None:
     """One metric of a batch recalculation (the batch is a Celery group of these)."""
     metrics_recalculation_metric_run(recalculation_id=recalculation_id, metric_uuid=metric_uuid)
+
+
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30)
+def requeue_stuck_metrics_recalculations() -> None:
+    for recalculation_id, metric_uuids in stuck_metrics_recalculations():
+        for metric_uuid in metric_uuids:
+            recalculate_experiment_metric.delay(recalculation_id, metric_uuid)

@@ -25,6 +25,10 @@ app.conf.beat_schedule = {
         "task": "experiments.tasks.requeue_stuck_timeseries_recalculations",
         "schedule": 5 * 60,
     },
+    "requeue-stuck-metrics-recalculations": {
+        "task": "experiments.tasks.requeue_stuck_metrics_recalculations",
+        "schedule": 5 * 60,
+    },
     # PostHog's default hour: each opted-in running experiment gets the day's cumulative result of every metric.
     "daily-timeseries-results": {
         "task": "experiments.tasks.schedule_daily_timeseries_results",

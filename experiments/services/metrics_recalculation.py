@@ -5,7 +5,11 @@ as an ExperimentMetricResult, and counts itself in the record under a row lock, 
 even when tasks run concurrently or are redelivered after a worker dies.
 """
 
+import datetime as dt
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from experiments import messages
 from experiments.fingerprint import experiment_metric_fingerprint
@@ -55,6 +59,7 @@ def metrics_recalculation_request(
                     experiment=experiment,
                     trigger=trigger,
                     total_metrics=len(metric_uuids),
+                    metric_uuids=metric_uuids,
                     status=RecalculationStatus.PENDING if metric_uuids else RecalculationStatus.COMPLETED,
                 )
         except IntegrityError:
@@ -148,3 +153,19 @@ def metrics_recalculation_response(recalculation: ExperimentMetricsRecalculation
         "trigger": recalculation.trigger,
         "created_at": recalculation.created_at.isoformat(),
     }
+
+
+def stuck_metrics_recalculations() -> list[tuple[str, list[str]]]:
+    """Batches with no progress for longer than a task may run (their messages were lost, or every retry of a
+    worker died): each with the metric uuids still to process."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
+    stuck = ExperimentMetricsRecalculation.objects.filter(
+        status__in=ACTIVE_RECALCULATION_STATUSES, updated_at__lt=cutoff
+    )
+    return [
+        (
+            str(recalculation.pk),
+            [uuid for uuid in recalculation.metric_uuids if uuid not in recalculation.processed_metric_uuids],
+        )
+        for recalculation in stuck
+    ]
