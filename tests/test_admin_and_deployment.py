@@ -1,0 +1,51 @@
+"""The Django admin lists every model a self-hoster manages, and the docker-compose stack is well-formed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+
+from tests.factories import ExperimentFactory, FeatureFlagFactory, UserFactory
+
+ADMIN_LISTS = [
+    "experiments_api/organization",
+    "experiments_api/project",
+    "experiments_api/user",
+    "experiments_api/personalapikey",
+    "flags/featureflag",
+    "flags/cohort",
+    "experiments/experiment",
+    "experiments/experimentholdout",
+    "experiments/experimentsavedmetric",
+    "experiments/experimenttimeseriesrecalculation",
+    "experiments/experimentmetricsrecalculation",
+    "events/eventdefinition",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ADMIN_LISTS)
+def test_a_staff_user_can_open_every_admin_list(client, project, path):
+    ExperimentFactory(project=project, feature_flag=FeatureFlagFactory(project=project))
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.get(f"/admin/{path}/")
+
+    assert response.status_code == 200
+    assert b'id="changelist"' in response.content
+
+
+def test_docker_compose_runs_postgres_redis_web_and_worker_with_health_checks():
+    compose = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
+    services = compose["services"]
+
+    assert set(services) == {"postgres", "redis", "web", "worker"}
+    assert all("healthcheck" in service for service in services.values())
+    assert "migrate" in services["web"]["command"] and "gunicorn" in services["web"]["command"]
+    assert services["worker"]["command"].startswith("celery -A experiments_api worker --beat")
+    for app in ("web", "worker"):
+        environment = services[app]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://")
+        assert environment["REDIS_URL"].startswith("redis://")
+        assert services[app]["depends_on"]["postgres"] == {"condition": "service_healthy"}
