@@ -5,15 +5,10 @@ as an ExperimentMetricResult, and counts itself in the record under a row lock, 
 even when tasks run concurrently or are redelivered after a worker dies.
 """
 
-import datetime as dt
-
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from experiments import messages
-from experiments.fingerprint import experiment_metric_fingerprint
-from experiments.metric_results import current_metric_result, current_query_to
+from experiments.metric_results import current_query_to
 from experiments.models import (
     ACTIVE_RECALCULATION_STATUSES,
     Experiment,
@@ -21,8 +16,7 @@ from experiments.models import (
     RecalculationStatus,
     RecalculationTrigger,
 )
-from experiments.timeseries.backfill import metric_result_upsert
-from experiments.timeseries.daily import experiment_metrics
+from experiments.timeseries.daily import current_result_store, experiment_metrics, stalled_before
 from experiments_api.exceptions import DomainError
 
 
@@ -121,20 +115,8 @@ def metrics_recalculation_metric_run(*, recalculation_id, metric_uuid: str) -> N
     if metric is None:
         _count(recalculation_id, metric_uuid, messages.METRIC_REMOVED)
         return
-    unexpected: Exception | None = None
-    try:
-        result, error = current_metric_result(experiment=experiment, metric=metric), None
-    except DomainError as refused:
-        result, error = None, refused.message
-    except Exception as other:
-        result, error, unexpected = None, str(other) or type(other).__name__, other
-    metric_result_upsert(
-        experiment=experiment,
-        metric_uuid=metric_uuid,
-        fingerprint=experiment_metric_fingerprint(experiment, metric),
-        query_to=current_query_to(experiment),
-        result=result,
-        error=error,
+    error, unexpected = current_result_store(
+        experiment=experiment, metric=metric, query_to=current_query_to(experiment)
     )
     _count(recalculation_id, metric_uuid, error)
     if unexpected is not None:
@@ -158,9 +140,8 @@ def metrics_recalculation_response(recalculation: ExperimentMetricsRecalculation
 def stuck_metrics_recalculations() -> list[tuple[str, list[str]]]:
     """Batches with no progress for longer than a task may run (their messages were lost, or every retry of a
     worker died): each with the metric uuids still to process."""
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
     stuck = ExperimentMetricsRecalculation.objects.filter(
-        status__in=ACTIVE_RECALCULATION_STATUSES, updated_at__lt=cutoff
+        status__in=ACTIVE_RECALCULATION_STATUSES, updated_at__lt=stalled_before()
     )
     return [
         (

@@ -50,29 +50,47 @@ def daily_results_compute(*, experiment_id: int) -> None:
     query_to = current_query_to(experiment)
     unexpected: Exception | None = None
     for metric in experiment_metrics(experiment):
-        fingerprint = experiment_metric_fingerprint(experiment, metric)
-        try:
-            result, error = current_metric_result(experiment=experiment, metric=metric), None
-        except DomainError as domain_error:
-            result, error = None, domain_error.message
-        except Exception as other:
-            result, error, unexpected = None, str(other) or type(other).__name__, other
-        metric_result_upsert(
-            experiment=experiment,
-            metric_uuid=metric["uuid"],
-            fingerprint=fingerprint,
-            query_to=query_to,
-            result=result,
-            error=error,
-        )
+        _error, failure = current_result_store(experiment=experiment, metric=metric, query_to=query_to)
+        unexpected = unexpected or failure
     if unexpected is not None:
         raise unexpected
+
+
+def current_result_store(
+    *, experiment: Experiment, metric: dict, query_to: dt.datetime
+) -> tuple[str | None, Exception | None]:
+    """Compute the metric's result as of `query_to` and upsert it: completed, or failed with the reason.
+
+    Returns (error message, unexpected exception): a metric the engine refuses (DomainError) only has a message;
+    an unexpected error is stored as failed too and returned so the caller can re-raise it for a retry.
+    """
+    unexpected: Exception | None = None
+    try:
+        result, error = current_metric_result(experiment=experiment, metric=metric), None
+    except DomainError as refused:
+        result, error = None, refused.message
+    except Exception as other:
+        result, error, unexpected = None, str(other) or type(other).__name__, other
+    metric_result_upsert(
+        experiment=experiment,
+        metric_uuid=metric["uuid"],
+        fingerprint=experiment_metric_fingerprint(experiment, metric),
+        query_to=query_to,
+        result=result,
+        error=error,
+    )
+    return error, unexpected
+
+
+def stalled_before() -> dt.datetime:
+    """Work not updated since this instant has outlived any task's time limit (plus a margin): it is stalled."""
+    return timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
 
 
 def stuck_recalculation_ids() -> list:
     """In progress with no progress saved for longer than a task may run, or pending that long (its enqueue was
     lost): a worker died or the broker dropped the message."""
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
+    cutoff = stalled_before()
     return list(
         ExperimentTimeseriesRecalculation.objects.filter(
             Q(status=RecalculationStatus.IN_PROGRESS, updated_at__lt=cutoff)
