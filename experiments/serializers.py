@@ -17,6 +17,25 @@ from experiments.models import (
 from experiments_api.serializers import UserBasicSerializer
 from flags.models import FeatureFlag
 
+LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
+
+
+def with_experiment_date_range(metric, experiment: Experiment):
+    """A legacy trends/funnels metric's `dateRange` shows the experiment's own dates, as PostHog renders it (§3.2)."""
+    if not isinstance(metric, dict):
+        return metric
+    date_range = {
+        "date_from": experiment.start_date.isoformat() if experiment.start_date else "",
+        "date_to": experiment.end_date.isoformat() if experiment.end_date else "",
+        "explicitDate": True,
+    }
+    normalised = dict(metric)
+    for key in LEGACY_QUERY_KEYS:
+        query = normalised.get(key)
+        if isinstance(query, dict) and "dateRange" in query:
+            normalised[key] = {**query, "dateRange": date_range}
+    return normalised
+
 
 class ExperimentFeatureFlagSerializer(serializers.ModelSerializer):
     """PostHog's minimal flag object embedded in an experiment."""
@@ -67,7 +86,7 @@ class ExperimentToSavedMetricSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_query(self, link: ExperimentToSavedMetric) -> dict:
-        query = dict(link.saved_metric.query or {})
+        query = with_experiment_date_range(dict(link.saved_metric.query or {}), link.experiment)
         query["fingerprint"] = experiment_metric_fingerprint(link.experiment, query)
         return query
 
@@ -227,6 +246,9 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def to_representation(self, experiment: Experiment) -> dict:
         data = super().to_representation(experiment)
+        for field in ("metrics", "metrics_secondary"):
+            if isinstance(data.get(field), list):
+                data[field] = [with_experiment_date_range(metric, experiment) for metric in data[field]]
         variants = (data.get("parameters") or {}).get("feature_flag_variants")
         if isinstance(variants, list):
             data["parameters"] = {
