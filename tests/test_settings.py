@@ -1,0 +1,49 @@
+"""Production settings never fall back to insecure defaults; development settings are only what manage.py uses."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+LOAD_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings; print(settings.DEBUG, settings.ALLOWED_HOSTS)"
+)
+
+
+def load(module: str, **environment: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")}
+    env.update(DJANGO_SETTINGS_MODULE=module, **environment)
+    return subprocess.run(
+        [sys.executable, "-c", LOAD_SETTINGS], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True
+    )
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    result = load("experiments_api.settings.base")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_production_settings_allow_no_host_unless_told():
+    result = load("experiments_api.settings.base", SECRET_KEY="s3cret")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False []"
+
+
+def test_development_settings_default_to_debug_on_localhost():
+    result = load("experiments_api.settings.dev")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True ['localhost', '127.0.0.1', '[::1]']"
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_malformed_boolean_is_a_configuration_error(value):
+    result = load("experiments_api.settings.base", SECRET_KEY="s3cret", DEBUG=value)
+
+    assert result.returncode != 0
+    assert f"DEBUG must be a boolean (true/false), got '{value}'." in result.stderr
