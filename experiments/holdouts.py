@@ -15,13 +15,15 @@ from experiments_api.routing import ProjectScopedViewSet
 from experiments_api.serializers import UserBasicSerializer
 from flags.models import FeatureFlag
 from flags.services import feature_flags_holdout_groups_set
-from flags.validators import is_percentage
+from flags.validators import are_property_filters, is_percentage
 
 HOLDOUT_FILTERS_NOT_LIST = "Holdout filters must be a non-empty list of groups."
 HOLDOUT_GROUP_NOT_OBJECT = "Holdout group at index {index} must be an object."
 ROLLOUT_PERCENTAGE_MISSING = "Rollout percentage must be present."
 ROLLOUT_PERCENTAGE_OUT_OF_RANGE = "Rollout percentage must be between 0 and 100."
-HOLDOUT_GROUP_PROPERTIES_NOT_LIST = "Holdout group at index {index}: properties must be a list."
+HOLDOUT_GROUP_PROPERTIES_NOT_LIST = (
+    "Holdout group at index {index}: properties must be a list of property filters, each an object with a 'key'."
+)
 
 
 def holdout_variant(holdout_id: int) -> str:
@@ -48,7 +50,7 @@ class ExperimentHoldoutSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError(ROLLOUT_PERCENTAGE_MISSING)
             if not is_percentage(group["rollout_percentage"]):
                 raise serializers.ValidationError(ROLLOUT_PERCENTAGE_OUT_OF_RANGE)
-            if not isinstance(group.get("properties", []), list):
+            if not are_property_filters(group.get("properties", [])):
                 raise serializers.ValidationError(HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=index))
         return groups
 

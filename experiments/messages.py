@@ -24,6 +24,9 @@ VARIANT_WITHOUT_PERCENTAGE = (
     "Feature flag variant at index {index} must have a 'rollout_percentage' or 'split_percent' field"
 )
 PARAMETERS_NOT_OBJECT = "Parameters must be an object"
+CUSTOM_EXPOSURE_FILTER_INVALID = (
+    "custom_exposure_filter must be an object whose 'events' and 'actions' are lists of entity objects"
+)
 ROLLOUT_PERCENTAGE_INVALID = "rollout_percentage must be a number between 0 and 100"
 
 FILTER_TEST_ACCOUNTS_NOT_BOOLEAN = "filterTestAccounts must be a boolean"
@@ -104,3 +107,6 @@ UNKNOWN_EVENTS = (
 )
 METRICS_RECALCULATION_NOT_STARTED = "Cannot recalculate metrics for an experiment that hasn't started"
 METRIC_REMOVED = "The metric was removed from the experiment."
+RUNNING_TIME_OUT_OF_RANGE = (
+    "exposure_rate_per_day is too small: the running time would not be a representable number of days"
+)

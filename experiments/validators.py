@@ -58,7 +58,28 @@ def validate_parameters(parameters: Any) -> dict | None:
     rollout = cleaned.get("rollout_percentage")
     if rollout is not None and (not _is_number(rollout) or not 0 <= rollout <= 100):
         raise serializers.ValidationError(messages.ROLLOUT_PERCENTAGE_INVALID)
+    custom_exposure_filter = cleaned.get("custom_exposure_filter")
+    if custom_exposure_filter is not None and not _is_insight_filter(custom_exposure_filter):
+        raise serializers.ValidationError(messages.CUSTOM_EXPOSURE_FILTER_INVALID)
     return cleaned
+
+
+def _is_insight_filter(value: Any) -> bool:
+    """A legacy insight filter: `events`/`actions` lists of entity objects whose `properties` are objects."""
+    if not isinstance(value, dict):
+        return False
+    entities = []
+    for key in ("events", "actions"):
+        listed = value.get(key, [])
+        if not isinstance(listed, list):
+            return False
+        entities.extend(listed)
+    return all(
+        isinstance(entity, dict)
+        and isinstance(entity.get("properties", []), list)
+        and all(isinstance(prop, dict) for prop in entity.get("properties", []))
+        for entity in entities
+    )
 
 
 def validate_exposure_criteria(criteria: Any) -> dict | None:

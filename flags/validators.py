@@ -11,9 +11,14 @@ MAX_GROUP_TYPE_INDEX = 4
 FLAG_FILTERS_NOT_OBJECT = "Feature flag filters must be an object."
 GROUPS_NOT_LIST = "filters.groups must be a list of release conditions."
 GROUP_NOT_OBJECT = "Release condition at index {index} must be an object."
-GROUP_PROPERTIES_NOT_LIST = "Release condition at index {index}: properties must be a list."
+GROUP_PROPERTIES_NOT_LIST = (
+    "Release condition at index {index}: properties must be a list of property filters, each an object with a 'key'."
+)
 GROUP_ROLLOUT_INVALID = "Release condition at index {index}: rollout_percentage must be a number between 0 and 100."
 GROUP_VARIANT_UNKNOWN = "Release condition at index {index}: variant '{variant}' is not one of the flag's variants."
+HOLDOUT_INVALID = (
+    "filters.holdout must be null or an object with an integer id and an exclusion_percentage from 0 to 100."
+)
 HOLDOUT_GROUPS_NOT_LIST = "filters.holdout_groups must be null or a list of groups."
 HOLDOUT_GROUP_INVALID = (
     "Holdout group at index {index} must be an object with a rollout_percentage between 0 and 100 and a variant string."
@@ -40,6 +45,13 @@ COHORT_PROPERTIES_INVALID = (
 )
 
 
+def are_property_filters(properties: object) -> bool:
+    """A list of property filters, each an object with a non-empty string `key` (what flag evaluation reads)."""
+    return isinstance(properties, list) and all(
+        isinstance(prop, dict) and isinstance(prop.get("key"), str) and prop["key"] for prop in properties
+    )
+
+
 def is_percentage(value: object) -> bool:
     """A JSON number (not a boolean, not a string) from 0 to 100."""
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100
@@ -53,6 +65,7 @@ def validate_flag_filters(filters: object) -> dict:
     _validate_release_conditions(filters.get("groups"), variant_keys)
     _validate_payloads(filters.get("payloads"), variant_keys)
     _validate_holdout_groups(filters.get("holdout_groups"))
+    _validate_holdout(filters.get("holdout"))
     group_type_index = filters.get("aggregation_group_type_index")
     if group_type_index is not None and not (
         isinstance(group_type_index, int)
@@ -102,7 +115,7 @@ def _validate_release_conditions(groups: object, variant_keys: Iterable[str]) ->
     for index, group in enumerate(groups):
         if not isinstance(group, dict):
             raise serializers.ValidationError(GROUP_NOT_OBJECT.format(index=index))
-        if not isinstance(group.get("properties", []), list):
+        if not are_property_filters(group.get("properties", [])):
             raise serializers.ValidationError(GROUP_PROPERTIES_NOT_LIST.format(index=index))
         rollout = group.get("rollout_percentage")
         if rollout is not None and not is_percentage(rollout):
@@ -136,8 +149,22 @@ def _validate_holdout_groups(holdout_groups: object) -> None:
             isinstance(group, dict)
             and is_percentage(group.get("rollout_percentage"))
             and isinstance(group.get("variant"), str)
+            and are_property_filters(group.get("properties", []))
         ):
             raise serializers.ValidationError(HOLDOUT_GROUP_INVALID.format(index=index))
+
+
+def _validate_holdout(holdout: object) -> None:
+    """PostHog's newer single-holdout form `{id, exclusion_percentage}`."""
+    if holdout is None:
+        return
+    if not (
+        isinstance(holdout, dict)
+        and isinstance(holdout.get("id"), int)
+        and not isinstance(holdout.get("id"), bool)
+        and is_percentage(holdout.get("exclusion_percentage"))
+    ):
+        raise serializers.ValidationError(HOLDOUT_INVALID)
 
 
 def validate_cohort_filters(filters: object) -> dict:

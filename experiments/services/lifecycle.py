@@ -156,7 +156,7 @@ def shipped_flag_filters(filters: dict, *, variant_key: str, release_to_everyone
         {**variant, "rollout_percentage": 100 if variant["key"] == variant_key else 0} for variant in variants
     ]
     if release_to_everyone:
-        shipped["groups"] = [*shipped.get("groups", []), {"properties": [], "rollout_percentage": 100}]
+        shipped["groups"] = [*(shipped.get("groups") or []), {"properties": [], "rollout_percentage": 100}]
     return shipped
 
 

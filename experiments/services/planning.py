@@ -30,7 +30,12 @@ def running_time_calculate(
     except (OverflowError, ZeroDivisionError) as error:
         # Finite inputs whose squared effect under- or overflows a float.
         raise DomainError(messages.SAMPLE_SIZE_OUT_OF_RANGE, attr="minimum_detectable_effect") from error
-    days = None if exposure_rate_per_day is None else running_time_days(sample_size, variants, exposure_rate_per_day)
+    days = None
+    if exposure_rate_per_day is not None:
+        try:
+            days = running_time_days(sample_size, variants, exposure_rate_per_day)
+        except OverflowError as error:
+            raise DomainError(messages.RUNNING_TIME_OUT_OF_RANGE, attr="exposure_rate_per_day") from error
     return {
         "baseline_value": baseline_value,
         "variance": baseline_value * (1 - baseline_value) if variance is None else variance,
