@@ -55,7 +55,7 @@ def request_payload(request: HttpRequest) -> Any:
         BODY_TOO_LARGE.format(limit=limit), status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="too_large"
     )
     declared_length = request.META.get("CONTENT_LENGTH") or "0"
-    if declared_length.isdigit() and int(declared_length) > limit:
+    if declared_length.isascii() and declared_length.isdigit() and int(declared_length) > limit:
         raise too_large
     try:
         body = request.body

@@ -40,7 +40,7 @@ def unknown_event_names(*, project: Project, names: list[str]) -> list[str]:
 def project_for_api_token(token: str) -> Project | None:
     """The project of a project token. Every capture and flags request asks, so found projects are kept in this
     process for PROJECT_CACHE_SECONDS: a rotated token or deleted project is noticed that much later."""
-    if not token:
+    if not token or not token.isascii() or "\x00" in token:  # no token we issue looks like that
         return None
     now = time.monotonic()
     cached = _projects_by_token.get(token)

@@ -1,6 +1,7 @@
 """One PostHog-style event checked and normalised for storage, with its timestamp corrected for clock skew."""
 
 import json
+import re
 import uuid as uuid_lib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ UUID_INVALID = "Event uuid must be a UUID string."
 
 # One encoder for every event: json.dumps with options builds a new encoder per call.
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_NUL = "\x00"
 _REPLACEMENT_CHARACTER = "\ufffd"
+# NUL (which PostgreSQL's text and jsonb cannot hold) and lone surrogates (which are not valid UTF-8).
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
 class InvalidEvent(Exception):
@@ -81,9 +83,8 @@ def corrected_timestamp(raw: Mapping, *, now: datetime, sent_at: datetime | None
         timestamp = parse_timestamp(raw["timestamp"])
         if timestamp is None:
             raise InvalidEvent(TIMESTAMP_INVALID)
-        if sent_at is not None:
-            return now + (timestamp - sent_at)
-        return timestamp
+        corrected = timestamp if sent_at is None else now + (timestamp - sent_at)
+        return corrected.astimezone(UTC)
     except (OverflowError, ValueError) as error:  # a correction that leaves the representable range
         raise InvalidEvent(TIMESTAMP_INVALID) from error
 
@@ -115,7 +116,7 @@ def _event_name(value: Any) -> str:
         raise InvalidEvent(EVENT_NAME_MISSING)
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidEvent(EVENT_NAME_TOO_LONG)
-    return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+    return storable_text(value)
 
 
 def _distinct_id(value: Any) -> str:
@@ -125,7 +126,7 @@ def _distinct_id(value: Any) -> str:
         raise InvalidEvent(DISTINCT_ID_MISSING)
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidEvent(DISTINCT_ID_TOO_LONG)
-    return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+    return storable_text(value)
 
 
 def _properties_json(properties: Mapping) -> str:
@@ -133,17 +134,23 @@ def _properties_json(properties: Mapping) -> str:
         text = JSON_ENCODER.encode(properties)
     except ValueError as error:
         raise InvalidEvent(PROPERTIES_NOT_FINITE) from error
-    # PostgreSQL's jsonb cannot hold NUL characters; replace them as PostHog does.
-    if "\\u0000" in text:
-        text = JSON_ENCODER.encode(_without_nul(properties))
+    # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 in the JSON) or lone surrogates; replace
+    # them as PostHog does.
+    if "\\u0000" in text or _UNSTORABLE_CHARACTERS.search(text):
+        text = JSON_ENCODER.encode(_storable_value(properties))
     return text
 
 
-def _without_nul(value: Any) -> Any:
+def storable_text(text: str) -> str:
+    """`text` with the characters PostgreSQL cannot store replaced by U+FFFD."""
+    return _UNSTORABLE_CHARACTERS.sub(_REPLACEMENT_CHARACTER, text)
+
+
+def _storable_value(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace(_NUL, _REPLACEMENT_CHARACTER)
+        return storable_text(value)
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {_storable_value(key): _storable_value(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_storable_value(item) for item in value]
     return value

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from events.payloads import PayloadError, payload_token, request_payload
 from events.selectors import flags_for_sdk, project_for_api_token
+from events.validation import storable_text
 from events.views.common import TOKEN_INVALID, project_for_token, sdk_endpoint
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
@@ -78,6 +79,8 @@ def _evaluation_input(payload: Mapping) -> tuple[str, dict, set[str] | None]:
         distinct_id = str(distinct_id)
     if not isinstance(distinct_id, str) or not distinct_id:
         raise _invalid(DISTINCT_ID_REQUIRED, attr="distinct_id")
+    # Bucket on the distinct id as capture stores it, so flags and stored events agree.
+    distinct_id = storable_text(distinct_id)
     person_properties = payload.get("person_properties") or {}
     if not isinstance(person_properties, dict):
         raise _invalid(PERSON_PROPERTIES_NOT_OBJECT, attr="person_properties")
@@ -94,7 +97,7 @@ def _invalid(message: str, *, attr: str) -> PayloadError:
 
 def _api_version(request: HttpRequest) -> int:
     version = request.GET.get("v", "")
-    return int(version) if version.isdigit() else 1
+    return int(version) if version.isascii() and version.isdigit() else 1
 
 
 def _flag_detail(flag: Mapping, match: FlagMatch) -> dict:

@@ -36,7 +36,7 @@ def property_filter_sql(dialect: Dialect, column: str, property_filter: Property
     if operator in COMPARISONS:
         try:
             number = float(property_filter.values[0])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return "(1 = 0)"
         value = dialect.number_property(column, property_filter.key)
         return f"({value} {COMPARISONS[operator]} {dialect.params(number)})"

@@ -39,6 +39,9 @@ PROPERTY_OPERATORS = (
 FUNNEL_ORDERS = ("ordered", "unordered")
 RETENTION_UNITS = ("second", "minute", "hour", "day", "week")
 START_HANDLINGS = ("first_seen", "last_seen")
+# Longer windows than this are refused (a timedelta tops out near 2.7 million years; SQL integers earlier).
+MAX_WINDOW_YEARS = 10
+MAX_WINDOW_SECONDS = MAX_WINDOW_YEARS * 365 * 86400
 DEFAULT_CUPED_LOOKBACK_DAYS = 14
 CUPED_LOOKBACK_DAYS_RANGE = (1, 30)
 
@@ -166,6 +169,8 @@ def parse_event_source(raw, what: str, *, allow_math: bool = True) -> EventSourc
     if raw.get("math_property_type") not in (None, "event_properties"):
         raise unsupported(f"math_property_type '{raw['math_property_type']}'")
     math = raw.get("math") or "total"
+    if not isinstance(math, str):
+        raise invalid(f"{what}.math must be a string")
     math_property = raw.get("math_property")
     if allow_math:
         if math not in MEAN_MATHS:
@@ -186,8 +191,10 @@ def _time_window(value, unit, what: str) -> dt.timedelta | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise invalid(f"{what} must be a positive integer")
     unit = unit or "day"
-    if unit not in TIME_UNIT_SECONDS:
+    if not isinstance(unit, str) or unit not in TIME_UNIT_SECONDS:
         raise invalid(f"{what}_unit must be one of {', '.join(TIME_UNIT_SECONDS)}")
+    if value * TIME_UNIT_SECONDS[unit] > MAX_WINDOW_SECONDS:
+        raise invalid(f"{what} must be at most {MAX_WINDOW_YEARS} years")
     return dt.timedelta(seconds=value * TIME_UNIT_SECONDS[unit])
 
 
@@ -246,6 +253,8 @@ def _parse_retention(metric: dict) -> RetentionMetric:
         raise unsupported("retention_window_unit 'month'")
     if unit not in RETENTION_UNITS:
         raise invalid(f"retention_window_unit must be one of {', '.join(RETENTION_UNITS)}")
+    if window_end * TIME_UNIT_SECONDS[unit] > MAX_WINDOW_SECONDS:
+        raise invalid(f"retention_window_end must be at most {MAX_WINDOW_YEARS} years")
     start_handling = metric.get("start_handling") or "first_seen"
     if start_handling not in START_HANDLINGS:
         raise invalid(f"start_handling must be one of {', '.join(START_HANDLINGS)}")
@@ -285,10 +294,12 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
     if kind != "ExperimentMetric":
         raise unsupported(f"metric kind '{kind}'")
     metric_type = metric.get("metric_type")
-    if metric_type not in METRIC_PARSERS:
+    if not isinstance(metric_type, str) or metric_type not in METRIC_PARSERS:
         raise invalid(f"metric_type must be one of {', '.join(METRIC_PARSERS)}")
-    breakdowns = (metric.get("breakdownFilter") or {}).get("breakdowns")
-    if breakdowns:
+    breakdown_filter = metric.get("breakdownFilter") or {}
+    if not isinstance(breakdown_filter, dict):
+        raise invalid("breakdownFilter must be an object")
+    if breakdown_filter.get("breakdowns"):
         raise unsupported("breakdownFilter")
     definition = METRIC_PARSERS[metric_type](metric)
     return MetricSpec(
