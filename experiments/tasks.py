@@ -33,14 +33,14 @@ def compute_experiment_daily_results(experiment_id: int) -> None:
     daily_results_compute(experiment_id=experiment_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30)
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30, **TIME_LIMITS)
 def schedule_daily_timeseries_results() -> None:
     """Fan out one task per experiment so workers share the load."""
     for experiment_id in timeseries_experiment_ids():
         compute_experiment_daily_results.delay(experiment_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30)
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30, **TIME_LIMITS)
 def requeue_stuck_timeseries_recalculations() -> None:
     for recalculation_id in stuck_recalculation_ids():
         run_timeseries_recalculation.delay(str(recalculation_id))
@@ -52,7 +52,7 @@ def recalculate_experiment_metric(recalculation_id: str, metric_uuid: str) -> No
     metrics_recalculation_metric_run(recalculation_id=recalculation_id, metric_uuid=metric_uuid)
 
 
-@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30)
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=30, **TIME_LIMITS)
 def requeue_stuck_metrics_recalculations() -> None:
     for recalculation_id, metric_uuids in stuck_metrics_recalculations():
         for metric_uuid in metric_uuids:

@@ -8,8 +8,8 @@ from typing import Any
 from rest_framework import serializers
 
 from experiments import messages
+from flags.validators import MAX_VARIANTS
 
-MAX_VARIANTS = 20
 CONTROL_VARIANT_KEY = "control"
 STATS_METHODS = ("bayesian", "frequentist")
 DIFFERENCE_TYPES = ("relative", "absolute")

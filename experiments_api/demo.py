@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.db import transaction
 from django.utils import timezone
 
 from events.demo import demo_events_create
@@ -35,8 +36,10 @@ DEMO_METRICS = [
 ]
 
 
+@transaction.atomic
 def _demo_experiment(project, user) -> Experiment:
-    """The launched demo experiment, created with its events and daily results on the first run."""
+    """The launched demo experiment, created with its events on the first run (all or nothing); its daily results
+    are computed once this commits."""
     existing = Experiment.objects.alive().filter(project=project, name=DEMO_EXPERIMENT).first()
     if existing is not None:
         return existing

@@ -114,7 +114,3 @@ class PersonalAPIKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label or 'key'} {self.mask_value}"
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None

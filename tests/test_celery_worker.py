@@ -20,6 +20,7 @@ from django.db import connection
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.models import ExperimentMetricResult, ExperimentTimeseriesRecalculation, RecalculationStatus
 from experiments.timeseries import timeseries_recalculation_request
+from experiments.timeseries.backfill import stalled_before
 from experiments_api.celery import app as celery_app
 from tests.factories import member_of
 from tests.metric_reference import RawEvent
@@ -207,6 +208,11 @@ def test_a_killed_worker_loses_nothing(start_worker):
 
     assert recalculation_state(recalculation.pk) == (RecalculationStatus.IN_PROGRESS, days[3])
     assert len(saved_before) == 4
+    # In production the broker redelivers only after its visibility timeout (an hour), longer than a task may run,
+    # so the record then looks stalled and the redelivered task may take it over; here that timeout is seconds.
+    ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(
+        updated_at=stalled_before() - dt.timedelta(seconds=1)
+    )
     second = start_worker()
     wait_for(
         lambda: recalculation_state(recalculation.pk) == (RecalculationStatus.COMPLETED, days[-1]),

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from experiments.metric_results import NOT_STARTED_MESSAGE, current_metric_result
-from experiments.metrics.spec import UNSUPPORTED_MESSAGE
+from experiments.metrics.spec import INVALID_METRIC_MESSAGE, UNSUPPORTED_MESSAGE
 from experiments.query_views import METRIC_REQUIRED_MESSAGE
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE
@@ -183,6 +183,28 @@ def test_a_metric_the_engine_cannot_compute_is_a_400_naming_the_option(api_clien
             type="validation_error",
             code="unsupported_metric",
             detail=UNSUPPORTED_MESSAGE.format(option="ActionsNode sources"),
+            attr="metric",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "metric,problem",
+    [
+        ({**METRIC, "metric_type": []}, "metric_type must be one of mean, funnel, ratio, retention"),
+        ({**METRIC, "breakdownFilter": ["plan"]}, "breakdownFilter must be an object"),
+    ],
+    ids=["metric_type a list", "breakdownFilter a list"],
+)
+def test_a_malformed_metric_is_a_400_not_a_crash(api_client, project, metric, problem):
+    experiment = launched_experiment(project)
+    response = post(api_client, project, {"kind": "ExperimentQuery", "experiment_id": experiment.pk, "metric": metric})
+    assert (response.status_code, response.json()) == (
+        400,
+        error_body(
+            type="validation_error",
+            code="invalid_metric",
+            detail=INVALID_METRIC_MESSAGE.format(problem=problem),
             attr="metric",
         ),
     )

@@ -316,6 +316,18 @@ def test_only_events_after_the_exposure_and_inside_the_conversion_window_count()
     assert daily_rows(experiment, metric, 1)[0]["test"]["sum"] == 110
 
 
+def test_a_numeric_filter_beyond_double_precision_matches_nothing():
+    experiment = make_experiment(timezone="UTC", start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    exposed_at = experiment.start_date + hours(1)
+    store(
+        experiment.project,
+        [flag_call("unit", exposed_at, "test"), RawEvent("purchase", "unit", exposed_at + hours(1), {"amount": 5})],
+    )
+    too_large = events_node("purchase", properties=[{"key": "amount", "operator": "lt", "value": 10**400}])
+    assert daily_rows(experiment, mean(too_large), 1)[0]["test"]["sum"] == 0
+    assert daily_rows(experiment, mean(events_node("purchase")), 1)[0]["test"]["sum"] == 1
+
+
 def test_days_end_at_local_midnight_of_the_project():
     experiment = make_experiment(timezone="Asia/Tokyo", start=dt.datetime(2025, 1, 1, 0, 0, tzinfo=dt.UTC))
     midnight = dt.datetime(2025, 1, 2, 0, 0, tzinfo=ZoneInfo("Asia/Tokyo"))  # 2025-01-01 15:00 UTC
@@ -485,6 +497,10 @@ BAD_METRICS = {
         {"kind": "ExperimentMetric", "metric_type": "median"},
         invalid("metric_type must be one of mean, funnel, ratio, retention"),
     ),
+    "metric type not a string": (
+        {"kind": "ExperimentMetric", "metric_type": []},
+        invalid("metric_type must be one of mean, funnel, ratio, retention"),
+    ),
     "actions source": (mean({"kind": "ActionsNode", "id": 3}), unsupported("ActionsNode sources")),
     "data warehouse source": (
         mean({"kind": "ExperimentDataWarehouseNode", "table_name": "t"}),
@@ -524,6 +540,19 @@ BAD_METRICS = {
         mean(events_node("purchase"), conversion_window=1, conversion_window_unit="fortnight"),
         invalid("conversion_window_unit must be one of second, minute, hour, day, week, month"),
     ),
+    "window unit not a string": (
+        funnel(events_node("a"), conversion_window=1, conversion_window_unit=["day"]),
+        invalid("conversion_window_unit must be one of second, minute, hour, day, week, month"),
+    ),
+    "conversion window beyond ten years": (
+        mean(events_node("purchase"), conversion_window=10**12, conversion_window_unit="week"),
+        invalid("conversion_window must be at most 10 years"),
+    ),
+    "math not a string": (mean(events_node("purchase", math=["sum"])), invalid("source.math must be a string")),
+    "funnel step math not a string": (
+        funnel(events_node("a", math=["sum"])),
+        invalid("series[0].math must be a string"),
+    ),
     "percentile above one": (
         mean(events_node("purchase"), upper_bound_percentile=95),
         invalid("upper_bound_percentile must be a number between 0 and 1"),
@@ -536,6 +565,14 @@ BAD_METRICS = {
     "breakdowns": (
         mean(events_node("purchase"), breakdownFilter={"breakdowns": [{"property": "plan"}]}),
         unsupported("breakdownFilter"),
+    ),
+    "breakdown filter as a list": (
+        mean(events_node("purchase"), breakdownFilter=[{"property": "plan"}]),
+        invalid("breakdownFilter must be an object"),
+    ),
+    "breakdown filter as a string": (
+        mean(events_node("purchase"), breakdownFilter="plan"),
+        invalid("breakdownFilter must be an object"),
     ),
     "empty funnel": (funnel(), invalid("a funnel metric needs at least one step in series")),
     "strict funnel": (funnel(events_node("a"), funnel_order_type="strict"), unsupported("funnel_order_type 'strict'")),
@@ -551,6 +588,14 @@ BAD_METRICS = {
     "retention window reversed": (
         retention(retention_window_start=4, retention_window_end=2),
         invalid("retention_window_start must not exceed retention_window_end"),
+    ),
+    "retention window beyond ten years": (
+        retention(retention_window_end=10**15, retention_window_unit="week"),
+        invalid("retention_window_end must be at most 10 years"),
+    ),
+    "retention start step math not a string": (
+        retention(start_event=events_node("$pageview", math=["dau"])),
+        invalid("start_event.math must be a string"),
     ),
     "retention start handling": (
         retention(start_handling="median"),

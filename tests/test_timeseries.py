@@ -239,6 +239,30 @@ def test_a_failed_recalculation_superseded_by_a_new_request_is_not_resumed():
     assert old.status == RecalculationStatus.FAILED and stored(experiment) == []
 
 
+def test_a_redelivered_task_does_not_run_beside_a_live_one_but_takes_over_a_stalled_one(settings):
+    experiment = populated_experiment()
+    recalculation, _ = request(experiment)
+    ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(
+        status=RecalculationStatus.IN_PROGRESS, updated_at=timezone.now() - dt.timedelta(minutes=10)
+    )
+
+    timeseries_recalculation_run(recalculation_id=recalculation.pk)
+
+    recalculation.refresh_from_db()
+    assert (recalculation.status, recalculation.last_successful_date) == (RecalculationStatus.IN_PROGRESS, None)
+    assert stored(experiment) == []
+
+    stalled = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=6)
+    ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(updated_at=stalled)
+
+    timeseries_recalculation_run(recalculation_id=recalculation.pk)
+
+    recalculation.refresh_from_db()
+    days = local_days(experiment)
+    assert (recalculation.status, recalculation.last_successful_date) == (RecalculationStatus.COMPLETED, days[-1])
+    assert len(stored(experiment)) == DAYS
+
+
 def results(experiment, metric_uuid="metric-1"):
     return timeseries_results_get(experiment=experiment, metric_uuid=metric_uuid, fingerprint=FINGERPRINT)
 

@@ -45,6 +45,32 @@ def _remap_metric_uuids(metrics: list[dict], ordering: list[str] | None) -> tupl
     return copied, None if ordering is None else [mapping.get(item, item) for item in ordering]
 
 
+def experiment_copy_data(experiment: Experiment, *, name: str, feature_flag_key: str) -> dict:
+    """Create-path input for a copy of `experiment` as a new draft: its definition, without dates, archive state,
+    conclusion, holdout or exposure cohort."""
+    return {
+        "name": name,
+        "feature_flag": {"key": feature_flag_key},
+        "description": experiment.description,
+        "type": experiment.type,
+        **{
+            field: copy.deepcopy(getattr(experiment, field))
+            for field in (
+                "parameters",
+                "filters",
+                "metrics",
+                "metrics_secondary",
+                "stats_config",
+                "exposure_criteria",
+                "scheduling_config",
+                "primary_metrics_ordered_uuids",
+                "secondary_metrics_ordered_uuids",
+            )
+        },
+        "only_count_matured_users": experiment.only_count_matured_users,
+    }
+
+
 def experiment_duplicate(
     *, experiment: Experiment, user: User, feature_flag_key: str | None = None, name: str | None = None
 ) -> Experiment:
@@ -60,18 +86,10 @@ def experiment_duplicate(
         experiment.metrics_secondary, experiment.secondary_metrics_ordered_uuids
     )
     data = {
-        "name": name or _copy_name(experiment),
-        "feature_flag": {"key": key},
-        "description": experiment.description,
-        "type": experiment.type,
+        **experiment_copy_data(experiment, name=name or _copy_name(experiment), feature_flag_key=key),
         "parameters": parameters,
-        "filters": copy.deepcopy(experiment.filters),
         "metrics": metrics,
         "metrics_secondary": metrics_secondary,
-        "stats_config": copy.deepcopy(experiment.stats_config),
-        "exposure_criteria": copy.deepcopy(experiment.exposure_criteria),
-        "scheduling_config": copy.deepcopy(experiment.scheduling_config),
-        "only_count_matured_users": experiment.only_count_matured_users,
         "primary_metrics_ordered_uuids": primary_order,
         "secondary_metrics_ordered_uuids": secondary_order,
         "saved_metrics_ids": [

@@ -2,15 +2,15 @@
 
 from experiments import messages
 from experiments.models import ExperimentHoldout
+from experiments.validators import CONTROL_VARIANT_KEY
 from experiments_api.exceptions import DomainError
 from flags.models import FeatureFlag
+from flags.serializers import CreationContext
 
-CONTROL_VARIANT_KEY = "control"
 DEFAULT_VARIANTS = [
     {"key": "control", "name": "Control Group", "rollout_percentage": 50},
     {"key": "test", "name": "Test Variant", "rollout_percentage": 50},
 ]
-EXPERIMENT_CREATION_CONTEXT = "experiments"
 
 
 def ensure_flag_eligible(flag: FeatureFlag) -> None:
@@ -47,7 +47,7 @@ def new_flag_data(*, key: str, experiment_name: str, parameters: dict | None, ho
         "name": messages.NEW_FLAG_NAME.format(name=experiment_name),
         "filters": filters,
         "active": active,
-        "creation_context": EXPERIMENT_CREATION_CONTEXT,
+        "creation_context": CreationContext.EXPERIMENTS,
     }
     if "ensure_experience_continuity" in parameters:
         data["ensure_experience_continuity"] = parameters["ensure_experience_continuity"]

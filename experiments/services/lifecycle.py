@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from experiments import messages
 from experiments.models import Experiment, ExperimentActivity, RecalculationTrigger
+from experiments.services.actions import experiment_copy_data
 from experiments.services.crud import experiment_create
-from experiments.services.flag_sync import CONTROL_VARIANT_KEY
 from experiments.services.metric_lists import refresh_fingerprints
 from experiments.services.metrics_recalculation import metrics_recalculation_trigger_if_scheduled
+from experiments.validators import CONTROL_VARIANT_KEY
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.services import feature_flag_update
@@ -68,14 +69,18 @@ def _set_flag(experiment: Experiment, user: User, **changes) -> None:
     experiment.feature_flag = feature_flag_update(flag=experiment.feature_flag, user=user, data=changes)
 
 
-def _apply(experiment: Experiment, user: User, activity: str, change) -> Experiment:
-    """Lock the experiment, run `change(experiment)` and record the before/after in the activity log."""
+def _apply(experiment: Experiment, user: User, activity: str, change, *, trigger: str | None = None) -> Experiment:
+    """Lock the experiment, run `change(experiment)`, record the before/after in the activity log and, with a
+    `trigger`, start the automatic metrics recalculation of an experiment that opted into timeseries; all in one
+    transaction."""
     with transaction.atomic():
         experiment = _locked(experiment)
         before = _snapshot(experiment)
         change(experiment)
         experiment.save()
         activity_log(experiment=experiment, user=user, activity=activity, before=before, after=_snapshot(experiment))
+        if trigger is not None:
+            metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=trigger)
     return experiment
 
 
@@ -94,9 +99,7 @@ def experiment_launch(*, experiment: Experiment, user: User) -> Experiment:
         _set_flag(experiment, user, active=True)
         refresh_fingerprints(experiment)
 
-    experiment = _apply(experiment, user, "launched", launch)
-    metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=RecalculationTrigger.EXPERIMENT_LAUNCH)
-    return experiment
+    return _apply(experiment, user, "launched", launch, trigger=RecalculationTrigger.EXPERIMENT_LAUNCH)
 
 
 def experiment_end(
@@ -108,9 +111,7 @@ def experiment_end(
         experiment.conclusion = conclusion
         experiment.conclusion_comment = conclusion_comment
 
-    experiment = _apply(experiment, user, "ended", end)
-    metrics_recalculation_trigger_if_scheduled(experiment=experiment, trigger=RecalculationTrigger.EXPERIMENT_STOP)
-    return experiment
+    return _apply(experiment, user, "ended", end, trigger=RecalculationTrigger.EXPERIMENT_STOP)
 
 
 def experiment_pause(*, experiment: Experiment, user: User) -> Experiment:
@@ -232,22 +233,9 @@ def experiment_copy_to_project(
         raise DomainError(
             messages.TARGET_PROJECT_INVALID.format(project_id=target_project_id), attr="target_project_id"
         )
-    data = {
-        "name": name or experiment.name,
-        "feature_flag": {"key": feature_flag_key or experiment.feature_flag.key},
-        "description": experiment.description,
-        "type": experiment.type,
-        "parameters": copy.deepcopy(experiment.parameters),
-        "filters": copy.deepcopy(experiment.filters),
-        "metrics": copy.deepcopy(experiment.metrics),
-        "metrics_secondary": copy.deepcopy(experiment.metrics_secondary),
-        "stats_config": copy.deepcopy(experiment.stats_config),
-        "exposure_criteria": copy.deepcopy(experiment.exposure_criteria),
-        "scheduling_config": copy.deepcopy(experiment.scheduling_config),
-        "only_count_matured_users": experiment.only_count_matured_users,
-        "primary_metrics_ordered_uuids": copy.deepcopy(experiment.primary_metrics_ordered_uuids),
-        "secondary_metrics_ordered_uuids": copy.deepcopy(experiment.secondary_metrics_ordered_uuids),
-    }
+    data = experiment_copy_data(
+        experiment, name=name or experiment.name, feature_flag_key=feature_flag_key or experiment.feature_flag.key
+    )
     with transaction.atomic():
         copied = experiment_create(project=target, user=user, data=data)
         activity_log(

@@ -7,7 +7,9 @@ day it saved; running twice writes the same rows.
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from experiments.metric_results import experiment_days, metric_results_as_of
@@ -24,7 +26,6 @@ from experiments_api.exceptions import DomainError
 from .recalculation import NOT_STARTED_MESSAGE
 
 METRIC_WITHOUT_UUID_MESSAGE = "The metric has no uuid; daily results are stored per metric uuid."
-RESUMABLE_STATUSES = (RecalculationStatus.PENDING, RecalculationStatus.IN_PROGRESS, RecalculationStatus.FAILED)
 
 
 def metric_result_upsert(
@@ -59,14 +60,23 @@ def metric_result_upsert(
     )
 
 
+def stalled_before() -> dt.datetime:
+    """Work not updated since this instant has outlived any task's time limit (plus a margin): it is stalled."""
+    return timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
+
+
 def _claim(recalculation: ExperimentTimeseriesRecalculation) -> bool:
-    """Move the record to in_progress; False if it is done, or failed and superseded by a newer request."""
+    """Move the record to in_progress; False if it is done, failed and superseded by a newer request, or in progress
+    with a live task (updated within a task's time limit), so a redelivered copy never runs beside it."""
+    claimable = Q(status__in=(RecalculationStatus.PENDING, RecalculationStatus.FAILED)) | Q(
+        status=RecalculationStatus.IN_PROGRESS, updated_at__lt=stalled_before()
+    )
     try:
         with transaction.atomic():
             return bool(
-                ExperimentTimeseriesRecalculation.objects.filter(
-                    pk=recalculation.pk, status__in=RESUMABLE_STATUSES
-                ).update(status=RecalculationStatus.IN_PROGRESS, error_message=None, updated_at=timezone.now())
+                ExperimentTimeseriesRecalculation.objects.filter(claimable, pk=recalculation.pk).update(
+                    status=RecalculationStatus.IN_PROGRESS, error_message=None, updated_at=timezone.now()
+                )
             )
     except IntegrityError:
         return False

@@ -3,7 +3,6 @@ metric (api.md §7), and recalculations stuck in progress (a lost worker) are fo
 
 import datetime as dt
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -12,7 +11,7 @@ from experiments.metric_results import current_metric_result, current_query_to
 from experiments.models import Experiment, ExperimentTimeseriesRecalculation, RecalculationStatus
 from experiments_api.exceptions import DomainError
 
-from .backfill import metric_result_upsert
+from .backfill import metric_result_upsert, stalled_before
 
 RECENT_LAUNCH = dt.timedelta(days=30)
 
@@ -80,11 +79,6 @@ def current_result_store(
         error=error,
     )
     return error, unexpected
-
-
-def stalled_before() -> dt.datetime:
-    """Work not updated since this instant has outlived any task's time limit (plus a margin): it is stalled."""
-    return timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
 
 
 def stuck_recalculation_ids() -> list:
