@@ -110,3 +110,7 @@ METRIC_REMOVED = "The metric was removed from the experiment."
 RUNNING_TIME_OUT_OF_RANGE = (
     "exposure_rate_per_day is too small: the running time would not be a representable number of days"
 )
+EXPERIMENT_NOT_STARTED = "Experiment has not been started yet"
+TIMESERIES_NOT_STARTED = "Cannot recalculate timeseries for experiment that hasn't started"
+ENTITY_LIST_INVALID = "must be a JSON list of entity objects"
+ENTITY_LIST_TOO_LONG = "must list at most {limit} entities"

@@ -4,13 +4,14 @@ import datetime as dt
 
 from django.utils import timezone
 
+from experiments import messages
 from experiments.metrics import DailyStatistics, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
 from experiments.stats import StatsConfig, apply_multiple_testing_correction, compute_metric_result, srm_check
 from experiments_api.exceptions import DomainError
 
-NOT_STARTED_MESSAGE = "Experiment has not been started yet"
+NOT_STARTED_MESSAGE = messages.EXPERIMENT_NOT_STARTED
 UNKNOWN_BASELINE_MESSAGE = "The baseline variant '{key}' is not one of the experiment's variants."
 
 
@@ -76,6 +77,4 @@ def current_query_to(experiment: Experiment) -> dt.datetime:
 
 
 def current_metric_result(*, experiment: Experiment, metric: dict) -> dict:
-    if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
     return metric_results_as_of(experiment=experiment, metric=metric, boundaries=[current_query_to(experiment)])[0]

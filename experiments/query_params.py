@@ -76,6 +76,9 @@ def parse_eligible_flags_page(query_params) -> tuple[int, int] | None:
     return max(1, min(limit, ELIGIBLE_FLAGS_MAX_LIMIT)), max(offset, 0)
 
 
+MAX_ENTITIES = 50
+
+
 class EntityListField(serializers.JSONField):
     """A JSON-encoded list of insight entities (`[{"id": "$pageview", "type": "events"}]`) in a query parameter."""
 
@@ -85,7 +88,9 @@ class EntityListField(serializers.JSONField):
     def to_internal_value(self, data):
         entities = super().to_internal_value(data)
         if not isinstance(entities, list) or not all(isinstance(entity, dict) for entity in entities):
-            raise serializers.ValidationError("must be a JSON list of entity objects")
+            raise serializers.ValidationError(messages.ENTITY_LIST_INVALID)
+        if len(entities) > MAX_ENTITIES:
+            raise serializers.ValidationError(messages.ENTITY_LIST_TOO_LONG.format(limit=MAX_ENTITIES))
         return entities
 
 

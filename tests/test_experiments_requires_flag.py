@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
+from experiments import messages
 from tests.factories import ProjectFactory, member_of
 
 pytestmark = pytest.mark.django_db
@@ -61,13 +62,20 @@ def test_no_events_given_means_true(api_client, project):
     assert api_client.get(_url(project)).json() == {"result": True}
 
 
-@pytest.mark.parametrize("raw", ["not-json", json.dumps({"id": "$pageview"}), json.dumps(["$pageview"])])
-def test_malformed_events_parameter_is_a_400(api_client, project, raw):
-    response = api_client.get(f"{_url(project)}?events={raw}")
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        ("not-json", "Value must be valid JSON."),
+        (json.dumps({"id": "$pageview"}), messages.ENTITY_LIST_INVALID),
+        (json.dumps(["$pageview"]), messages.ENTITY_LIST_INVALID),
+        (json.dumps([{"id": f"e{n}"} for n in range(51)]), messages.ENTITY_LIST_TOO_LONG.format(limit=50)),
+    ],
+)
+def test_malformed_events_parameter_is_a_400(api_client, project, raw, detail):
+    response = api_client.get(_url(project), {"events": raw})
 
     assert response.status_code == 400
-    assert response.json()["attr"] == "events"
-    assert response.json()["type"] == "validation_error"
+    assert response.json() == {"type": "validation_error", "code": "invalid_input", "detail": detail, "attr": "events"}
 
 
 def test_needs_experiment_read_and_project_membership(make_client, project, user):

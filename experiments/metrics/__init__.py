@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from experiments.models import Experiment
+from experiments.stats.health import COUNT_METRIC_TYPES
 
 from .days import midnights_between
 from .exposure import parse_exposure
@@ -28,7 +29,6 @@ STATISTICS = {
 }
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
-COUNT_METRIC_TYPES = frozenset({"funnel", "retention"})
 
 
 def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime]) -> QueryContext:

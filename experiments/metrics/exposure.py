@@ -5,13 +5,13 @@ from dataclasses import dataclass
 
 from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
 from experiments.models import Experiment
+from experiments.validators import MULTIPLE_VARIANT_HANDLING
 from experiments_api.exceptions import DomainError
 
 from .spec import PropertyFilter, parse_property_filters, unsupported
 
 NO_VARIANTS_MESSAGE = "The experiment's feature flag has no variants to compare."
 DEFAULT_EXPOSURE_EVENT = "$feature_flag_called"
-MULTIPLE_VARIANT_HANDLINGS = ("exclude", "first_seen")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def parse_exposure(experiment: Experiment) -> Exposure:
         raise unsupported("an ActionsNode exposure_config")
     event = config.get("event") or DEFAULT_EXPOSURE_EVENT
     handling = criteria.get("multiple_variant_handling") or "exclude"
-    if handling not in MULTIPLE_VARIANT_HANDLINGS:
+    if handling not in MULTIPLE_VARIANT_HANDLING:
         raise DomainError(INVALID_MULTIPLE_VARIANT_HANDLING, attr="exposure_criteria")
     filter_test_accounts = criteria.get("filterTestAccounts", True)
     test_account_filters = ()

@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
+from experiments import messages
 from experiments.models import (
     ACTIVE_RECALCULATION_STATUSES,
     Experiment,
@@ -10,7 +11,7 @@ from experiments.models import (
 )
 from experiments_api.exceptions import DomainError
 
-NOT_STARTED_MESSAGE = "Cannot recalculate timeseries for experiment that hasn't started"
+NOT_STARTED_MESSAGE = messages.TIMESERIES_NOT_STARTED
 
 
 def active_recalculation(*, experiment: Experiment, fingerprint: str) -> ExperimentTimeseriesRecalculation | None:

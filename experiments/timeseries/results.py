@@ -4,13 +4,14 @@ import datetime as dt
 
 from django.utils import timezone
 
+from experiments import messages
 from experiments.metrics.days import days_from
 from experiments.models import Experiment, ExperimentMetricResult, MetricResultStatus
 from experiments_api.exceptions import DomainError
 
 from .recalculation import active_recalculation
 
-NOT_STARTED_MESSAGE = "Experiment has not been started yet"
+NOT_STARTED_MESSAGE = messages.EXPERIMENT_NOT_STARTED
 ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
