@@ -42,7 +42,7 @@ from experiments.models import (  # noqa: E402
     ExperimentTimeseriesRecalculation,
     RecalculationStatus,
 )
-from experiments.timeseries import timeseries_recalculation_run  # noqa: E402
+from experiments.results.backfill import timeseries_recalculation_run  # noqa: E402
 from experiments_api.models import Organization, Project  # noqa: E402
 from flags.models import FeatureFlag  # noqa: E402
 

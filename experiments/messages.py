@@ -114,3 +114,13 @@ EXPERIMENT_NOT_STARTED = "Experiment has not been started yet"
 TIMESERIES_NOT_STARTED = "Cannot recalculate timeseries for experiment that hasn't started"
 ENTITY_LIST_INVALID = "must be a JSON list of entity objects"
 ENTITY_LIST_TOO_LONG = "must list at most {limit} entities"
+
+HOLDOUT_FILTERS_NOT_LIST = "Holdout filters must be a non-empty list of groups."
+HOLDOUT_GROUP_NOT_OBJECT = "Holdout group at index {index} must be an object."
+ROLLOUT_PERCENTAGE_MISSING = "Rollout percentage must be present."
+ROLLOUT_PERCENTAGE_OUT_OF_RANGE = "Rollout percentage must be between 0 and 100."
+HOLDOUT_GROUP_PROPERTIES_NOT_LIST = (
+    "Holdout group at index {index}: properties must be a list of property filters, each an object with a 'key'."
+)
+
+METADATA_NOT_OBJECT = "Metadata must be an object."

@@ -8,16 +8,12 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from experiments.services.metrics_recalculation import (
+from experiments.results.backfill import timeseries_recalculation_run
+from experiments.results.batch import (
     metrics_recalculation_metric_run,
     stuck_metrics_recalculations,
 )
-from experiments.timeseries import (
-    daily_results_compute,
-    stuck_recalculation_ids,
-    timeseries_experiment_ids,
-    timeseries_recalculation_run,
-)
+from experiments.results.daily import daily_results_compute, stuck_recalculation_ids, timeseries_experiment_ids
 
 RETRY_POLICY = {"autoretry_for": (Exception,), "retry_backoff": 30, "retry_backoff_max": 600, "max_retries": 3}
 TIME_LIMITS = {"soft_time_limit": settings.CELERY_TASK_SOFT_TIME_LIMIT, "time_limit": settings.CELERY_TASK_TIME_LIMIT}

@@ -1,9 +1,9 @@
 """Registers the experiment viewsets under /api/projects/:project_id/."""
 
-from experiments.holdouts import ExperimentHoldoutViewSet
-from experiments.query_views import QueryViewSet
-from experiments.saved_metrics import ExperimentSavedMetricViewSet
-from experiments.views import ExperimentViewSet
+from experiments.api.experiments import ExperimentViewSet
+from experiments.api.holdouts import ExperimentHoldoutViewSet
+from experiments.api.query import QueryViewSet
+from experiments.api.saved_metrics import ExperimentSavedMetricViewSet
 from experiments_api.routing import register_project_viewset
 
 register_project_viewset("experiment_holdouts", ExperimentHoldoutViewSet, "project_experiment_holdouts")

@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.demo import demo_events_create
-from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment
+from experiments.results.requests import timeseries_recalculation_request
 from experiments.services import experiment_create, experiment_update
-from experiments.timeseries import timeseries_recalculation_request
 from experiments_api.services import member_with_project_ensure, personal_api_key_create
 
 DEMO_EMAIL = "demo@example.com"

@@ -65,6 +65,11 @@ def bucket_hash(key: str, identifier: str, salt: str = "") -> float:
     return int(digest[:15], 16) / LONG_SCALE
 
 
+def holdout_variant_key(holdout_id: int | str) -> str:
+    """The variant a flag answers for users held out by holdout `holdout_id`; experiments count it as an arm."""
+    return f"holdout-{holdout_id}"
+
+
 def holdout_hash(identifier: str) -> float:
     """The holdout hash ignores the flag key, so a user held out of one experiment is held out of all of them."""
     digest = hashlib.sha1(f"holdout-{identifier}".encode()).hexdigest()
@@ -124,7 +129,7 @@ def holdout_groups(filters: Mapping) -> list[dict]:
             {
                 "properties": [],
                 "rollout_percentage": holdout.get("exclusion_percentage"),
-                "variant": f"holdout-{holdout['id']}",
+                "variant": holdout_variant_key(holdout["id"]),
             }
         ]
     return []

@@ -19,8 +19,8 @@ from django.db import connection
 
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.models import ExperimentMetricResult, ExperimentTimeseriesRecalculation, RecalculationStatus
-from experiments.timeseries import timeseries_recalculation_request
-from experiments.timeseries.backfill import stalled_before
+from experiments.results.backfill import stalled_before
+from experiments.results.requests import timeseries_recalculation_request
 from experiments_api.celery import app as celery_app
 from tests.factories import member_of
 from tests.metric_reference import RawEvent

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import holdouts
+from experiments import messages
 from experiments.models import Experiment, ExperimentHoldout
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
@@ -75,33 +75,33 @@ BAD_INPUTS = [
     ({"name": "h", "filters": None}, validation_error("This field may not be null.", "filters", code="null")),
     (
         {"name": "h", "filters": {"rollout_percentage": 10}},
-        validation_error(holdouts.HOLDOUT_FILTERS_NOT_LIST, "filters"),
+        validation_error(messages.HOLDOUT_FILTERS_NOT_LIST, "filters"),
     ),
-    ({"name": "h", "filters": []}, validation_error(holdouts.HOLDOUT_FILTERS_NOT_LIST, "filters")),
+    ({"name": "h", "filters": []}, validation_error(messages.HOLDOUT_FILTERS_NOT_LIST, "filters")),
     (
         {"name": "h", "filters": [10]},
-        validation_error(holdouts.HOLDOUT_GROUP_NOT_OBJECT.format(index=0), "filters"),
+        validation_error(messages.HOLDOUT_GROUP_NOT_OBJECT.format(index=0), "filters"),
     ),
-    ({"name": "h", "filters": [{"properties": []}]}, validation_error(holdouts.ROLLOUT_PERCENTAGE_MISSING, "filters")),
+    ({"name": "h", "filters": [{"properties": []}]}, validation_error(messages.ROLLOUT_PERCENTAGE_MISSING, "filters")),
     (
         {"name": "h", "filters": [{"rollout_percentage": None}]},
-        validation_error(holdouts.ROLLOUT_PERCENTAGE_MISSING, "filters"),
+        validation_error(messages.ROLLOUT_PERCENTAGE_MISSING, "filters"),
     ),
     (
         {"name": "h", "filters": [{"rollout_percentage": 150}]},
-        validation_error(holdouts.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
+        validation_error(messages.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
     ),
     (
         {"name": "h", "filters": [{"rollout_percentage": -5}]},
-        validation_error(holdouts.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
+        validation_error(messages.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
     ),
     (
         {"name": "h", "filters": [{"rollout_percentage": "50"}]},
-        validation_error(holdouts.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
+        validation_error(messages.ROLLOUT_PERCENTAGE_OUT_OF_RANGE, "filters"),
     ),
     (
         {"name": "h", "filters": [{"rollout_percentage": 10, "properties": "country=FR"}]},
-        validation_error(holdouts.HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters"),
+        validation_error(messages.HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters"),
     ),
 ]
 

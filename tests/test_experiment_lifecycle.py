@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from experiments import messages
-from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment, ExperimentActivity
 from experiments.services.lifecycle import experiment_ship_variant
 from experiments_api.exceptions import error_body

@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from experiments.metric_results import NOT_STARTED_MESSAGE, current_metric_result
+from experiments.api.query import METRIC_REQUIRED_MESSAGE
 from experiments.metrics.spec import INVALID_METRIC_MESSAGE, UNSUPPORTED_MESSAGE
-from experiments.query_views import METRIC_REQUIRED_MESSAGE
+from experiments.results.current import NOT_STARTED_MESSAGE, current_metric_result
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory

@@ -4,9 +4,9 @@ import uuid
 
 import pytest
 
-from experiments import metric_validation
+from experiments.definitions import metric as metric_validation
+from experiments.messages import METADATA_NOT_OBJECT
 from experiments.models import Experiment, ExperimentSavedMetric, ExperimentToSavedMetric
-from experiments.saved_metrics import METADATA_NOT_OBJECT
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ExperimentFactory, ProjectFactory, SavedMetricFactory, member_of

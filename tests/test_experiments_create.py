@@ -8,7 +8,7 @@ from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from experiments import messages
-from experiments import metric_validation as mv
+from experiments.definitions import metric as mv
 from experiments.models import Experiment, ExperimentToSavedMetric
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE

@@ -10,7 +10,17 @@ from django.utils import timezone
 
 from events.models import Event
 from experiments import messages
-from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.api.results import (
+    FINGERPRINT_INVALID,
+    FINGERPRINT_PARAM_REQUIRED,
+    FINGERPRINT_REQUIRED,
+    METRIC_NOT_OBJECT,
+    METRIC_REQUIRED,
+    METRIC_UUID_INVALID,
+    METRIC_UUID_PARAM_REQUIRED,
+    NULL_CHARACTERS,
+)
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.metrics.days import day_end
 from experiments.metrics.spec import UNSUPPORTED_MESSAGE
 from experiments.models import (
@@ -21,19 +31,9 @@ from experiments.models import (
     RecalculationStatus,
     RecalculationTrigger,
 )
+from experiments.results.requests import NOT_STARTED_MESSAGE as RECALCULATION_NOT_STARTED
+from experiments.results.timeseries import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED
 from experiments.tasks import recalculate_experiment_metric
-from experiments.timeseries.recalculation import NOT_STARTED_MESSAGE as RECALCULATION_NOT_STARTED
-from experiments.timeseries.results import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED
-from experiments.timeseries_views import (
-    FINGERPRINT_INVALID,
-    FINGERPRINT_PARAM_REQUIRED,
-    FINGERPRINT_REQUIRED,
-    METRIC_NOT_OBJECT,
-    METRIC_REQUIRED,
-    METRIC_UUID_INVALID,
-    METRIC_UUID_PARAM_REQUIRED,
-    NULL_CHARACTERS,
-)
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ExperimentFactory, ProjectFactory, member_of

@@ -5,7 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from experiments import messages
-from experiments import metric_validation as mv
+from experiments.definitions import metric as mv
 from experiments.models import Experiment
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE

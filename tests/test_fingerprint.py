@@ -6,7 +6,7 @@ import zoneinfo
 
 import pytest
 
-from experiments.fingerprint import compute_metric_fingerprint
+from experiments.definitions.fingerprint import compute_metric_fingerprint
 from tests.factories import SavedMetricFactory
 
 REVENUE = {

@@ -1,11 +1,11 @@
-"""experiments.metric_validation: which ExperimentMetric objects pass, and the message each mistake gives."""
+"""experiments.definitions.metric: which ExperimentMetric objects pass, and the message each mistake gives."""
 
 import copy
 
 import pytest
 
-from experiments import metric_validation as mv
-from experiments.metric_validation import validate_experiment_metric, validate_experiment_metrics
+from experiments.definitions import metric as mv
+from experiments.definitions.metric import validate_experiment_metric, validate_experiment_metrics
 from experiments_api.exceptions import DomainError
 
 EVENT = {"kind": "EventsNode", "event": "purchase"}

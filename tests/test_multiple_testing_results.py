@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from experiments.metric_results import metric_results_as_of
+from experiments.results.current import metric_results_as_of
 from experiments.stats import SampleMean, adjust_p_values, frequentist_test
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import FLAG_KEY, START, events_node, make_experiment, mean, store

@@ -3,7 +3,6 @@
 import pytest
 
 from experiments import messages
-from experiments.holdouts import HOLDOUT_GROUP_PROPERTIES_NOT_LIST
 from experiments.models import Experiment
 from experiments_api.exceptions import error_body
 from flags.models import FeatureFlag
@@ -49,7 +48,7 @@ def test_holdout_group_properties_must_be_filters(api_client, project):
     )
 
     assert response.status_code == 400
-    assert response.json() == invalid(HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
+    assert response.json() == invalid(messages.HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
 
 
 @pytest.mark.parametrize(

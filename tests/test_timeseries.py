@@ -7,8 +7,6 @@ import pytest
 from django.db import DataError
 from django.utils import timezone
 
-from experiments.metric_results import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED_MESSAGE
-from experiments.metric_results import metric_results_as_of
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.metrics.spec import UNSUPPORTED_MESSAGE
 from experiments.models import (
@@ -17,17 +15,12 @@ from experiments.models import (
     MetricResultStatus,
     RecalculationStatus,
 )
-from experiments.timeseries import (
-    daily_results_compute,
-    recalculation_response,
-    stuck_recalculation_ids,
-    timeseries_experiment_ids,
-    timeseries_recalculation_request,
-    timeseries_recalculation_run,
-    timeseries_results_get,
-)
-from experiments.timeseries.backfill import metric_result_upsert
-from experiments.timeseries.recalculation import NOT_STARTED_MESSAGE
+from experiments.results.backfill import metric_result_upsert, timeseries_recalculation_run
+from experiments.results.current import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED_MESSAGE
+from experiments.results.current import metric_results_as_of
+from experiments.results.daily import daily_results_compute, stuck_recalculation_ids, timeseries_experiment_ids
+from experiments.results.requests import NOT_STARTED_MESSAGE, recalculation_response, timeseries_recalculation_request
+from experiments.results.timeseries import timeseries_results_get
 from experiments_api.exceptions import DomainError
 from tests.factories import SavedMetricFactory
 from tests.metric_reference import RawEvent

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from experiments.models import Experiment
 from experiments.stats.health import COUNT_METRIC_TYPES
+from flags.evaluation import holdout_variant_key
 
 from .days import midnights_between
 from .exposure import parse_exposure
@@ -89,7 +90,7 @@ def daily_exposures(*, experiment: Experiment, boundaries: list[dt.datetime]) ->
     """Per bucket, the units first exposed in it by variant; under `exclude`, units seen in several variants by the
     last boundary count as `$multiple`. The holdout arm is left out, as in PostHog's exposure chart."""
     exposure = parse_exposure(experiment)
-    holdout = f"holdout-{experiment.holdout_id}"
+    holdout = holdout_variant_key(experiment.holdout_id)
     exposure = dataclasses.replace(exposure, variants=tuple(key for key in exposure.variants if key != holdout))
     ctx = _context(experiment, exposure, boundaries)
     query = Query()

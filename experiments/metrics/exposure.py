@@ -3,10 +3,11 @@ read into a typed spec, with PostHog's newest defaults."""
 
 from dataclasses import dataclass
 
+from experiments.definitions.experiment import MULTIPLE_VARIANT_HANDLING
 from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
 from experiments.models import Experiment
-from experiments.validators import MULTIPLE_VARIANT_HANDLING
 from experiments_api.exceptions import DomainError
+from flags.evaluation import holdout_variant_key
 
 from .spec import PropertyFilter, parse_property_filters, unsupported
 
@@ -36,7 +37,7 @@ def experiment_variant_keys(experiment: Experiment) -> tuple[str, ...]:
     if not keys:
         raise DomainError(NO_VARIANTS_MESSAGE, code="no_variants")
     if experiment.holdout_id is not None:
-        keys.append(f"holdout-{experiment.holdout_id}")
+        keys.append(holdout_variant_key(experiment.holdout_id))
     return tuple(keys)
 
 

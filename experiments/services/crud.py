@@ -10,6 +10,7 @@ from experiments.models import (
     ExperimentType,
     RecalculationTrigger,
 )
+from experiments.results.batch import metrics_recalculation_trigger_if_scheduled
 from experiments.services.flag_sync import (
     draft_flag_filters,
     ensure_flag_eligible,
@@ -29,7 +30,6 @@ from experiments.services.metric_lists import (
     validate_ordering,
     validate_unique_metric_uuids,
 )
-from experiments.services.metrics_recalculation import metrics_recalculation_trigger_if_scheduled
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.models import FeatureFlag

@@ -1,8 +1,8 @@
 """The experiment's side of its feature flag: eligibility, the flag a new experiment creates, draft syncing."""
 
 from experiments import messages
+from experiments.definitions.experiment import CONTROL_VARIANT_KEY
 from experiments.models import ExperimentHoldout
-from experiments.validators import CONTROL_VARIANT_KEY
 from experiments_api.exceptions import DomainError
 from flags.models import FeatureFlag
 from flags.serializers import CreationContext

@@ -10,12 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments import messages
+from experiments.definitions.experiment import CONTROL_VARIANT_KEY
 from experiments.models import Experiment, ExperimentActivity, RecalculationTrigger
+from experiments.results.batch import metrics_recalculation_trigger_if_scheduled
 from experiments.services.actions import experiment_copy_data
 from experiments.services.crud import experiment_create
 from experiments.services.metric_lists import refresh_fingerprints
-from experiments.services.metrics_recalculation import metrics_recalculation_trigger_if_scheduled
-from experiments.validators import CONTROL_VARIANT_KEY
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.services import feature_flag_update

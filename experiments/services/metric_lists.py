@@ -3,7 +3,7 @@
 import uuid
 
 from experiments import messages
-from experiments.fingerprint import experiment_metric_fingerprint
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment
 from experiments_api.exceptions import DomainError
 

@@ -6,9 +6,9 @@ import datetime as dt
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments.fingerprint import experiment_metric_fingerprint
-from experiments.metric_results import current_metric_result, current_query_to
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment, ExperimentTimeseriesRecalculation, RecalculationStatus
+from experiments.results.current import current_metric_result, current_query_to
 from experiments_api.exceptions import DomainError
 
 from .backfill import metric_result_upsert, stalled_before

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from experiments.models import Experiment
-from experiments.query import EXPERIMENT_QUERY, QUERY_KINDS, experiment_query_run
+from experiments.results.query import EXPERIMENT_QUERY, QUERY_KINDS, experiment_query_run
 from experiments_api.routing import ProjectScopedViewSet
 
 METRIC_REQUIRED_MESSAGE = "metric is required for an ExperimentQuery"

@@ -8,7 +8,6 @@ even when tasks run concurrently or are redelivered after a worker dies.
 from django.db import IntegrityError, transaction
 
 from experiments import messages
-from experiments.metric_results import current_query_to
 from experiments.models import (
     ACTIVE_RECALCULATION_STATUSES,
     Experiment,
@@ -16,7 +15,8 @@ from experiments.models import (
     RecalculationStatus,
     RecalculationTrigger,
 )
-from experiments.timeseries.daily import current_result_store, experiment_metrics, stalled_before
+from experiments.results.current import current_query_to
+from experiments.results.daily import current_result_store, experiment_metrics, stalled_before
 from experiments_api.exceptions import DomainError
 
 

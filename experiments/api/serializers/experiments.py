@@ -3,9 +3,10 @@
 from rest_framework import serializers
 
 from events.selectors import unknown_event_names
-from experiments import messages, validators
-from experiments.fingerprint import experiment_metric_fingerprint
-from experiments.metric_validation import metric_event_names, validate_experiment_metrics
+from experiments import messages
+from experiments.definitions import experiment as experiment_definitions
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
+from experiments.definitions.metric import metric_event_names, validate_experiment_metrics
 from experiments.models import (
     Experiment,
     ExperimentConclusion,
@@ -187,16 +188,16 @@ class ExperimentSerializer(serializers.ModelSerializer):
         return "editor"
 
     def validate_parameters(self, value):
-        return validators.validate_parameters(value)
+        return experiment_definitions.validate_parameters(value)
 
     def validate_exposure_criteria(self, value):
-        return validators.validate_exposure_criteria(value)
+        return experiment_definitions.validate_exposure_criteria(value)
 
     def validate_stats_config(self, value):
-        return validators.validate_stats_config(value)
+        return experiment_definitions.validate_stats_config(value)
 
     def validate_saved_metrics_ids(self, value):
-        items = validators.validate_saved_metrics_ids(value)
+        items = experiment_definitions.validate_saved_metrics_ids(value)
         if items:
             ids = {item["id"] for item in items}
             found = ExperimentSavedMetric.objects.filter(project=self.context["project"], pk__in=ids).count()
@@ -226,10 +227,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
         return value
 
     def validate_primary_metrics_ordered_uuids(self, value):
-        return validators.validate_ordered_uuids(value, "primary_metrics_ordered_uuids")
+        return experiment_definitions.validate_ordered_uuids(value, "primary_metrics_ordered_uuids")
 
     def validate_secondary_metrics_ordered_uuids(self, value):
-        return validators.validate_ordered_uuids(value, "secondary_metrics_ordered_uuids")
+        return experiment_definitions.validate_ordered_uuids(value, "secondary_metrics_ordered_uuids")
 
     def validate(self, attrs):
         start_date, end_date = attrs.get("start_date"), attrs.get("end_date")

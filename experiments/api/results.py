@@ -6,13 +6,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments.metric_validation import INVALID_METRIC, METRIC_UUID_MAX_LENGTH, UUID_INVALID
+from experiments.definitions.metric import INVALID_METRIC, METRIC_UUID_MAX_LENGTH, UUID_INVALID
 from experiments.models import RecalculationStatus, RecalculationTrigger
-from experiments.services.metrics_recalculation import (
+from experiments.results.batch import (
     metrics_recalculation_request,
     metrics_recalculation_response,
 )
-from experiments.timeseries import recalculation_response, timeseries_recalculation_request, timeseries_results_get
+from experiments.results.requests import recalculation_response, timeseries_recalculation_request
+from experiments.results.timeseries import timeseries_results_get
 
 METRIC_REQUIRED = "metric is required"
 FINGERPRINT_REQUIRED = "fingerprint is required"

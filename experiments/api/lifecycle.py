@@ -6,7 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments.lifecycle_serializers import (
+from experiments.api.serializers.experiments import ExperimentSerializer
+from experiments.api.serializers.lifecycle import (
     ActivitySerializer,
     ArchiveSerializer,
     ConclusionSerializer,
@@ -14,7 +15,6 @@ from experiments.lifecycle_serializers import (
     RunningTimeRequestSerializer,
     ShipVariantSerializer,
 )
-from experiments.serializers import ExperimentSerializer
 from experiments.services import lifecycle
 from experiments.services.planning import running_time_calculate
 from experiments_api.permissions import ensure_key_allows_project, ensure_key_has_scope

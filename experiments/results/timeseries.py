@@ -9,7 +9,7 @@ from experiments.metrics.days import days_from
 from experiments.models import Experiment, ExperimentMetricResult, MetricResultStatus
 from experiments_api.exceptions import DomainError
 
-from .recalculation import active_recalculation
+from .requests import active_recalculation
 
 NOT_STARTED_MESSAGE = messages.EXPERIMENT_NOT_STARTED
 ONE_MICROSECOND = dt.timedelta(microseconds=1)

@@ -1,15 +1,15 @@
 """The experiment kinds of PostHog's query endpoint: `ExperimentQuery` (a metric's current result) and
 `ExperimentExposureQuery` (cumulative exposures per variant and day, with the sample ratio mismatch check)."""
 
-from experiments.metric_results import (
+from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
+from experiments.metrics.days import day_end
+from experiments.models import Experiment
+from experiments.results.current import (
     NOT_STARTED_MESSAGE,
     current_metric_result,
     experiment_days,
     flag_weights,
 )
-from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
-from experiments.metrics.days import day_end
-from experiments.models import Experiment
 from experiments.stats import srm_p_value
 from experiments.stats.health import SRM_MIN_EXPOSURES
 from experiments_api.exceptions import DomainError

@@ -11,23 +11,23 @@ from rest_framework.response import Response
 
 from events.selectors import events_carry_feature_flag_properties
 from experiments import messages
-from experiments.lifecycle_views import ExperimentLifecycleActionsMixin
-from experiments.models import Experiment
-from experiments.query_params import (
+from experiments.api.lifecycle import ExperimentLifecycleActionsMixin
+from experiments.api.params import (
     EligibleFlagsParamsSerializer,
     ExperimentListParamsSerializer,
     RequiresFlagImplementationParamsSerializer,
     parse_eligible_flags_page,
 )
+from experiments.api.results import ExperimentTimeseriesActionsMixin
+from experiments.api.serializers.experiments import DuplicateExperimentSerializer, ExperimentSerializer
+from experiments.models import Experiment
 from experiments.selectors import (
     eligible_feature_flags,
     experiments_with_relations,
     filter_experiments,
     velocity_stats,
 )
-from experiments.serializers import DuplicateExperimentSerializer, ExperimentSerializer
 from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
-from experiments.timeseries_views import ExperimentTimeseriesActionsMixin
 from experiments_api.mixins import DestroyNotAllowedMixin
 from experiments_api.routing import ProjectScopedViewSet
 from flags.serializers import CohortSerializer, FeatureFlagSerializer

@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments.metric_results import experiment_days, metric_results_as_of
 from experiments.metrics.days import day_end
 from experiments.models import (
     Experiment,
@@ -21,9 +20,10 @@ from experiments.models import (
     MetricResultStatus,
     RecalculationStatus,
 )
+from experiments.results.current import experiment_days, metric_results_as_of
 from experiments_api.exceptions import DomainError
 
-from .recalculation import NOT_STARTED_MESSAGE
+from .requests import NOT_STARTED_MESSAGE
 
 METRIC_WITHOUT_UUID_MESSAGE = "The metric has no uuid; daily results are stored per metric uuid."
 

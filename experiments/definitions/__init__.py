@@ -1,0 +1,1 @@
+"""What an experiment is made of, parsed once: metric definitions, experiment JSON fields, fingerprints."""
