@@ -55,10 +55,10 @@ def canonical(template: str) -> str:
 @pytest.mark.parametrize(
     ("settings", "expected_json"),
     [
-        # A draft has no start date; a missing or unknown stats method counts as bayesian.
+        # A draft has no start date; a missing stats method counts as bayesian (an unknown one is refused on write).
         ({"start_date": None, "stats_config": None}, '{"metric":<metric>,"start_date":null,"stats_method":"bayesian"}'),
         (
-            {"start_date": JAN_10_NOON_UTC, "stats_config": {"method": "bootstrap", "bayesian": {"ci_level": 0.9}}},
+            {"start_date": JAN_10_NOON_UTC, "stats_config": {"bayesian": {"ci_level": 0.9}}},
             '{"metric":<metric>,"start_date":"2025-01-10T12:00:00+00:00","stats_method":"bayesian"}',
         ),
         (

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from experiments import messages
 from experiments.stats import (
     BASELINE_MEAN_IS_ZERO,
     NOT_ENOUGH_EXPOSURES,
@@ -22,6 +23,8 @@ from experiments.stats import (
     srm_p_value,
     validation_failures,
 )
+from experiments.stats.config import StatsConfigError
+from experiments.stats.methods import STATS_METHODS
 
 CONTROL_MEAN = SampleMean(n=3407, sum=1396.87, sum_squares=52377.9767)
 TREATMENT_MEAN = SampleMean(n=3461, sum=2422.7, sum_squares=134698.29)
@@ -444,7 +447,7 @@ def test_cuped_in_results_narrows_the_interval_and_hides_covariates(stats_config
     ("stats_config", "expected"),
     [
         (None, StatsConfig("bayesian", True, 0.95, 0.05, False, 5000, False)),
-        ({"method": "unknown"}, StatsConfig("bayesian", True, 0.95, 0.05, False, 5000, False)),
+        ({"method": ""}, StatsConfig("bayesian", True, 0.95, 0.05, False, 5000, False)),
         ({"bayesian": {"ci_level": None}}, StatsConfig("bayesian", True, 0.95, 0.05, False, 5000, False)),
         (
             {
@@ -460,6 +463,36 @@ def test_cuped_in_results_narrows_the_interval_and_hides_covariates(stats_config
 )
 def test_stats_config_defaults(stats_config, expected):
     assert StatsConfig.from_dict(stats_config) == expected
+
+
+@pytest.mark.parametrize(
+    ("stats_config", "message"),
+    [
+        ({"method": "unknown"}, messages.INVALID_STATS_METHOD.format(method="unknown")),
+        ({"cuped": {"enabled": True, "lookback_days": "7"}}, messages.STATS_CONFIG_LOOKBACK_INVALID),
+        ([], messages.STATS_CONFIG_NOT_OBJECT),
+    ],
+)
+def test_an_unknown_method_or_malformed_option_is_refused_not_defaulted(stats_config, message):
+    with pytest.raises(StatsConfigError) as raised:
+        StatsConfig.from_dict(stats_config)
+
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize(("lookback_days", "expected"), [(None, 14), (0, 1), (7, 7), (90, 30)])
+def test_cuped_lookback_days_default_and_clamp(lookback_days, expected):
+    config = StatsConfig.from_dict({"cuped": {"enabled": True, "lookback_days": lookback_days}})
+
+    assert (config.cuped, config.cuped_lookback_days) == (True, expected)
+
+
+def test_every_registered_method_computes_a_result():
+    for method in STATS_METHODS:
+        (variant,) = compute_metric_result(MEAN_ROWS, metric_type="mean", stats_config={"method": method})[
+            "variant_results"
+        ]
+        assert variant["method"] == method
 
 
 def test_multiple_testing_correction_rewrites_frequentist_results_only():

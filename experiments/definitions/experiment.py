@@ -8,12 +8,10 @@ from typing import Any
 from rest_framework import serializers
 
 from experiments import messages
+from experiments.stats.config import StatsConfig, StatsConfigError
 from flags.validators import MAX_VARIANTS
 
 CONTROL_VARIANT_KEY = "control"
-STATS_METHODS = ("bayesian", "frequentist")
-DIFFERENCE_TYPES = ("relative", "absolute")
-MULTIPLE_TESTING_CORRECTIONS = ("holm", "bh")
 MULTIPLE_VARIANT_HANDLING = ("exclude", "first_seen")
 EXPOSURE_CONFIG_KINDS = ("ExperimentEventExposureConfig", "ActionsNode")
 
@@ -115,50 +113,14 @@ def _is_valid_exposure_config(config: Any) -> bool:
     )
 
 
-def _is_open_unit_interval(value: Any) -> bool:
-    return _is_number(value) and 0 < value < 1
-
-
-def _check_section(config: dict, name: str) -> dict:
-    section = config.get(name)
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise serializers.ValidationError(messages.STATS_CONFIG_SECTION_NOT_OBJECT.format(section=name))
-    return section
-
-
 def validate_stats_config(config: Any) -> dict:
     """The method and every option the results engine reads, so results never fail on a malformed config."""
-    if not isinstance(config, dict):
+    if config is None:
         raise serializers.ValidationError(messages.STATS_CONFIG_NOT_OBJECT)
-    method = config.get("method")
-    if method not in (None, "") and method not in STATS_METHODS:
-        raise serializers.ValidationError(messages.INVALID_STATS_METHOD.format(method=method))
-    ci_level = _check_section(config, "bayesian").get("ci_level")
-    if ci_level is not None and not _is_open_unit_interval(ci_level):
-        raise serializers.ValidationError(messages.STATS_CONFIG_OPTION_INVALID.format(option="bayesian.ci_level"))
-    frequentist = _check_section(config, "frequentist")
-    if frequentist.get("alpha") is not None and not _is_open_unit_interval(frequentist["alpha"]):
-        raise serializers.ValidationError(messages.STATS_CONFIG_OPTION_INVALID.format(option="frequentist.alpha"))
-    if not isinstance(frequentist.get("sequential", False), bool):
-        raise serializers.ValidationError(messages.STATS_CONFIG_NOT_BOOLEAN.format(option="frequentist.sequential"))
-    tuning = frequentist.get("sequential_tuning")
-    if tuning is not None and not (_is_number(tuning) and tuning > 0):
-        raise serializers.ValidationError(messages.STATS_CONFIG_TUNING_INVALID)
-    if config.get("difference_type") not in (None, *DIFFERENCE_TYPES):
-        raise serializers.ValidationError(messages.STATS_CONFIG_DIFFERENCE_TYPE_INVALID)
-    if config.get("multiple_testing_correction") not in (None, *MULTIPLE_TESTING_CORRECTIONS):
-        raise serializers.ValidationError(messages.STATS_CONFIG_CORRECTION_INVALID)
-    cuped = config.get("cuped")
-    if isinstance(cuped, dict):
-        if not isinstance(cuped.get("enabled", False), bool):
-            raise serializers.ValidationError(messages.STATS_CONFIG_NOT_BOOLEAN.format(option="cuped.enabled"))
-        lookback = cuped.get("lookback_days")
-        if lookback is not None and not (isinstance(lookback, int) and not isinstance(lookback, bool)):
-            raise serializers.ValidationError(messages.STATS_CONFIG_LOOKBACK_INVALID)
-    elif cuped is not None and not isinstance(cuped, bool):
-        raise serializers.ValidationError(messages.STATS_CONFIG_NOT_BOOLEAN.format(option="cuped"))
+    try:
+        StatsConfig.from_dict(config)
+    except StatsConfigError as error:
+        raise serializers.ValidationError(error.message) from None
     return config
 
 

@@ -10,13 +10,14 @@ import hashlib
 import json
 from typing import Any
 
+from experiments.stats.config import StatsConfig
+
 IGNORED_METRIC_KEYS = ("uuid", "name", "kind", "fingerprint", "only_count_matured_users")
 
 
 def effective_stats_method(stats_config: dict | None) -> str:
-    """Anything but "frequentist" (including a missing config) counts as bayesian, as in PostHog."""
-    method = (stats_config or {}).get("method")
-    return method if method in ("bayesian", "frequentist") else "bayesian"
+    """The configured method, or the default (bayesian) when none is set, as in PostHog."""
+    return StatsConfig.from_dict(stats_config).method
 
 
 def _clean_metric(metric: dict) -> dict:

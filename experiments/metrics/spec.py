@@ -7,6 +7,7 @@ names the option before any query runs.
 import datetime as dt
 from dataclasses import dataclass
 
+from experiments.stats.config import StatsConfig, StatsConfigError
 from experiments_api.exceptions import DomainError
 
 INVALID_METRIC_MESSAGE = "Invalid metric: {problem}."
@@ -42,8 +43,6 @@ START_HANDLINGS = ("first_seen", "last_seen")
 # Longer windows than this are refused (a timedelta tops out near 2.7 million years; SQL integers earlier).
 MAX_WINDOW_YEARS = 10
 MAX_WINDOW_SECONDS = MAX_WINDOW_YEARS * 365 * 86400
-DEFAULT_CUPED_LOOKBACK_DAYS = 14
-CUPED_LOOKBACK_DAYS_RANGE = (1, 30)
 
 
 def invalid(problem: str) -> DomainError:
@@ -272,20 +271,16 @@ METRIC_PARSERS = {"mean": _parse_mean, "funnel": _parse_funnel, "ratio": _parse_
 
 
 def _cuped_lookback(stats_config, metric_type: str, definition) -> dt.timedelta | None:
-    """`stats_config.cuped` ({"enabled", "lookback_days"}, or a bare boolean) for mean and ordered-funnel metrics."""
-    cuped = stats_config.get("cuped") if isinstance(stats_config, dict) else None
-    enabled = bool(cuped.get("enabled")) if isinstance(cuped, dict) else bool(cuped)
-    if not enabled or metric_type not in ("mean", "funnel"):
+    """The CUPED pre-exposure window, for mean and ordered-funnel metrics when `stats_config` turns CUPED on."""
+    try:
+        config = StatsConfig.from_dict(stats_config)
+    except StatsConfigError as error:
+        raise DomainError(error.message, attr="stats_config") from None
+    if not config.cuped or metric_type not in ("mean", "funnel"):
         return None
     if isinstance(definition, FunnelMetric) and not definition.ordered:
         return None
-    days = cuped.get("lookback_days") if isinstance(cuped, dict) else None
-    if days is None:
-        days = DEFAULT_CUPED_LOOKBACK_DAYS
-    if isinstance(days, bool) or not isinstance(days, int):
-        raise DomainError("stats_config.cuped.lookback_days must be an integer.", attr="stats_config")
-    low, high = CUPED_LOOKBACK_DAYS_RANGE
-    return dt.timedelta(days=min(max(days, low), high))
+    return dt.timedelta(days=config.cuped_lookback_days)
 
 
 def parse_metric(metric, *, stats_config) -> MetricSpec:

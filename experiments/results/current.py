@@ -44,11 +44,10 @@ def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -
         baseline_key=baseline_key(experiment),
     )
     result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
-    correction = (experiment.stats_config or {}).get("multiple_testing_correction")
-    if correction:
+    config = StatsConfig.from_dict(experiment.stats_config)
+    if config.multiple_testing_correction:
         # Across the test variants of this metric; each metric's result is computed on its own.
-        alpha = StatsConfig.from_dict(experiment.stats_config).alpha
-        result = apply_multiple_testing_correction([result], correction, alpha=alpha)[0]
+        result = apply_multiple_testing_correction([result], config.multiple_testing_correction, alpha=config.alpha)[0]
     return result
 
 

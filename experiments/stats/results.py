@@ -2,11 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 
-from .bayesian import bayesian_test
 from .config import StatsConfig
 from .cuped import CupedStatistic, cuped_adjust
-from .frequentist import frequentist_test
 from .health import RATIO_METRIC_TYPES, validation_failures
+from .methods import STATS_METHODS
 from .statistics import Proportion, Ratio, SampleMean, Statistic
 
 METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
@@ -54,31 +53,6 @@ def _statistics(variant: Mapping, baseline: Mapping, metric_type: str, cuped: bo
     return statistic_for(variant, metric_type), statistic_for(baseline, metric_type)
 
 
-def _inference(treatment: Statistic, control: Statistic, config: StatsConfig) -> dict:
-    if config.method == "frequentist":
-        outcome = frequentist_test(
-            treatment,
-            control,
-            alpha=config.alpha,
-            relative=config.relative,
-            sequential=config.sequential,
-            sequential_tuning=config.sequential_tuning,
-        )
-        return {
-            "method": "frequentist",
-            "p_value": float(outcome.p_value),
-            "confidence_interval": [float(bound) for bound in outcome.ci],
-            "significant": bool(outcome.significant),
-        }
-    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative)
-    return {
-        "method": "bayesian",
-        "chance_to_win": float(outcome.chance_to_win),
-        "credible_interval": [float(bound) for bound in outcome.ci],
-        "significant": bool(outcome.significant),
-    }
-
-
 def _base_fields(variant: Mapping, failures: list[str]) -> dict:
     return {field: variant[field] for field in BASE_FIELDS if field in variant} | {"validation_failures": failures}
 
@@ -123,6 +97,6 @@ def compute_metric_result(
         variant_result = _base_fields(variant, failures)
         if not failures and not baseline_failures:
             treatment, control = _statistics(variant, baseline, metric_type, use_cuped)
-            variant_result |= _inference(treatment, control, config)
+            variant_result |= STATS_METHODS[config.method](treatment, control, config)
         variant_results.append(variant_result)
     return {"baseline": _base_fields(baseline, baseline_failures), "variant_results": variant_results}

@@ -1,0 +1,48 @@
+"""The registry of inference methods: `stats_config.method` names one, and adding a method is one entry here.
+
+Each method takes the treatment and control statistics and the parsed config, and returns the method's fields
+of a variant result in PostHog's shape.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .bayesian import bayesian_test
+from .frequentist import frequentist_test
+from .statistics import Statistic
+
+if TYPE_CHECKING:
+    from .config import StatsConfig
+
+InferenceMethod = Callable[[Statistic, Statistic, "StatsConfig"], dict]
+
+
+def _frequentist(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
+    outcome = frequentist_test(
+        treatment,
+        control,
+        alpha=config.alpha,
+        relative=config.relative,
+        sequential=config.sequential,
+        sequential_tuning=config.sequential_tuning,
+    )
+    return {
+        "method": "frequentist",
+        "p_value": float(outcome.p_value),
+        "confidence_interval": [float(bound) for bound in outcome.ci],
+        "significant": bool(outcome.significant),
+    }
+
+
+def _bayesian(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
+    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative)
+    return {
+        "method": "bayesian",
+        "chance_to_win": float(outcome.chance_to_win),
+        "credible_interval": [float(bound) for bound in outcome.ci],
+        "significant": bool(outcome.significant),
+    }
+
+
+STATS_METHODS: dict[str, InferenceMethod] = {"bayesian": _bayesian, "frequentist": _frequentist}
+DEFAULT_STATS_METHOD = "bayesian"
