@@ -5,8 +5,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from experiments import messages
 from experiments.api.query import METRIC_REQUIRED_MESSAGE
-from experiments.metrics.spec import INVALID_METRIC_MESSAGE, UNSUPPORTED_MESSAGE
+from experiments.messages import INVALID_METRIC as INVALID_METRIC_MESSAGE
+from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.results.current import NOT_STARTED_MESSAGE, current_metric_result
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE
@@ -191,8 +193,8 @@ def test_a_metric_the_engine_cannot_compute_is_a_400_naming_the_option(api_clien
 @pytest.mark.parametrize(
     "metric,problem",
     [
-        ({**METRIC, "metric_type": []}, "metric_type must be one of mean, funnel, ratio, retention"),
-        ({**METRIC, "breakdownFilter": ["plan"]}, "breakdownFilter must be an object"),
+        ({**METRIC, "metric_type": []}, messages.WRONG_METRIC_TYPE),
+        ({**METRIC, "breakdownFilter": ["plan"]}, messages.BREAKDOWN_FILTER_INVALID),
     ],
     ids=["metric_type a list", "breakdownFilter a list"],
 )

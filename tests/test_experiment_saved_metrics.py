@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from experiments.definitions import metric as metric_validation
+from experiments import messages
 from experiments.messages import METADATA_NOT_OBJECT
 from experiments.models import Experiment, ExperimentSavedMetric, ExperimentToSavedMetric
 from experiments_api.exceptions import error_body
@@ -31,7 +31,7 @@ def validation_error(detail: str, attr: str | None, code: str = "invalid_input")
 
 
 def invalid_query(problem: str) -> dict:
-    return validation_error(metric_validation.INVALID_METRIC.format(problem=problem), "query")
+    return validation_error(messages.INVALID_METRIC.format(problem=problem), "query")
 
 
 def test_create_gives_the_query_a_uuid(api_client, project, user):
@@ -109,28 +109,28 @@ BAD_INPUTS = [
     ),
     ({"name": "m"}, validation_error("This field is required.", "query", code="required")),
     ({"name": "m", "query": None}, validation_error("This field may not be null.", "query", code="null")),
-    ({"name": "m", "query": [MEAN_QUERY]}, invalid_query(metric_validation.NOT_A_DICT)),
-    ({"name": "m", "query": "mean"}, invalid_query(metric_validation.NOT_A_DICT)),
+    ({"name": "m", "query": [MEAN_QUERY]}, invalid_query(messages.NOT_A_DICT)),
+    ({"name": "m", "query": "mean"}, invalid_query(messages.NOT_A_DICT)),
     (
         {"name": "m", "query": {"kind": "ExperimentTrendsQuery", "count_query": {}}},
-        invalid_query(metric_validation.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
+        invalid_query(messages.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
     ),
-    ({"name": "m", "query": {**MEAN_QUERY, "kind": "TrendsQuery"}}, invalid_query(metric_validation.WRONG_KIND)),
+    ({"name": "m", "query": {**MEAN_QUERY, "kind": "TrendsQuery"}}, invalid_query(messages.WRONG_KIND)),
     (
         {"name": "m", "query": {**MEAN_QUERY, "metric_type": "median"}},
-        invalid_query(metric_validation.WRONG_METRIC_TYPE),
+        invalid_query(messages.WRONG_METRIC_TYPE),
     ),
     (
         {"name": "m", "query": {"kind": "ExperimentMetric", "metric_type": "funnel", "series": []}},
-        invalid_query(metric_validation.FUNNEL_WITHOUT_STEPS),
+        invalid_query(messages.FUNNEL_WITHOUT_STEPS),
     ),
     (
         {"name": "m", "query": {**MEAN_QUERY, "source": {"kind": "EventsNode", "event": "e", "math": "sum"}}},
-        invalid_query(metric_validation.MATH_PROPERTY_REQUIRED.format(path="source", math="sum")),
+        invalid_query(messages.MATH_PROPERTY_REQUIRED.format(path="source", math="sum")),
     ),
     (
         {"name": "m", "query": {**MEAN_QUERY, "uuid": "u" * 256}},
-        invalid_query(metric_validation.UUID_INVALID),
+        invalid_query(messages.UUID_INVALID),
     ),
     ({"name": "m", "query": MEAN_QUERY, "metadata": ["a"]}, validation_error(METADATA_NOT_OBJECT, "metadata")),
     ({"name": "m", "query": MEAN_QUERY, "metadata": "primary"}, validation_error(METADATA_NOT_OBJECT, "metadata")),

@@ -8,7 +8,6 @@ from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from experiments import messages
-from experiments.definitions import metric as mv
 from experiments.models import Experiment, ExperimentToSavedMetric
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
@@ -588,31 +587,35 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
             validation_error('Invalid pk "987654321" - object does not exist.', "holdout_id", "does_not_exist"),
         ),
         ({"filters": []}, validation_error("filters must be an object", "filters")),
-        ({"metrics": {"kind": "ExperimentMetric"}}, validation_error(mv.METRICS_NOT_A_LIST, "metrics")),
+        ({"metrics": {"kind": "ExperimentMetric"}}, validation_error(messages.METRICS_NOT_A_LIST, "metrics")),
         (
             {"metrics": [mean_metric(), "revenue"]},
-            validation_error(mv.INVALID_METRIC_AT_INDEX.format(index=1, problem=mv.NOT_A_DICT), "metrics"),
+            validation_error(messages.INVALID_METRIC_AT_INDEX.format(index=1, problem=messages.NOT_A_DICT), "metrics"),
         ),
         (
             {"metrics": [{"kind": "ExperimentTrendsQuery", "count_query": {}}]},
             validation_error(
-                mv.INVALID_METRIC_AT_INDEX.format(index=0, problem=mv.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
+                messages.INVALID_METRIC_AT_INDEX.format(
+                    index=0, problem=messages.LEGACY_KIND.format(kind="ExperimentTrendsQuery")
+                ),
                 "metrics",
             ),
         ),
         (
             {"metrics": [{**mean_metric(), "kind": "EventsNode"}]},
-            validation_error(mv.INVALID_METRIC_AT_INDEX.format(index=0, problem=mv.WRONG_KIND), "metrics"),
+            validation_error(messages.INVALID_METRIC_AT_INDEX.format(index=0, problem=messages.WRONG_KIND), "metrics"),
         ),
         (
             {"metrics": [{**mean_metric(), "metric_type": "median"}]},
-            validation_error(mv.INVALID_METRIC_AT_INDEX.format(index=0, problem=mv.WRONG_METRIC_TYPE), "metrics"),
+            validation_error(
+                messages.INVALID_METRIC_AT_INDEX.format(index=0, problem=messages.WRONG_METRIC_TYPE), "metrics"
+            ),
         ),
         (
             {"metrics": [{"kind": "ExperimentMetric", "metric_type": "mean"}]},
             validation_error(
-                mv.INVALID_METRIC_AT_INDEX.format(
-                    index=0, problem=mv.MISSING_KEY.format(metric_type="mean", key="source")
+                messages.INVALID_METRIC_AT_INDEX.format(
+                    index=0, problem=messages.MISSING_KEY.format(metric_type="mean", key="source")
                 ),
                 "metrics",
             ),
@@ -620,14 +623,15 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
         (
             {"metrics_secondary": [mean_metric(), {"kind": "ExperimentMetric", "metric_type": "funnel", "series": []}]},
             validation_error(
-                mv.INVALID_METRIC_AT_INDEX.format(index=1, problem=mv.FUNNEL_WITHOUT_STEPS), "metrics_secondary"
+                messages.INVALID_METRIC_AT_INDEX.format(index=1, problem=messages.FUNNEL_WITHOUT_STEPS),
+                "metrics_secondary",
             ),
         ),
         (
             {"metrics": [{"kind": "ExperimentMetric", "metric_type": "ratio", "numerator": {"kind": "EventsNode"}}]},
             validation_error(
-                mv.INVALID_METRIC_AT_INDEX.format(
-                    index=0, problem=mv.MISSING_KEY.format(metric_type="ratio", key="denominator")
+                messages.INVALID_METRIC_AT_INDEX.format(
+                    index=0, problem=messages.MISSING_KEY.format(metric_type="ratio", key="denominator")
                 ),
                 "metrics",
             ),

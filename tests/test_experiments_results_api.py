@@ -21,8 +21,8 @@ from experiments.api.results import (
     NULL_CHARACTERS,
 )
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
+from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.metrics.days import day_end
-from experiments.metrics.spec import UNSUPPORTED_MESSAGE
 from experiments.models import (
     ExperimentMetricResult,
     ExperimentMetricsRecalculation,
@@ -52,7 +52,7 @@ PURCHASES_PER_UNIT = {"control": 1, "test": 2}
 SAMPLES_BY_DAY = {"control": [4, 6, 9], "test": [3, 8, 9]}
 PURCHASES = {**mean(events_node("purchase")), "uuid": "purchases"}
 PAGEVIEWS = {**mean(events_node("$pageview")), "uuid": "pageviews"}
-UNSUPPORTED = {**mean(events_node("purchase", math="hogql")), "uuid": "unsupported"}
+UNSUPPORTED = {**mean(events_node("purchase", math="unique_users")), "uuid": "unsupported"}
 FINGERPRINT = "f" * 64
 NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
 NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE)
@@ -518,7 +518,7 @@ def test_a_batch_run_on_commit_stores_every_metrics_result(client, experiment, d
 def test_a_metric_the_engine_cannot_compute_fails_alone(client, experiment, django_capture_on_commit_callbacks):
     experiment.metrics = [PURCHASES, UNSUPPORTED]
     experiment.save()
-    message = UNSUPPORTED_MESSAGE.format(option="math 'hogql'")
+    message = UNSUPPORTED_MESSAGE.format(option="math 'unique_users'")
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url(experiment, "metrics_recalculation/"))

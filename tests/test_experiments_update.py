@@ -5,7 +5,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from experiments import messages
-from experiments.definitions import metric as mv
 from experiments.models import Experiment
 from experiments_api.exceptions import error_body
 from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
@@ -189,11 +188,13 @@ def test_sending_the_current_flag_key_is_fine(api_client, project):
         ),
         (
             {"metrics": [{"kind": "ExperimentMetric", "metric_type": "funnel", "series": []}]},
-            validation_error(mv.INVALID_METRIC_AT_INDEX.format(index=0, problem=mv.FUNNEL_WITHOUT_STEPS), "metrics"),
+            validation_error(
+                messages.INVALID_METRIC_AT_INDEX.format(index=0, problem=messages.FUNNEL_WITHOUT_STEPS), "metrics"
+            ),
         ),
         (
             {"metrics_secondary": "all of them"},
-            validation_error(mv.METRICS_NOT_A_LIST, "metrics_secondary"),
+            validation_error(messages.METRICS_NOT_A_LIST, "metrics_secondary"),
         ),
         (
             {"primary_metrics_ordered_uuids": ["a", 1]},

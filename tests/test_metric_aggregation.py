@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from events.models import Event
+from experiments import messages
+from experiments.messages import INVALID_METRIC as INVALID_METRIC_MESSAGE
+from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.metrics import daily_exposures, daily_variant_statistics
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.metrics.exposure import NO_VARIANTS_MESSAGE
-from experiments.metrics.spec import INVALID_METRIC_MESSAGE, UNSUPPORTED_MESSAGE
 from experiments_api.exceptions import DomainError
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
@@ -66,6 +68,7 @@ def retention(**extra) -> dict:
         "retention_window_start": 1,
         "retention_window_end": 3,
         "retention_window_unit": "day",
+        "start_handling": "first_seen",
         **extra,
     }
 
@@ -490,27 +493,42 @@ def invalid(problem: str) -> str:
 BAD_METRICS = {
     "legacy kind": (
         {"kind": "ExperimentTrendsQuery", "count_query": {}},
-        unsupported("metric kind 'ExperimentTrendsQuery'"),
+        invalid(messages.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
     ),
-    "not an object": ([], invalid("metric must be an object")),
+    "not an object": ([], invalid(messages.NOT_A_DICT)),
     "unknown metric type": (
         {"kind": "ExperimentMetric", "metric_type": "median"},
-        invalid("metric_type must be one of mean, funnel, ratio, retention"),
+        invalid(messages.WRONG_METRIC_TYPE),
     ),
     "metric type not a string": (
         {"kind": "ExperimentMetric", "metric_type": []},
-        invalid("metric_type must be one of mean, funnel, ratio, retention"),
+        invalid(messages.WRONG_METRIC_TYPE),
     ),
     "actions source": (mean({"kind": "ActionsNode", "id": 3}), unsupported("ActionsNode sources")),
     "data warehouse source": (
-        mean({"kind": "ExperimentDataWarehouseNode", "table_name": "t"}),
+        mean(
+            {
+                "kind": "ExperimentDataWarehouseNode",
+                "table_name": "t",
+                "timestamp_field": "ts",
+                "events_join_key": "distinct_id",
+                "data_warehouse_join_key": "user_id",
+            }
+        ),
         unsupported("ExperimentDataWarehouseNode sources"),
     ),
-    "source without kind": (mean({"kind": "PersonsNode"}), invalid("source must be an EventsNode")),
-    "hogql math": (mean(events_node("purchase", math="hogql")), unsupported("math 'hogql'")),
+    "source without kind": (
+        mean({"kind": "PersonsNode"}),
+        invalid(
+            messages.SOURCE_KIND_INVALID.format(
+                path="source", kinds="EventsNode, ActionsNode, ExperimentDataWarehouseNode"
+            )
+        ),
+    ),
+    "hogql math": (mean(events_node("purchase", math="hogql")), invalid(messages.MATH_INVALID.format(path="source"))),
     "sum without property": (
         mean(events_node("purchase", math="sum")),
-        invalid("source with math 'sum' needs a math_property"),
+        invalid(messages.MATH_PROPERTY_REQUIRED.format(path="source", math="sum")),
     ),
     "session property math": (
         mean(
@@ -534,24 +552,27 @@ BAD_METRICS = {
     ),
     "negative conversion window": (
         mean(events_node("purchase"), conversion_window=-1),
-        invalid("conversion_window must be a positive integer"),
+        invalid(messages.CONVERSION_WINDOW_INVALID),
     ),
     "unknown window unit": (
         mean(events_node("purchase"), conversion_window=1, conversion_window_unit="fortnight"),
-        invalid("conversion_window_unit must be one of second, minute, hour, day, week, month"),
+        invalid(messages.CONVERSION_WINDOW_UNIT_INVALID),
     ),
     "window unit not a string": (
         funnel(events_node("a"), conversion_window=1, conversion_window_unit=["day"]),
-        invalid("conversion_window_unit must be one of second, minute, hour, day, week, month"),
+        invalid(messages.CONVERSION_WINDOW_UNIT_INVALID),
     ),
     "conversion window beyond ten years": (
         mean(events_node("purchase"), conversion_window=10**12, conversion_window_unit="week"),
         invalid("conversion_window must be at most 10 years"),
     ),
-    "math not a string": (mean(events_node("purchase", math=["sum"])), invalid("source.math must be a string")),
+    "math not a string": (
+        mean(events_node("purchase", math=["sum"])),
+        invalid(messages.MATH_INVALID.format(path="source")),
+    ),
     "funnel step math not a string": (
         funnel(events_node("a", math=["sum"])),
-        invalid("series[0].math must be a string"),
+        invalid(messages.MATH_INVALID.format(path="series[0]")),
     ),
     "percentile above one": (
         mean(events_node("purchase"), upper_bound_percentile=95),
@@ -559,7 +580,7 @@ BAD_METRICS = {
     ),
     "crossed percentiles": (
         mean(events_node("purchase"), lower_bound_percentile=0.9, upper_bound_percentile=0.1),
-        invalid("lower_bound_percentile must not exceed upper_bound_percentile"),
+        invalid(messages.PERCENTILES_OUT_OF_ORDER),
     ),
     "threshold": (mean(events_node("purchase"), threshold=3), unsupported("a mean metric threshold")),
     "breakdowns": (
@@ -568,26 +589,26 @@ BAD_METRICS = {
     ),
     "breakdown filter as a list": (
         mean(events_node("purchase"), breakdownFilter=[{"property": "plan"}]),
-        invalid("breakdownFilter must be an object"),
+        invalid(messages.BREAKDOWN_FILTER_INVALID),
     ),
     "breakdown filter as a string": (
         mean(events_node("purchase"), breakdownFilter="plan"),
-        invalid("breakdownFilter must be an object"),
+        invalid(messages.BREAKDOWN_FILTER_INVALID),
     ),
-    "empty funnel": (funnel(), invalid("a funnel metric needs at least one step in series")),
+    "empty funnel": (funnel(), invalid(messages.FUNNEL_WITHOUT_STEPS)),
     "strict funnel": (funnel(events_node("a"), funnel_order_type="strict"), unsupported("funnel_order_type 'strict'")),
     "ratio without denominator": (
         {"kind": "ExperimentMetric", "metric_type": "ratio", "numerator": events_node("a")},
-        invalid("denominator must be an object"),
+        invalid(messages.MISSING_KEY.format(metric_type="ratio", key="denominator")),
     ),
     "retention in months": (retention(retention_window_unit="month"), unsupported("retention_window_unit 'month'")),
     "retention without end": (
         retention(retention_window_end=None),
-        invalid("retention_window_end must be a non-negative integer"),
+        invalid(messages.MISSING_KEY.format(metric_type="retention", key="retention_window_end")),
     ),
     "retention window reversed": (
         retention(retention_window_start=4, retention_window_end=2),
-        invalid("retention_window_start must not exceed retention_window_end"),
+        invalid(messages.RETENTION_WINDOW_OUT_OF_ORDER),
     ),
     "retention window beyond ten years": (
         retention(retention_window_end=10**15, retention_window_unit="week"),
@@ -595,11 +616,11 @@ BAD_METRICS = {
     ),
     "retention start step math not a string": (
         retention(start_event=events_node("$pageview", math=["dau"])),
-        invalid("start_event.math must be a string"),
+        invalid(messages.MATH_INVALID.format(path="start_event")),
     ),
     "retention start handling": (
         retention(start_handling="median"),
-        invalid("start_handling must be one of first_seen, last_seen"),
+        invalid(messages.START_HANDLING_INVALID),
     ),
 }
 

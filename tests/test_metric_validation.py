@@ -4,6 +4,7 @@ import copy
 
 import pytest
 
+from experiments import messages
 from experiments.definitions import metric as mv
 from experiments.definitions.metric import validate_experiment_metric, validate_experiment_metrics
 from experiments_api.exceptions import DomainError
@@ -44,7 +45,7 @@ VALID = [
     with_(MEAN, source={**EVENT, "math": "avg", "math_property": "amount"}),
     with_(MEAN, source={**ACTION, "math": "unique_users"}),
     with_(MEAN, source=WAREHOUSE),
-    with_(MEAN, lower_bound_percentile=5, upper_bound_percentile=95.5, ignore_zeros=True),
+    with_(MEAN, lower_bound_percentile=0.05, upper_bound_percentile=0.955, ignore_zeros=True),
     with_(
         MEAN,
         name="Revenue",
@@ -72,94 +73,100 @@ def test_valid_metrics_are_returned_unchanged(metric):
 
 
 INVALID = [
-    (["not", "a", "dict"], mv.NOT_A_DICT),
-    (None, mv.NOT_A_DICT),
+    (["not", "a", "dict"], messages.NOT_A_DICT),
+    (None, messages.NOT_A_DICT),
     (
         {"kind": "ExperimentFunnelsQuery", "funnels_query": {}},
-        mv.LEGACY_KIND.format(kind="ExperimentFunnelsQuery"),
+        messages.LEGACY_KIND.format(kind="ExperimentFunnelsQuery"),
     ),
-    (with_(MEAN, kind="ExperimentTrendsQuery"), mv.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
-    (with_(MEAN, kind=None), mv.WRONG_KIND),
-    (with_(MEAN, kind="EventsNode"), mv.WRONG_KIND),
-    (with_(MEAN, metric_type=None), mv.WRONG_METRIC_TYPE),
-    (with_(MEAN, metric_type="count"), mv.WRONG_METRIC_TYPE),
-    (with_(MEAN, source=None), mv.MISSING_KEY.format(metric_type="mean", key="source")),
-    ({"kind": "ExperimentMetric", "metric_type": "funnel"}, mv.MISSING_KEY.format(metric_type="funnel", key="series")),
-    (with_(RATIO, denominator=None), mv.MISSING_KEY.format(metric_type="ratio", key="denominator")),
+    (with_(MEAN, kind="ExperimentTrendsQuery"), messages.LEGACY_KIND.format(kind="ExperimentTrendsQuery")),
+    (with_(MEAN, kind=None), messages.WRONG_KIND),
+    (with_(MEAN, kind="EventsNode"), messages.WRONG_KIND),
+    (with_(MEAN, metric_type=None), messages.WRONG_METRIC_TYPE),
+    (with_(MEAN, metric_type="count"), messages.WRONG_METRIC_TYPE),
+    (with_(MEAN, source=None), messages.MISSING_KEY.format(metric_type="mean", key="source")),
+    (
+        {"kind": "ExperimentMetric", "metric_type": "funnel"},
+        messages.MISSING_KEY.format(metric_type="funnel", key="series"),
+    ),
+    (with_(RATIO, denominator=None), messages.MISSING_KEY.format(metric_type="ratio", key="denominator")),
     (
         {key: value for key, value in RETENTION.items() if key != "start_handling"},
-        mv.MISSING_KEY.format(metric_type="retention", key="start_handling"),
+        messages.MISSING_KEY.format(metric_type="retention", key="start_handling"),
     ),
     # common keys
-    (with_(MEAN, uuid=123), mv.UUID_INVALID),
-    (with_(MEAN, uuid="u" * 256), mv.UUID_INVALID),
-    (with_(MEAN, name=["n"]), mv.NAME_INVALID),
-    (with_(MEAN, name="n" * 401), mv.NAME_INVALID),
-    (with_(MEAN, conversion_window=0), mv.CONVERSION_WINDOW_INVALID),
-    (with_(MEAN, conversion_window="7"), mv.CONVERSION_WINDOW_INVALID),
-    (with_(MEAN, conversion_window=1.5), mv.CONVERSION_WINDOW_INVALID),
-    (with_(MEAN, conversion_window=True), mv.CONVERSION_WINDOW_INVALID),
-    (with_(MEAN, conversion_window_unit="year"), mv.CONVERSION_WINDOW_UNIT_INVALID),
-    (with_(MEAN, goal="up"), mv.GOAL_INVALID),
-    (with_(MEAN, breakdownFilter=["$browser"]), mv.BREAKDOWN_FILTER_INVALID),
-    (with_(MEAN, breakdownFilter={"breakdowns": "$browser"}), mv.BREAKDOWN_FILTER_INVALID),
+    (with_(MEAN, uuid=123), messages.UUID_INVALID),
+    (with_(MEAN, uuid="u" * 256), messages.UUID_INVALID),
+    (with_(MEAN, name=["n"]), messages.NAME_INVALID),
+    (with_(MEAN, name="n" * 401), messages.NAME_INVALID),
+    (with_(MEAN, conversion_window=0), messages.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window="7"), messages.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window=1.5), messages.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window=True), messages.CONVERSION_WINDOW_INVALID),
+    (with_(MEAN, conversion_window_unit="year"), messages.CONVERSION_WINDOW_UNIT_INVALID),
+    (with_(MEAN, goal="up"), messages.GOAL_INVALID),
+    (with_(MEAN, breakdownFilter=["$browser"]), messages.BREAKDOWN_FILTER_INVALID),
+    (with_(MEAN, breakdownFilter={"breakdowns": "$browser"}), messages.BREAKDOWN_FILTER_INVALID),
     # sources
-    (with_(MEAN, source=["EventsNode"]), mv.SOURCE_NOT_OBJECT.format(path="source")),
+    (with_(MEAN, source=["EventsNode"]), messages.SOURCE_NOT_OBJECT.format(path="source")),
     (
         with_(MEAN, source={"kind": "HogQLQuery"}),
-        mv.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
+        messages.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
     ),
     (
         with_(MEAN, source={"event": "purchase"}),
-        mv.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
+        messages.SOURCE_KIND_INVALID.format(path="source", kinds=", ".join(mv.SOURCE_KINDS)),
     ),
-    (with_(MEAN, source={"kind": "EventsNode", "event": 5}), mv.EVENT_INVALID.format(path="source")),
-    (with_(MEAN, source={"kind": "ActionsNode"}), mv.ACTION_ID_INVALID.format(path="source")),
-    (with_(MEAN, source={"kind": "ActionsNode", "id": "12"}), mv.ACTION_ID_INVALID.format(path="source")),
+    (with_(MEAN, source={"kind": "EventsNode", "event": 5}), messages.EVENT_INVALID.format(path="source")),
+    (with_(MEAN, source={"kind": "ActionsNode"}), messages.ACTION_ID_INVALID.format(path="source")),
+    (with_(MEAN, source={"kind": "ActionsNode", "id": "12"}), messages.ACTION_ID_INVALID.format(path="source")),
     (
         with_(MEAN, source={**WAREHOUSE, "table_name": ""}),
-        mv.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="table_name"),
+        messages.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="table_name"),
     ),
     (
         with_(MEAN, source={key: value for key, value in WAREHOUSE.items() if key != "events_join_key"}),
-        mv.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="events_join_key"),
+        messages.DATA_WAREHOUSE_FIELD_INVALID.format(path="source", field="events_join_key"),
     ),
-    (with_(MEAN, source={**EVENT, "math": "median"}), mv.MATH_INVALID.format(path="source")),
-    (with_(MEAN, source={**EVENT, "math": "max"}), mv.MATH_PROPERTY_REQUIRED.format(path="source", math="max")),
+    (with_(MEAN, source={**EVENT, "math": "median"}), messages.MATH_INVALID.format(path="source")),
+    (with_(MEAN, source={**EVENT, "math": "max"}), messages.MATH_PROPERTY_REQUIRED.format(path="source", math="max")),
     (
         with_(MEAN, source={**EVENT, "math": "min", "math_property": ""}),
-        mv.MATH_PROPERTY_REQUIRED.format(path="source", math="min"),
+        messages.MATH_PROPERTY_REQUIRED.format(path="source", math="min"),
     ),
-    (with_(MEAN, source={**EVENT, "properties": {"a": 1}}), mv.PROPERTIES_NOT_LIST.format(path="source")),
+    (with_(MEAN, source={**EVENT, "properties": {"a": 1}}), messages.PROPERTIES_NOT_LIST.format(path="source")),
     # mean outlier handling
-    (with_(MEAN, lower_bound_percentile=-1), mv.PERCENTILE_INVALID.format(key="lower_bound_percentile")),
-    (with_(MEAN, upper_bound_percentile=101), mv.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
-    (with_(MEAN, upper_bound_percentile="95"), mv.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
-    (with_(MEAN, lower_bound_percentile=90, upper_bound_percentile=10), mv.PERCENTILES_OUT_OF_ORDER),
-    (with_(MEAN, ignore_zeros="yes"), mv.IGNORE_ZEROS_INVALID),
+    (with_(MEAN, lower_bound_percentile=-1), messages.PERCENTILE_INVALID.format(key="lower_bound_percentile")),
+    (with_(MEAN, upper_bound_percentile=1.01), messages.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
+    (with_(MEAN, upper_bound_percentile="95"), messages.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
+    (with_(MEAN, lower_bound_percentile=0.9, upper_bound_percentile=0.1), messages.PERCENTILES_OUT_OF_ORDER),
+    (with_(MEAN, ignore_zeros="yes"), messages.IGNORE_ZEROS_INVALID),
     # funnel
-    (with_(FUNNEL, series=[]), mv.FUNNEL_WITHOUT_STEPS),
-    (with_(FUNNEL, series={"0": EVENT}), mv.SERIES_NOT_LIST),
+    (with_(FUNNEL, series=[]), messages.FUNNEL_WITHOUT_STEPS),
+    (with_(FUNNEL, series={"0": EVENT}), messages.SERIES_NOT_LIST),
     (
         with_(FUNNEL, series=[EVENT, WAREHOUSE]),
-        mv.SOURCE_KIND_INVALID.format(path="series[1]", kinds=", ".join(mv.FUNNEL_STEP_KINDS)),
+        messages.SOURCE_KIND_INVALID.format(path="series[1]", kinds=", ".join(mv.FUNNEL_STEP_KINDS)),
     ),
-    (with_(FUNNEL, series=[EVENT, "signup"]), mv.SOURCE_NOT_OBJECT.format(path="series[1]")),
-    (with_(FUNNEL, funnel_order_type="random"), mv.FUNNEL_ORDER_TYPE_INVALID),
+    (with_(FUNNEL, series=[EVENT, "signup"]), messages.SOURCE_NOT_OBJECT.format(path="series[1]")),
+    (with_(FUNNEL, funnel_order_type="random"), messages.FUNNEL_ORDER_TYPE_INVALID),
     # ratio
-    (with_(RATIO, numerator={"kind": "ActionsNode", "id": None}), mv.ACTION_ID_INVALID.format(path="numerator")),
-    (with_(RATIO, denominator="purchase"), mv.SOURCE_NOT_OBJECT.format(path="denominator")),
+    (with_(RATIO, numerator={"kind": "ActionsNode", "id": None}), messages.ACTION_ID_INVALID.format(path="numerator")),
+    (with_(RATIO, denominator="purchase"), messages.SOURCE_NOT_OBJECT.format(path="denominator")),
     # retention
     (
         with_(RETENTION, start_event={"kind": "Nope"}),
-        mv.SOURCE_KIND_INVALID.format(path="start_event", kinds=", ".join(mv.SOURCE_KINDS)),
+        messages.SOURCE_KIND_INVALID.format(path="start_event", kinds=", ".join(mv.SOURCE_KINDS)),
     ),
-    (with_(RETENTION, completion_event=[]), mv.SOURCE_NOT_OBJECT.format(path="completion_event")),
-    (with_(RETENTION, retention_window_start="0"), mv.RETENTION_WINDOW_INVALID.format(key="retention_window_start")),
-    (with_(RETENTION, retention_window_end=-1), mv.RETENTION_WINDOW_INVALID.format(key="retention_window_end")),
-    (with_(RETENTION, retention_window_start=8, retention_window_end=7), mv.RETENTION_WINDOW_OUT_OF_ORDER),
-    (with_(RETENTION, retention_window_unit="fortnight"), mv.RETENTION_WINDOW_UNIT_INVALID),
-    (with_(RETENTION, start_handling="any_time"), mv.START_HANDLING_INVALID),
+    (with_(RETENTION, completion_event=[]), messages.SOURCE_NOT_OBJECT.format(path="completion_event")),
+    (
+        with_(RETENTION, retention_window_start="0"),
+        messages.RETENTION_WINDOW_INVALID.format(key="retention_window_start"),
+    ),
+    (with_(RETENTION, retention_window_end=-1), messages.RETENTION_WINDOW_INVALID.format(key="retention_window_end")),
+    (with_(RETENTION, retention_window_start=8, retention_window_end=7), messages.RETENTION_WINDOW_OUT_OF_ORDER),
+    (with_(RETENTION, retention_window_unit="fortnight"), messages.RETENTION_WINDOW_UNIT_INVALID),
+    (with_(RETENTION, start_handling="any_time"), messages.START_HANDLING_INVALID),
 ]
 
 
@@ -176,7 +183,7 @@ def test_without_an_index_the_message_says_invalid_metric():
     with pytest.raises(DomainError) as error:
         validate_experiment_metric(with_(MEAN, goal="up"))
 
-    assert error.value.message == f"Invalid metric: {mv.GOAL_INVALID}"
+    assert error.value.message == f"Invalid metric: {messages.GOAL_INVALID}"
 
 
 def test_the_examples_of_the_spec_read_as_specified():
@@ -210,5 +217,5 @@ def test_the_first_invalid_metric_of_a_list_is_reported_with_its_index_and_the_a
     with pytest.raises(DomainError) as error:
         validate_experiment_metrics(metrics, attr="metrics")
 
-    assert error.value.message == f"Invalid metric at index 2: {mv.FUNNEL_WITHOUT_STEPS}"
+    assert error.value.message == f"Invalid metric at index 2: {messages.FUNNEL_WITHOUT_STEPS}"
     assert error.value.attr == "metrics"

@@ -7,8 +7,8 @@ import pytest
 from django.db import DataError
 from django.utils import timezone
 
+from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.metrics.days import day_end, days_from, local_day
-from experiments.metrics.spec import UNSUPPORTED_MESSAGE
 from experiments.models import (
     ExperimentMetricResult,
     ExperimentTimeseriesRecalculation,
@@ -189,13 +189,13 @@ def test_running_a_completed_recalculation_again_changes_nothing(django_capture_
 
 def test_a_metric_the_engine_cannot_compute_fails_the_recalculation_with_the_reason():
     experiment = populated_experiment()
-    metric = {**mean(events_node("purchase", math="hogql")), "uuid": "metric-1"}
+    metric = {**mean(events_node("purchase", math="unique_users")), "uuid": "metric-1"}
     recalculation, _ = request(experiment, metric=metric)
 
     timeseries_recalculation_run(recalculation_id=recalculation.pk)
 
     recalculation.refresh_from_db()
-    message = UNSUPPORTED_MESSAGE.format(option="math 'hogql'")
+    message = UNSUPPORTED_MESSAGE.format(option="math 'unique_users'")
     assert (recalculation.status, recalculation.error_message) == (RecalculationStatus.FAILED, message)
     results = timeseries_results_get(experiment=experiment, metric_uuid="metric-1", fingerprint=FINGERPRINT)
     first_day = START.date().isoformat()
@@ -351,7 +351,7 @@ def test_daily_results_cover_every_metric_with_a_uuid():
     experiment.metrics_secondary = [{**funnel(events_node("$pageview"), events_node("purchase")), "uuid": "funnel"}]
     experiment.save()
     saved = SavedMetricFactory(
-        project=experiment.project, query={**mean(events_node("purchase", math="hogql")), "uuid": "saved"}
+        project=experiment.project, query={**mean(events_node("purchase", math="unique_users")), "uuid": "saved"}
     )
     experiment.saved_metric_links.create(saved_metric=saved, metadata={"type": "primary"})
 
@@ -363,7 +363,7 @@ def test_daily_results_cover_every_metric_with_a_uuid():
     assert rows["funnel"].result["baseline"]["number_of_samples"] == 60
     assert (rows["saved"].status, rows["saved"].error_message) == (
         MetricResultStatus.FAILED,
-        UNSUPPORTED_MESSAGE.format(option="math 'hogql'"),
+        UNSUPPORTED_MESSAGE.format(option="math 'unique_users'"),
     )
 
 

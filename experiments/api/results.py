@@ -6,7 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments.definitions.metric import INVALID_METRIC, METRIC_UUID_MAX_LENGTH, UUID_INVALID
+from experiments.definitions.metric import METRIC_UUID_MAX_LENGTH
+from experiments.messages import INVALID_METRIC, UUID_INVALID
 from experiments.models import RecalculationStatus, RecalculationTrigger
 from experiments.results.batch import (
     metrics_recalculation_request,

@@ -8,12 +8,11 @@ from typing import Any
 from rest_framework import serializers
 
 from experiments import messages
+from experiments.definitions.exposure import ExposureProblem, parse_exposure_criteria
 from experiments.stats.config import StatsConfig, StatsConfigError
 from flags.validators import MAX_VARIANTS
 
 CONTROL_VARIANT_KEY = "control"
-MULTIPLE_VARIANT_HANDLING = ("exclude", "first_seen")
-EXPOSURE_CONFIG_KINDS = ("ExperimentEventExposureConfig", "ActionsNode")
 
 
 def _is_number(value: Any) -> bool:
@@ -81,36 +80,11 @@ def _is_insight_filter(value: Any) -> bool:
 
 
 def validate_exposure_criteria(criteria: Any) -> dict | None:
-    if criteria is None:
-        return None
-    if not isinstance(criteria, dict):
-        raise serializers.ValidationError(messages.INVALID_EXPOSURE_CRITERIA)
-    if "filterTestAccounts" in criteria and not isinstance(criteria["filterTestAccounts"], bool):
-        raise serializers.ValidationError(messages.FILTER_TEST_ACCOUNTS_NOT_BOOLEAN)
-    handling = criteria.get("multiple_variant_handling")
-    if handling is not None and handling not in MULTIPLE_VARIANT_HANDLING:
-        raise serializers.ValidationError(messages.INVALID_MULTIPLE_VARIANT_HANDLING)
-    config = criteria.get("exposure_config")
-    if config is not None and not _is_valid_exposure_config(config):
-        raise serializers.ValidationError(messages.INVALID_EXPOSURE_CRITERIA)
+    try:
+        parse_exposure_criteria(criteria)
+    except ExposureProblem as problem:
+        raise serializers.ValidationError(str(problem)) from None
     return criteria
-
-
-def _is_valid_exposure_config(config: Any) -> bool:
-    if not isinstance(config, dict):
-        return False
-    kind = config.get("kind", "ExperimentEventExposureConfig")
-    if kind not in EXPOSURE_CONFIG_KINDS:
-        return False
-    if kind == "ActionsNode":
-        return isinstance(config.get("id"), int) and not isinstance(config.get("id"), bool)
-    properties = config.get("properties", [])
-    return (
-        isinstance(config.get("event"), str)
-        and bool(config["event"])
-        and isinstance(properties, list)
-        and all(isinstance(prop, dict) for prop in properties)
-    )
 
 
 def validate_stats_config(config: Any) -> dict:

@@ -1,9 +1,14 @@
-"""Checks that an experiment metric is a well-formed `ExperimentMetric` (api.md §5.1–§5.2).
+"""The one parser of an experiment metric's JSON (api.md §5.1) into a typed definition.
 
-Used for saved metric queries and for the `metrics` / `metrics_secondary` of experiments. Errors are
-DomainErrors whose message names the metric ("Invalid metric at index 0: ...") and the problem.
+Writes validate with it (a metric is stored only if it parses), and the SQL engine reads the same definition
+(`experiments.metrics.spec` then refuses the options it cannot compute), so the two can never disagree on what a
+metric means. Problems are reported as "Invalid metric[ at index N]: <problem>".
 """
 
+import datetime as dt
+from dataclasses import dataclass
+
+from experiments import messages
 from experiments_api.exceptions import DomainError
 
 METRIC_KIND = "ExperimentMetric"
@@ -12,14 +17,24 @@ METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
 SOURCE_KINDS = ("EventsNode", "ActionsNode", "ExperimentDataWarehouseNode")
 FUNNEL_STEP_KINDS = ("EventsNode", "ActionsNode")
 MATH_TYPES = ("total", "sum", "avg", "min", "max", "unique_session", "dau", "unique_users")
-MATH_TYPES_NEEDING_PROPERTY = ("sum", "avg", "min", "max")
-TIME_UNITS = ("second", "minute", "hour", "day", "week", "month")
+MATH_TYPES_NEEDING_PROPERTY = frozenset({"sum", "avg", "min", "max"})
 GOALS = ("increase", "decrease")
 START_HANDLINGS = ("first_seen", "last_seen")
 FUNNEL_ORDER_TYPES = ("ordered", "unordered", "strict")
 DATA_WAREHOUSE_FIELDS = ("table_name", "timestamp_field", "events_join_key", "data_warehouse_join_key")
 METRIC_UUID_MAX_LENGTH = 255
 METRIC_NAME_MAX_LENGTH = 400
+TIME_UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+}
+# Longer windows than this are refused (a timedelta tops out near 2.7 million years; SQL integers earlier).
+MAX_WINDOW_YEARS = 10
+MAX_WINDOW_SECONDS = MAX_WINDOW_YEARS * 365 * 86400
 # Keys each metric_type must have; sources are checked separately.
 REQUIRED_KEYS = {
     "mean": ("source",),
@@ -34,69 +49,83 @@ REQUIRED_KEYS = {
         "start_handling",
     ),
 }
-
-METRICS_NOT_A_LIST = "Metrics must be a list"
-INVALID_METRIC_AT_INDEX = "Invalid metric at index {index}: {problem}"
-INVALID_METRIC = "Invalid metric: {problem}"
-NOT_A_DICT = "must be a dict"
-LEGACY_KIND = "legacy metric kind '{kind}' is no longer supported for new experiments. Use 'ExperimentMetric' instead."
-WRONG_KIND = "metric kind must be 'ExperimentMetric'"
-WRONG_METRIC_TYPE = f"metric_type must be one of: {', '.join(METRIC_TYPES)}"
-MISSING_KEY = "{metric_type} metrics require '{key}'"
-FUNNEL_WITHOUT_STEPS = "funnel metrics require at least one step in 'series'"
-UUID_INVALID = f"uuid must be a string of at most {METRIC_UUID_MAX_LENGTH} characters"
-NAME_INVALID = f"name must be a string of at most {METRIC_NAME_MAX_LENGTH} characters"
-CONVERSION_WINDOW_INVALID = "conversion_window must be an integer of at least 1"
-CONVERSION_WINDOW_UNIT_INVALID = f"conversion_window_unit must be one of: {', '.join(TIME_UNITS)}"
-GOAL_INVALID = f"goal must be one of: {', '.join(GOALS)}"
-BREAKDOWN_FILTER_INVALID = "breakdownFilter must be an object whose 'breakdowns' is a list"
-SOURCE_NOT_OBJECT = "{path} must be an object"
-SOURCE_KIND_INVALID = "{path}.kind must be one of: {kinds}"
-EVENT_INVALID = "{path}.event must be a string or null"
-ACTION_ID_INVALID = "{path}.id must be an integer action id"
-DATA_WAREHOUSE_FIELD_INVALID = "{path}.{field} must be a non-empty string"
-MATH_INVALID = f"{{path}}.math must be one of: {', '.join(MATH_TYPES)}"
-MATH_PROPERTY_REQUIRED = "{path}.math_property must be a non-empty string when math is '{math}'"
-PROPERTIES_NOT_LIST = "{path}.properties must be a list"
-SERIES_NOT_LIST = "series must be a list"
-FUNNEL_ORDER_TYPE_INVALID = f"funnel_order_type must be one of: {', '.join(FUNNEL_ORDER_TYPES)}"
-PERCENTILE_INVALID = "{key} must be a number between 0 and 100"
-PERCENTILES_OUT_OF_ORDER = "lower_bound_percentile must be less than upper_bound_percentile"
-IGNORE_ZEROS_INVALID = "ignore_zeros must be a boolean"
-RETENTION_WINDOW_INVALID = "{key} must be a non-negative integer"
-RETENTION_WINDOW_OUT_OF_ORDER = "retention_window_end must not be before retention_window_start"
-RETENTION_WINDOW_UNIT_INVALID = f"retention_window_unit must be one of: {', '.join(TIME_UNITS)}"
-START_HANDLING_INVALID = f"start_handling must be one of: {', '.join(START_HANDLINGS)}"
+METRIC_SOURCE_KEYS = ("source", "numerator", "denominator", "start_event", "completion_event")
 
 
-class _MetricProblem(Exception):
-    """What is wrong with one metric; the public functions add which metric it is."""
+class MetricProblem(Exception):
+    """What is wrong with one metric; callers add which metric it is."""
 
 
-def validate_experiment_metric(metric: object, *, index: int | None = None) -> dict:
-    """Return `metric` if it is a valid ExperimentMetric, else raise DomainError (attr None) naming the problem."""
-    try:
-        return _check_metric(metric)
-    except _MetricProblem as problem:
-        raise DomainError(_describe(problem, index)) from None
+@dataclass(frozen=True)
+class PropertyFilter:
+    key: str
+    operator: str
+    values: tuple  # one entry unless the operator is exact/is_not with a list
+    type: str = "event"
 
 
-def validate_experiment_metrics(metrics: object, *, attr: str) -> list[dict]:
-    """Validate a list of metrics; errors carry `attr` (e.g. "metrics" or "metrics_secondary")."""
-    if not isinstance(metrics, list):
-        raise DomainError(METRICS_NOT_A_LIST, attr=attr)
-    for index, metric in enumerate(metrics):
-        try:
-            _check_metric(metric)
-        except _MetricProblem as problem:
-            raise DomainError(_describe(problem, index), attr=attr) from None
-    return metrics
+@dataclass(frozen=True)
+class EventSource:
+    """The events a metric counts: a name (None = every event), property filters and the per-unit math.
+
+    `kind` is PostHog's node kind; only EventsNode sources carry `event`, ActionsNode ones `action_id`.
+    """
+
+    event: str | None
+    properties: tuple[PropertyFilter, ...]
+    math: str = "total"
+    math_property: str | None = None
+    kind: str = "EventsNode"
+    action_id: int | None = None
+    math_property_type: str | None = None
 
 
-def _describe(problem: _MetricProblem, index: int | None) -> str:
-    if index is None:
-        return INVALID_METRIC.format(problem=problem)
-    return INVALID_METRIC_AT_INDEX.format(index=index, problem=problem)
+@dataclass(frozen=True)
+class Winsorization:
+    lower: float | None
+    upper: float | None
+    ignore_zeros: bool
+
+
+@dataclass(frozen=True)
+class MeanMetric:
+    source: EventSource
+    winsorization: Winsorization | None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class FunnelMetric:
+    steps: tuple[EventSource, ...]
+    order: str = "ordered"
+
+    @property
+    def ordered(self) -> bool:
+        return self.order == "ordered"
+
+
+@dataclass(frozen=True)
+class RatioMetric:
+    numerator: EventSource
+    denominator: EventSource
+
+
+@dataclass(frozen=True)
+class RetentionMetric:
+    start: EventSource
+    completion: EventSource
+    window_start: int
+    window_end: int
+    window_unit: str
+    last_seen: bool
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    metric_type: str
+    definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
+    conversion_window: dt.timedelta | None
+    breakdowns: tuple = ()
 
 
 def _is_int(value: object) -> bool:
@@ -107,123 +136,229 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_metric(metric: object) -> dict:
-    if not isinstance(metric, dict):
-        raise _MetricProblem(NOT_A_DICT)
-    kind = metric.get("kind")
-    if kind in LEGACY_METRIC_KINDS:
-        raise _MetricProblem(LEGACY_KIND.format(kind=kind))
-    if kind != METRIC_KIND:
-        raise _MetricProblem(WRONG_KIND)
-    metric_type = metric.get("metric_type")
-    if metric_type not in METRIC_TYPES:
-        raise _MetricProblem(WRONG_METRIC_TYPE)
-    for key in REQUIRED_KEYS[metric_type]:
-        if metric.get(key) is None:
-            raise _MetricProblem(MISSING_KEY.format(metric_type=metric_type, key=key))
-    _check_common_keys(metric)
-    if metric_type == "mean":
-        _check_mean(metric)
-    elif metric_type == "funnel":
-        _check_funnel(metric)
-    elif metric_type == "ratio":
-        _check_source(metric["numerator"], "numerator", SOURCE_KINDS)
-        _check_source(metric["denominator"], "denominator", SOURCE_KINDS)
-    else:
-        _check_retention(metric)
-    return metric
+def _property_values(raw: dict, operator: str) -> tuple:
+    if operator in ("is_set", "is_not_set"):
+        return ()
+    if raw.get("value") is None:
+        raise MetricProblem(messages.PROPERTY_FILTER_WITHOUT_VALUE.format(key=raw["key"]))
+    value = raw["value"]
+    if isinstance(value, list):
+        if operator not in ("exact", "is_not") or not value:
+            raise MetricProblem(messages.PROPERTY_FILTER_ONE_VALUE.format(key=raw["key"], operator=operator))
+        return tuple(value)
+    if isinstance(value, dict):
+        raise MetricProblem(messages.PROPERTY_FILTER_OBJECT_VALUE.format(key=raw["key"]))
+    return (value,)
+
+
+def parse_property_filters(raw_filters: object, path: str) -> tuple[PropertyFilter, ...]:
+    """Property filters in PostHog's format (`type` defaults to event; which types compute is the engine's call)."""
+    if raw_filters is None:
+        return ()
+    if not isinstance(raw_filters, list):
+        raise MetricProblem(messages.PROPERTIES_NOT_LIST.format(path=path.removesuffix(".properties")))
+    filters = []
+    for raw in raw_filters:
+        if not isinstance(raw, dict):
+            raise MetricProblem(messages.PROPERTY_FILTER_NOT_OBJECT.format(path=path))
+        key = raw.get("key")
+        if not isinstance(key, str) or not key:
+            raise MetricProblem(messages.PROPERTY_FILTER_WITHOUT_KEY.format(path=path))
+        operator = raw.get("operator") or "exact"
+        filter_type = raw.get("type") or "event"
+        values = _property_values(raw, operator)
+        filters.append(PropertyFilter(key=key, operator=str(operator), values=values, type=str(filter_type)))
+    return tuple(filters)
+
+
+def _parse_source(source: object, path: str, kinds: tuple[str, ...]) -> EventSource:
+    """An EventsNode (event name or null for all events), ActionsNode (action id) or data warehouse node."""
+    if not isinstance(source, dict):
+        raise MetricProblem(messages.SOURCE_NOT_OBJECT.format(path=path))
+    kind = source.get("kind")
+    if kind not in kinds:
+        raise MetricProblem(messages.SOURCE_KIND_INVALID.format(path=path, kinds=", ".join(kinds)))
+    if kind == "EventsNode" and not isinstance(source.get("event"), str | None):
+        raise MetricProblem(messages.EVENT_INVALID.format(path=path))
+    if kind == "ActionsNode" and not _is_int(source.get("id")):
+        raise MetricProblem(messages.ACTION_ID_INVALID.format(path=path))
+    if kind == "ExperimentDataWarehouseNode":
+        for field in DATA_WAREHOUSE_FIELDS:
+            value = source.get(field)
+            if not (isinstance(value, str) and value):
+                raise MetricProblem(messages.DATA_WAREHOUSE_FIELD_INVALID.format(path=path, field=field))
+    math = source.get("math")
+    if math is not None and math not in MATH_TYPES:
+        raise MetricProblem(messages.MATH_INVALID.format(path=path))
+    math_property = source.get("math_property")
+    if math in MATH_TYPES_NEEDING_PROPERTY and not (isinstance(math_property, str) and math_property):
+        raise MetricProblem(messages.MATH_PROPERTY_REQUIRED.format(path=path, math=math))
+    return EventSource(
+        event=source.get("event") if kind == "EventsNode" else None,
+        properties=parse_property_filters(source.get("properties"), f"{path}.properties"),
+        math=math or "total",
+        math_property=math_property if math in MATH_TYPES_NEEDING_PROPERTY else None,
+        kind=kind,
+        action_id=source.get("id") if kind == "ActionsNode" else None,
+        math_property_type=source.get("math_property_type"),
+    )
+
+
+def _time_window(value: object, unit: object, key: str) -> dt.timedelta | None:
+    if value is None:
+        return None
+    if not (_is_int(value) and value >= 1):
+        raise MetricProblem(messages.CONVERSION_WINDOW_INVALID)
+    seconds = value * TIME_UNIT_SECONDS[unit or "day"]
+    if seconds > MAX_WINDOW_SECONDS:
+        raise MetricProblem(messages.WINDOW_TOO_LONG.format(key=key, years=MAX_WINDOW_YEARS))
+    return dt.timedelta(seconds=seconds)
 
 
 def _check_common_keys(metric: dict) -> None:
     uuid = metric.get("uuid")
     if uuid is not None and not (isinstance(uuid, str) and len(uuid) <= METRIC_UUID_MAX_LENGTH):
-        raise _MetricProblem(UUID_INVALID)
+        raise MetricProblem(messages.UUID_INVALID)
     name = metric.get("name")
     if name is not None and not (isinstance(name, str) and len(name) <= METRIC_NAME_MAX_LENGTH):
-        raise _MetricProblem(NAME_INVALID)
-    window = metric.get("conversion_window")
-    if window is not None and not (_is_int(window) and window >= 1):
-        raise _MetricProblem(CONVERSION_WINDOW_INVALID)
-    if metric.get("conversion_window_unit") not in (None, *TIME_UNITS):
-        raise _MetricProblem(CONVERSION_WINDOW_UNIT_INVALID)
+        raise MetricProblem(messages.NAME_INVALID)
+    if metric.get("conversion_window_unit") not in (None, *TIME_UNIT_SECONDS):
+        raise MetricProblem(messages.CONVERSION_WINDOW_UNIT_INVALID)
     if metric.get("goal") not in (None, *GOALS):
-        raise _MetricProblem(GOAL_INVALID)
+        raise MetricProblem(messages.GOAL_INVALID)
+
+
+def _breakdowns(metric: dict) -> tuple:
     breakdown_filter = metric.get("breakdownFilter")
-    if breakdown_filter is not None and not (
-        isinstance(breakdown_filter, dict) and isinstance(breakdown_filter.get("breakdowns", []), list | None)
-    ):
-        raise _MetricProblem(BREAKDOWN_FILTER_INVALID)
+    if breakdown_filter is None:
+        return ()
+    if not isinstance(breakdown_filter, dict) or not isinstance(breakdown_filter.get("breakdowns", []), list | None):
+        raise MetricProblem(messages.BREAKDOWN_FILTER_INVALID)
+    return tuple(breakdown_filter.get("breakdowns") or ())
 
 
-def _check_source(source: object, path: str, kinds: tuple[str, ...]) -> None:
-    """An EventsNode (event name or null for all events), ActionsNode (action id) or data warehouse node."""
-    if not isinstance(source, dict):
-        raise _MetricProblem(SOURCE_NOT_OBJECT.format(path=path))
-    kind = source.get("kind")
-    if kind not in kinds:
-        raise _MetricProblem(SOURCE_KIND_INVALID.format(path=path, kinds=", ".join(kinds)))
-    if kind == "EventsNode" and not isinstance(source.get("event"), str | None):
-        raise _MetricProblem(EVENT_INVALID.format(path=path))
-    if kind == "ActionsNode" and not _is_int(source.get("id")):
-        raise _MetricProblem(ACTION_ID_INVALID.format(path=path))
-    if kind == "ExperimentDataWarehouseNode":
-        for field in DATA_WAREHOUSE_FIELDS:
-            value = source.get(field)
-            if not (isinstance(value, str) and value):
-                raise _MetricProblem(DATA_WAREHOUSE_FIELD_INVALID.format(path=path, field=field))
-    math = source.get("math")
-    if math is not None and math not in MATH_TYPES:
-        raise _MetricProblem(MATH_INVALID.format(path=path))
-    if math in MATH_TYPES_NEEDING_PROPERTY:
-        math_property = source.get("math_property")
-        if not (isinstance(math_property, str) and math_property):
-            raise _MetricProblem(MATH_PROPERTY_REQUIRED.format(path=path, math=math))
-    if not isinstance(source.get("properties", []), list | None):
-        raise _MetricProblem(PROPERTIES_NOT_LIST.format(path=path))
+def _percentile(metric: dict, key: str) -> float | None:
+    value = metric.get(key)
+    if value is None:
+        return None
+    if not (_is_number(value) and 0 <= value <= 1):
+        raise MetricProblem(messages.PERCENTILE_INVALID.format(key=key))
+    return float(value)
 
 
-def _check_mean(metric: dict) -> None:
-    _check_source(metric["source"], "source", SOURCE_KINDS)
-    bounds = {}
-    for key in ("lower_bound_percentile", "upper_bound_percentile"):
-        value = metric.get(key)
-        if value is not None and not (_is_number(value) and 0 <= value <= 100):
-            raise _MetricProblem(PERCENTILE_INVALID.format(key=key))
-        bounds[key] = value
-    lower, upper = bounds["lower_bound_percentile"], bounds["upper_bound_percentile"]
+def _parse_mean(metric: dict) -> MeanMetric:
+    source = _parse_source(metric["source"], "source", SOURCE_KINDS)
+    lower = _percentile(metric, "lower_bound_percentile")
+    upper = _percentile(metric, "upper_bound_percentile")
     if lower is not None and upper is not None and lower >= upper:
-        raise _MetricProblem(PERCENTILES_OUT_OF_ORDER)
-    if not isinstance(metric.get("ignore_zeros", False), bool | None):
-        raise _MetricProblem(IGNORE_ZEROS_INVALID)
+        raise MetricProblem(messages.PERCENTILES_OUT_OF_ORDER)
+    ignore_zeros = metric.get("ignore_zeros")
+    if not isinstance(ignore_zeros, bool | None):
+        raise MetricProblem(messages.IGNORE_ZEROS_INVALID)
+    winsorization = None
+    if lower is not None or upper is not None:
+        winsorization = Winsorization(lower=lower, upper=upper, ignore_zeros=bool(ignore_zeros))
+    return MeanMetric(source=source, winsorization=winsorization, threshold=metric.get("threshold"))
 
 
-def _check_funnel(metric: dict) -> None:
+def _parse_funnel(metric: dict) -> FunnelMetric:
     series = metric["series"]
     if not isinstance(series, list):
-        raise _MetricProblem(SERIES_NOT_LIST)
+        raise MetricProblem(messages.SERIES_NOT_LIST)
     if not series:
-        raise _MetricProblem(FUNNEL_WITHOUT_STEPS)
-    for step, source in enumerate(series):
-        _check_source(source, f"series[{step}]", FUNNEL_STEP_KINDS)
-    if metric.get("funnel_order_type") not in (None, *FUNNEL_ORDER_TYPES):
-        raise _MetricProblem(FUNNEL_ORDER_TYPE_INVALID)
+        raise MetricProblem(messages.FUNNEL_WITHOUT_STEPS)
+    steps = tuple(_parse_source(step, f"series[{index}]", FUNNEL_STEP_KINDS) for index, step in enumerate(series))
+    order = metric.get("funnel_order_type")
+    if order not in (None, *FUNNEL_ORDER_TYPES):
+        raise MetricProblem(messages.FUNNEL_ORDER_TYPE_INVALID)
+    return FunnelMetric(steps=steps, order=order or "ordered")
 
 
-def _check_retention(metric: dict) -> None:
-    _check_source(metric["start_event"], "start_event", SOURCE_KINDS)
-    _check_source(metric["completion_event"], "completion_event", SOURCE_KINDS)
+def _parse_ratio(metric: dict) -> RatioMetric:
+    return RatioMetric(
+        numerator=_parse_source(metric["numerator"], "numerator", SOURCE_KINDS),
+        denominator=_parse_source(metric["denominator"], "denominator", SOURCE_KINDS),
+    )
+
+
+def _parse_retention(metric: dict) -> RetentionMetric:
+    start = _parse_source(metric["start_event"], "start_event", SOURCE_KINDS)
+    completion = _parse_source(metric["completion_event"], "completion_event", SOURCE_KINDS)
     for key in ("retention_window_start", "retention_window_end"):
         if not (_is_int(metric[key]) and metric[key] >= 0):
-            raise _MetricProblem(RETENTION_WINDOW_INVALID.format(key=key))
+            raise MetricProblem(messages.RETENTION_WINDOW_INVALID.format(key=key))
     if metric["retention_window_end"] < metric["retention_window_start"]:
-        raise _MetricProblem(RETENTION_WINDOW_OUT_OF_ORDER)
-    if metric["retention_window_unit"] not in TIME_UNITS:
-        raise _MetricProblem(RETENTION_WINDOW_UNIT_INVALID)
+        raise MetricProblem(messages.RETENTION_WINDOW_OUT_OF_ORDER)
+    unit = metric["retention_window_unit"]
+    if unit not in TIME_UNIT_SECONDS:
+        raise MetricProblem(messages.RETENTION_WINDOW_UNIT_INVALID)
+    if metric["retention_window_end"] * TIME_UNIT_SECONDS[unit] > MAX_WINDOW_SECONDS:
+        raise MetricProblem(messages.WINDOW_TOO_LONG.format(key="retention_window_end", years=MAX_WINDOW_YEARS))
     if metric["start_handling"] not in START_HANDLINGS:
-        raise _MetricProblem(START_HANDLING_INVALID)
+        raise MetricProblem(messages.START_HANDLING_INVALID)
+    return RetentionMetric(
+        start=start,
+        completion=completion,
+        window_start=metric["retention_window_start"],
+        window_end=metric["retention_window_end"],
+        window_unit=unit,
+        last_seen=metric["start_handling"] == "last_seen",
+    )
 
 
-METRIC_SOURCE_KEYS = ("source", "numerator", "denominator", "start_event", "completion_event")
+METRIC_PARSERS = {"mean": _parse_mean, "funnel": _parse_funnel, "ratio": _parse_ratio, "retention": _parse_retention}
+
+
+def parse_metric_definition(metric: object) -> MetricDefinition:
+    """The typed definition of a metric; raises MetricProblem naming the first problem."""
+    if not isinstance(metric, dict):
+        raise MetricProblem(messages.NOT_A_DICT)
+    kind = metric.get("kind")
+    if kind in LEGACY_METRIC_KINDS:
+        raise MetricProblem(messages.LEGACY_KIND.format(kind=kind))
+    if kind != METRIC_KIND:
+        raise MetricProblem(messages.WRONG_KIND)
+    metric_type = metric.get("metric_type")
+    if not isinstance(metric_type, str) or metric_type not in METRIC_TYPES:
+        raise MetricProblem(messages.WRONG_METRIC_TYPE)
+    for key in REQUIRED_KEYS[metric_type]:
+        if metric.get(key) is None:
+            raise MetricProblem(messages.MISSING_KEY.format(metric_type=metric_type, key=key))
+    _check_common_keys(metric)
+    conversion_window = _time_window(
+        metric.get("conversion_window"), metric.get("conversion_window_unit"), "conversion_window"
+    )
+    breakdowns = _breakdowns(metric)
+    return MetricDefinition(
+        metric_type=metric_type,
+        definition=METRIC_PARSERS[metric_type](metric),
+        conversion_window=conversion_window,
+        breakdowns=breakdowns,
+    )
+
+
+def _describe(problem: MetricProblem, index: int | None) -> str:
+    if index is None:
+        return messages.INVALID_METRIC.format(problem=problem)
+    return messages.INVALID_METRIC_AT_INDEX.format(index=index, problem=problem)
+
+
+def validate_experiment_metric(metric: object, *, index: int | None = None, attr: str | None = None) -> dict:
+    """Return `metric` if it parses, else raise DomainError (code invalid_input) naming the problem."""
+    try:
+        parse_metric_definition(metric)
+    except MetricProblem as problem:
+        raise DomainError(_describe(problem, index), attr=attr) from None
+    return metric
+
+
+def validate_experiment_metrics(metrics: object, *, attr: str) -> list[dict]:
+    """Validate a list of metrics; errors carry `attr` (e.g. "metrics" or "metrics_secondary")."""
+    if not isinstance(metrics, list):
+        raise DomainError(messages.METRICS_NOT_A_LIST, attr=attr)
+    for index, metric in enumerate(metrics):
+        validate_experiment_metric(metric, index=index, attr=attr)
+    return metrics
 
 
 def metric_event_names(metric: dict) -> list[str]:

@@ -3,13 +3,12 @@ read into a typed spec, with PostHog's newest defaults."""
 
 from dataclasses import dataclass
 
-from experiments.definitions.experiment import MULTIPLE_VARIANT_HANDLING
-from experiments.messages import INVALID_EXPOSURE_CRITERIA, INVALID_MULTIPLE_VARIANT_HANDLING
+from experiments.definitions.exposure import ExposureProblem, parse_exposure_criteria
 from experiments.models import Experiment
 from experiments_api.exceptions import DomainError
 from flags.evaluation import holdout_variant_key
 
-from .spec import PropertyFilter, parse_property_filters, unsupported
+from .spec import PropertyFilter, computable_property_filters, unsupported
 
 NO_VARIANTS_MESSAGE = "The experiment's feature flag has no variants to compare."
 DEFAULT_EXPOSURE_EVENT = "$feature_flag_called"
@@ -43,33 +42,26 @@ def experiment_variant_keys(experiment: Experiment) -> tuple[str, ...]:
 
 def parse_exposure(experiment: Experiment) -> Exposure:
     """Exposure settings of the experiment; `filterTestAccounts` defaults to true, as in PostHog."""
-    criteria = experiment.exposure_criteria or {}
-    if not isinstance(criteria, dict):
-        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
+    try:
+        criteria = parse_exposure_criteria(experiment.exposure_criteria)
+    except ExposureProblem as problem:
+        raise DomainError(str(problem), attr="exposure_criteria") from None
     if (experiment.parameters or {}).get("aggregation_group_type_index") is not None:
         raise unsupported("group aggregation (aggregation_group_type_index)")
     if experiment.only_count_matured_users:
         raise unsupported("only_count_matured_users")
-    config = criteria.get("exposure_config") or {}
-    if not isinstance(config, dict):
-        raise DomainError(INVALID_EXPOSURE_CRITERIA, attr="exposure_criteria")
-    if config.get("kind") == "ActionsNode":
+    if criteria.action_id is not None:
         raise unsupported("an ActionsNode exposure_config")
-    event = config.get("event") or DEFAULT_EXPOSURE_EVENT
-    handling = criteria.get("multiple_variant_handling") or "exclude"
-    if handling not in MULTIPLE_VARIANT_HANDLING:
-        raise DomainError(INVALID_MULTIPLE_VARIANT_HANDLING, attr="exposure_criteria")
-    filter_test_accounts = criteria.get("filterTestAccounts", True)
     test_account_filters = ()
-    if filter_test_accounts:
-        test_account_filters = parse_property_filters(
+    if criteria.filter_test_accounts:
+        test_account_filters = computable_property_filters(
             experiment.project.test_account_filters, "the project's test account filters"
         )
     return Exposure(
-        event=event,
-        properties=parse_property_filters(config.get("properties"), "exposure_config.properties"),
+        event=criteria.event or DEFAULT_EXPOSURE_EVENT,
+        properties=computable_property_filters(list(criteria.properties), "exposure_config.properties"),
         flag_key=experiment.feature_flag.key,
         variants=experiment_variant_keys(experiment),
-        multiple_variant_handling=handling,
+        multiple_variant_handling=criteria.multiple_variant_handling,
         test_account_filters=test_account_filters,
     )

@@ -5,6 +5,7 @@ import copy
 from django.db import transaction
 
 from experiments import messages
+from experiments.definitions.exposure import parse_exposure_criteria
 from experiments.models import Experiment
 from experiments.services.crud import experiment_create
 from experiments.services.metric_lists import assign_metric_uuids
@@ -105,11 +106,11 @@ def _exposure_target(experiment: Experiment) -> tuple[str | int, str, list[dict]
     flag_filter = [
         {"key": "$feature_flag", "value": [experiment.feature_flag.key], "operator": "exact", "type": "event"}
     ]
-    exposure_config = (experiment.exposure_criteria or {}).get("exposure_config")
-    if exposure_config:
-        if exposure_config.get("kind") == "ActionsNode":
-            return exposure_config["id"], "actions", []
-        return exposure_config["event"], "events", list(exposure_config.get("properties") or [])
+    criteria = parse_exposure_criteria(experiment.exposure_criteria)
+    if criteria.action_id is not None:
+        return criteria.action_id, "actions", []
+    if criteria.event is not None:
+        return criteria.event, "events", list(criteria.properties)
     custom = (experiment.parameters or {}).get("custom_exposure_filter") or {}
     entities = [*(custom.get("events") or []), *(custom.get("actions") or [])]
     if entities and entities[0].get("id") is not None:
