@@ -84,6 +84,15 @@ RETENTION_WINDOW_OUT_OF_ORDER = "retention_window_end must not be before retenti
 RETENTION_WINDOW_UNIT_INVALID = "retention_window_unit must be one of: second, minute, hour, day, week, month"
 START_HANDLING_INVALID = "start_handling must be one of: first_seen, last_seen"
 
+# Health findings (experiments/stats/health_checks.py).
+HEALTH_SAMPLE_RATIO_MISMATCH = "Users are not split across variants as configured (sample ratio mismatch, p = {p:.2g})."
+HEALTH_MULTIPLE_EXPOSURES = "{share:.1%} of exposed users saw more than one variant."
+HEALTH_ZERO_EXPOSURES = "No users exposed since launch."
+HEALTH_TOO_FEW_EXPOSURES = "Not enough exposures yet: at least {minimum} per variant are needed to read results."
+HEALTH_NO_METRIC = "No metrics defined."
+HEALTH_FLAG_OFF_WHILE_RUNNING = "The feature flag is off (or rolled out to 0%) while the experiment is running."
+HEALTH_VARIANT_FORCED_WHILE_RUNNING = "Variant '{variant}' is served to everyone while the experiment is running."
+
 SAVED_METRICS_NOT_LIST = "Saved metrics must be a list"
 SAVED_METRIC_NOT_OBJECT = "Saved metric must be an object"
 SAVED_METRIC_WITHOUT_ID = "Saved metric must have an id"

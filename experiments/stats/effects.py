@@ -19,7 +19,7 @@ class EffectEstimate:
         return math.sqrt(self.variance)
 
 
-def _relative_denominator(control: Statistic) -> float:
+def relative_denominator(control: Statistic) -> float:
     """The control mean; after CUPED the *unadjusted* one, so the lift keeps its natural scale."""
     if isinstance(control, CupedAdjustedMean):
         return control.unadjusted_mean
@@ -39,7 +39,7 @@ def estimate_effect(treatment: Statistic, control: Statistic, *, relative: bool)
     control_term = control.variance / control.n
     if not relative:
         return EffectEstimate(difference, treatment_term + control_term)
-    baseline = _relative_denominator(control)
+    baseline = relative_denominator(control)
     if baseline == 0:
         raise ValueError("The control mean is 0, so the relative effect is undefined; use an absolute one.")
     variance = treatment_term / baseline**2 + treatment.mean**2 * control_term / baseline**4

@@ -27,11 +27,21 @@ def welch_degrees_of_freedom(treatment: Statistic, control: Statistic) -> float:
     )
 
 
-def _welch(effect: EffectEstimate, treatment: Statistic, control: Statistic, alpha: float) -> tuple[float, float]:
-    """Two-sided p-value and CI half-width of the t statistic Δ/SE."""
-    df = welch_degrees_of_freedom(treatment, control)
-    p_value = 2 * stats.t.sf(abs(effect.estimate / effect.se), df)
-    return float(p_value), float(stats.t.ppf(1 - alpha / 2, df) * effect.se)
+ALTERNATIVES = ("two_sided", "greater", "less")
+ONE_SIDED_ALPHA_RANGE = (1e-5, 0.4999)
+BISECTION_TOLERANCE = 1e-10
+
+
+def _welch(effect: EffectEstimate, df: float, alpha: float, alternative: str) -> tuple[float, tuple[float, float]]:
+    """p-value and CI of the t statistic Δ/SE; a one-sided CI is open (infinite) on one end."""
+    t = effect.estimate / effect.se
+    if alternative == "two_sided":
+        half_width = float(stats.t.ppf(1 - alpha / 2, df) * effect.se)
+        return float(2 * stats.t.sf(abs(t), df)), (effect.estimate - half_width, effect.estimate + half_width)
+    half_width = float(stats.t.ppf(1 - alpha, df) * effect.se)
+    if alternative == "greater":
+        return float(stats.t.sf(t, df)), (effect.estimate - half_width, math.inf)
+    return float(stats.t.cdf(t, df)), (-math.inf, effect.estimate + half_width)
 
 
 def _confidence_sequence(effect: EffectEstimate, n: int, alpha: float, tuning: float) -> tuple[float, float]:
@@ -50,6 +60,79 @@ def _confidence_sequence(effect: EffectEstimate, n: int, alpha: float, tuning: f
     return math.exp(min(0.0, log_p_value)), half_width
 
 
+def _one_sided_sequence_half_width(unit_variance: float, n: int, rho_squared: float, alpha: float) -> float:
+    """√(s²·2(nρ² + 1)/(nρ)²·ln(1 + √(nρ² + 1)/(2α))), the one-sided confidence sequence's half-width."""
+    spread = n * rho_squared + 1
+    return math.sqrt(unit_variance * 2 * spread / (n**2 * rho_squared) * math.log(1 + math.sqrt(spread) / (2 * alpha)))
+
+
+def _one_sided_confidence_sequence(
+    effect: EffectEstimate, n: int, alpha: float, tuning: float, alternative: str
+) -> tuple[float, tuple[float, float]]:
+    """One-sided confidence sequence with ρ fixed at `alpha`; the p-value is the α at which the bound meets 0,
+    found by bisection over [1e−5, 0.4999] (and clamped to it)."""
+    if alpha >= 0.5:
+        raise ValueError("alpha must be below 0.5 for a one-sided sequential test.")
+    rho_squared = (-2 * math.log(2 * alpha) + math.log(-2 * math.log(2 * alpha) + 1)) / tuning
+    unit_variance = effect.variance * n
+    direction = 1 if alternative == "greater" else -1
+    signed = direction * effect.estimate
+
+    def margin(level: float) -> float:
+        # Positive when the bound at this level excludes 0 in the tested direction.
+        return signed - _one_sided_sequence_half_width(unit_variance, n, rho_squared, level)
+
+    low, high = ONE_SIDED_ALPHA_RANGE
+    if margin(low) >= 0:
+        p_value = low
+    elif margin(high) <= 0:
+        p_value = high
+    else:
+        while high - low > BISECTION_TOLERANCE:
+            middle = (low + high) / 2
+            low, high = (low, middle) if margin(middle) >= 0 else (middle, high)
+        p_value = (low + high) / 2
+    half_width = _one_sided_sequence_half_width(unit_variance, n, rho_squared, alpha)
+    if alternative == "greater":
+        return p_value, (effect.estimate - half_width, math.inf)
+    return p_value, (-math.inf, effect.estimate + half_width)
+
+
+def frequentist_effect_test(
+    effect: EffectEstimate,
+    *,
+    df: float,
+    n: int,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    sequential_tuning: float = 5000,
+    alternative: str = "two_sided",
+) -> FrequentistResult:
+    """Test an effect estimate with `df` degrees of freedom over `n` units in all; significant when p < alpha.
+
+    `alternative` is two_sided, greater (H1: effect > 0) or less (H1: effect < 0).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}.")
+    if sequential_tuning <= 0:
+        raise ValueError(f"sequential_tuning must be positive, got {sequential_tuning}.")
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}.")
+    if effect.se == 0:
+        # No sampling noise at all: the observed effect is exact.
+        exact = effect.estimate == 0 or (alternative == "greater" and effect.estimate < 0)
+        exact = exact or (alternative == "less" and effect.estimate > 0)
+        p_value, ci = (1.0 if exact else 0.0), (effect.estimate, effect.estimate)
+    elif sequential and alternative == "two_sided":
+        p_value, half_width = _confidence_sequence(effect, n, alpha, sequential_tuning)
+        ci = (effect.estimate - half_width, effect.estimate + half_width)
+    elif sequential:
+        p_value, ci = _one_sided_confidence_sequence(effect, n, alpha, sequential_tuning, alternative)
+    else:
+        p_value, ci = _welch(effect, df, alpha, alternative)
+    return FrequentistResult(effect=effect.estimate, ci=ci, se=effect.se, p_value=p_value, significant=p_value < alpha)
+
+
 def frequentist_test(
     treatment: Statistic,
     control: Statistic,
@@ -58,24 +141,16 @@ def frequentist_test(
     relative: bool = True,
     sequential: bool = False,
     sequential_tuning: float = 5000,
+    alternative: str = "two_sided",
 ) -> FrequentistResult:
-    """Two-sided test of treatment against control, with a CI at 1 − alpha; significant when p < alpha."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}.")
-    if sequential_tuning <= 0:
-        raise ValueError(f"sequential_tuning must be positive, got {sequential_tuning}.")
+    """Test treatment against control (Welch, or a confidence sequence), with a CI at 1 − alpha."""
     effect = estimate_effect(treatment, control, relative=relative)
-    if effect.se == 0:
-        # No sampling noise at all: the observed effect is exact.
-        p_value, half_width = (1.0 if effect.estimate == 0 else 0.0), 0.0
-    elif sequential:
-        p_value, half_width = _confidence_sequence(effect, treatment.n + control.n, alpha, sequential_tuning)
-    else:
-        p_value, half_width = _welch(effect, treatment, control, alpha)
-    return FrequentistResult(
-        effect=effect.estimate,
-        ci=(effect.estimate - half_width, effect.estimate + half_width),
-        se=effect.se,
-        p_value=p_value,
-        significant=p_value < alpha,
+    return frequentist_effect_test(
+        effect,
+        df=welch_degrees_of_freedom(treatment, control) if effect.se else math.inf,
+        n=treatment.n + control.n,
+        alpha=alpha,
+        sequential=sequential,
+        sequential_tuning=sequential_tuning,
+        alternative=alternative,
     )

@@ -1,8 +1,10 @@
 """Multiple-testing corrections of frequentist p-values across metrics × variants."""
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 MULTIPLE_TESTING_METHODS = ("holm", "bh")
 
@@ -58,4 +60,42 @@ def apply_multiple_testing_correction(results: Sequence[dict], method: str, *, a
     for variant, p_value in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
         variant["p_value"] = p_value
         variant["significant"] = p_value < alpha
+    return corrected
+
+
+ADJUSTED_P_OPEN_INTERVAL = 0.999999
+
+
+def adjusted_confidence_interval(
+    effect: float, ci: tuple[float, float], p_value_adjusted: float, *, alpha: float = 0.05
+) -> tuple[float, float]:
+    """GrowthBook's corrected CI: effect ± z_{1−α/2}·|effect/z_{1−p_adj/2}|, kept only when wider than `ci`;
+    (−∞, ∞) once p_adj > 0.999999 (the adjusted test says nothing)."""
+    if p_value_adjusted > ADJUSTED_P_OPEN_INTERVAL:
+        return -math.inf, math.inf
+    implied_se = abs(effect / stats.norm.ppf(1 - p_value_adjusted / 2))
+    half_width = float(stats.norm.ppf(1 - alpha / 2)) * implied_se
+    widened = (effect - half_width, effect + half_width)
+    return widened if widened[1] - widened[0] > ci[1] - ci[0] else tuple(ci)
+
+
+def experiment_wide_correction(
+    results: Sequence[Sequence[dict]], method: str, *, alpha: float = 0.05
+) -> list[list[dict]]:
+    """Correct across every metric × test variant of an experiment (GrowthBook's family).
+
+    `results` holds, per metric, its variant results: dicts with `method`, `effect`, `p_value` and
+    `confidence_interval` for frequentist ones. Each frequentist variant gets `p_value_adjusted` and
+    `confidence_interval_adjusted`, and `significant` = p_value_adjusted < alpha; Bayesian ones are copied as they are.
+    """
+    corrected = [[dict(variant) for variant in metric] for metric in results]
+    tested = [variant for metric in corrected for variant in metric if variant.get("method") == "frequentist"]
+    for variant, adjusted in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
+        variant["p_value_adjusted"] = adjusted
+        variant["confidence_interval_adjusted"] = list(
+            adjusted_confidence_interval(
+                variant["effect"], tuple(variant["confidence_interval"]), adjusted, alpha=alpha
+            )
+        )
+        variant["significant"] = adjusted < alpha
     return corrected
