@@ -42,6 +42,15 @@ STATS_CONFIG_DIFFERENCE_TYPE_INVALID = "stats_config.difference_type must be one
 STATS_CONFIG_CORRECTION_INVALID = "stats_config.multiple_testing_correction must be one of: holm, bh"
 STATS_CONFIG_LOOKBACK_INVALID = "stats_config.cuped.lookback_days must be an integer"
 INVALID_STATS_METHOD = "Invalid stats method: '{method}'. Must be one of: bayesian, frequentist"
+STATS_CONFIG_ALTERNATIVE_INVALID = "stats_config.frequentist.alternative must be one of: two_sided, greater, less"
+STATS_CONFIG_ONE_SIDED_ALPHA = "stats_config.frequentist.alpha must be below 0.5 for a one-sided sequential test"
+PRIOR_NOT_OBJECT = "{path} must be an object with proper, mean and stddev"
+PRIOR_PROPER_NOT_BOOLEAN = "{path}.proper must be a boolean"
+PRIOR_MEAN_INVALID = "{path}.mean must be a finite number"
+PRIOR_STDDEV_INVALID = "{path}.stddev must be a positive number"
+MULTIPLE_TESTING_INVALID = (
+    "stats_config.multiple_testing must be an object with method (holm, bh or null) and include_secondary"
+)
 
 # Metric definitions (experiments/definitions/metric.py): "Invalid metric[ at index N]: <problem>".
 METRICS_NOT_A_LIST = "Metrics must be a list"

@@ -35,6 +35,27 @@ def create(client, project, stats_config):
         ({"cuped": {"enabled": 1}}, messages.STATS_CONFIG_NOT_BOOLEAN.format(option="cuped.enabled")),
         ({"cuped": {"enabled": True, "lookback_days": "14"}}, messages.STATS_CONFIG_LOOKBACK_INVALID),
         ({"cuped": "on"}, messages.STATS_CONFIG_NOT_BOOLEAN.format(option="cuped")),
+        ({"frequentist": {"alternative": "up"}}, messages.STATS_CONFIG_ALTERNATIVE_INVALID),
+        (
+            {"frequentist": {"alternative": "greater", "sequential": True, "alpha": 0.6}},
+            messages.STATS_CONFIG_ONE_SIDED_ALPHA,
+        ),
+        ({"bayesian": {"prior": 0.3}}, messages.PRIOR_NOT_OBJECT.format(path="stats_config.bayesian.prior")),
+        (
+            {"bayesian": {"prior": {"proper": "yes"}}},
+            messages.PRIOR_PROPER_NOT_BOOLEAN.format(path="stats_config.bayesian.prior"),
+        ),
+        (
+            {"bayesian": {"prior": {"mean": "0"}}},
+            messages.PRIOR_MEAN_INVALID.format(path="stats_config.bayesian.prior"),
+        ),
+        (
+            {"bayesian": {"prior": {"stddev": 0}}},
+            messages.PRIOR_STDDEV_INVALID.format(path="stats_config.bayesian.prior"),
+        ),
+        ({"multiple_testing": {"method": "bonferroni"}}, messages.MULTIPLE_TESTING_INVALID),
+        ({"multiple_testing": {"method": "holm", "include_secondary": 1}}, messages.MULTIPLE_TESTING_INVALID),
+        ({"multiple_testing": "holm"}, messages.MULTIPLE_TESTING_INVALID),
     ],
 )
 def test_malformed_stats_config_is_refused(api_client, project, stats_config, detail):
@@ -54,6 +75,8 @@ def test_a_complete_stats_config_is_kept(api_client, project):
         "difference_type": "absolute",
         "multiple_testing_correction": "holm",
         "cuped": {"enabled": True, "lookback_days": 7},
+        "bayesian": {"prior": {"proper": True, "mean": 0.0, "stddev": 0.3}},
+        "multiple_testing": {"method": "bh", "include_secondary": True},
     }
 
     response = create(api_client, project, stats_config)

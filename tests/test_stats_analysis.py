@@ -29,6 +29,7 @@ from experiments.stats.quantile import (
     quantile_inference_possible,
 )
 from experiments.stats.ratio_cuped import RatioCupedStatistic, ratio_cuped_effect, ratio_cuped_theta
+from experiments.stats.results import compute_metric_result
 from experiments.stats.statistics import SampleMean
 
 LIFT = EffectEstimate(0.05, 0.03**2)
@@ -373,3 +374,35 @@ def test_health_findings_for_a_skewed_split_with_many_multiple_exposures():
         "flag_off_while_running",
     ]
     assert health_findings(exposures={"control": 600, "test": 600}, srm_p_value=0.5, multiple=0) == []
+
+
+ROWS = [
+    {"key": "control", "number_of_samples": 1000, "sum": 5000.0, "sum_squares": 52000.0},
+    {"key": "test", "number_of_samples": 1000, "sum": 5300.0, "sum_squares": 56500.0},
+]
+
+
+def test_a_one_sided_config_gives_an_interval_open_at_one_end():
+    config = {"method": "frequentist", "frequentist": {"alternative": "greater"}}
+
+    (variant,) = compute_metric_result(ROWS, metric_type="mean", stats_config=config)["variant_results"]
+
+    treatment, control = SampleMean(1000, 5300.0, 56500.0), SampleMean(1000, 5000.0, 52000.0)
+    expected = frequentist_test(treatment, control, alternative="greater")
+    assert variant["p_value"] == pytest.approx(expected.p_value, abs=1e-12)
+    assert variant["confidence_interval"] == [pytest.approx(expected.ci[0], abs=1e-12), None]
+
+
+def test_a_configured_prior_shrinks_the_lift():
+    config = {"bayesian": {"prior": {"mean": 0, "stddev": 0.01}}}
+
+    (informed,) = compute_metric_result(ROWS, metric_type="mean", stats_config=config)["variant_results"]
+    (flat,) = compute_metric_result(ROWS, metric_type="mean", stats_config={})["variant_results"]
+
+    expected = bayesian_test(
+        SampleMean(1000, 5300.0, 56500.0), SampleMean(1000, 5000.0, 52000.0), prior=GaussianPrior(0, 0.01)
+    )
+    assert informed["chance_to_win"] == pytest.approx(expected.chance_to_win, abs=1e-12)
+    assert informed["chance_to_win"] < flat["chance_to_win"]
+    improper = {"bayesian": {"prior": {"proper": False, "stddev": 0.01}}}
+    assert compute_metric_result(ROWS, metric_type="mean", stats_config=improper)["variant_results"] == [flat]

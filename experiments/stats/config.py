@@ -4,12 +4,15 @@
 `stats_config`) and when results are computed, so a config that was accepted always computes.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from experiments import messages
 
+from .bayesian import DEFAULT_PRIOR_STDDEV, GaussianPrior
+from .frequentist import ALTERNATIVES
 from .methods import DEFAULT_STATS_METHOD, STATS_METHODS
 from .multiple_testing import MULTIPLE_TESTING_METHODS
 
@@ -92,6 +95,48 @@ def _cuped(stats_config: Mapping) -> tuple[bool, int]:
     return enabled, min(max(days, low), high)
 
 
+def parse_prior(raw: Any, path: str) -> GaussianPrior | None:
+    """`{proper, mean, stddev}` (GrowthBook's priorSettings) on the relative lift; None when absent or improper."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise StatsConfigError(messages.PRIOR_NOT_OBJECT.format(path=path))
+    proper = raw.get("proper", True)
+    if not isinstance(proper, bool):
+        raise StatsConfigError(messages.PRIOR_PROPER_NOT_BOOLEAN.format(path=path))
+    mean = raw.get("mean", 0.0)
+    if not (_is_number(mean) and math.isfinite(mean)):
+        raise StatsConfigError(messages.PRIOR_MEAN_INVALID.format(path=path))
+    stddev = raw.get("stddev", DEFAULT_PRIOR_STDDEV)
+    if not (_is_number(stddev) and math.isfinite(stddev) and stddev > 0):
+        raise StatsConfigError(messages.PRIOR_STDDEV_INVALID.format(path=path))
+    return GaussianPrior(mean=float(mean), stddev=float(stddev)) if proper else None
+
+
+def _alternative(frequentist: Mapping, sequential: bool, alpha: float) -> str:
+    alternative = frequentist.get("alternative")
+    if alternative is None:
+        return "two_sided"
+    if alternative not in ALTERNATIVES:
+        raise StatsConfigError(messages.STATS_CONFIG_ALTERNATIVE_INVALID)
+    if sequential and alternative != "two_sided" and alpha >= 0.5:
+        raise StatsConfigError(messages.STATS_CONFIG_ONE_SIDED_ALPHA)
+    return alternative
+
+
+def _experiment_wide(stats_config: Mapping) -> tuple[str | None, bool]:
+    """`multiple_testing: {method, include_secondary}`: the correction across all metrics × variants."""
+    raw = stats_config.get("multiple_testing")
+    if raw is None:
+        return None, False
+    if not isinstance(raw, Mapping):
+        raise StatsConfigError(messages.MULTIPLE_TESTING_INVALID)
+    method, include_secondary = raw.get("method"), raw.get("include_secondary", False)
+    if method not in (None, *MULTIPLE_TESTING_METHODS) or not isinstance(include_secondary, bool):
+        raise StatsConfigError(messages.MULTIPLE_TESTING_INVALID)
+    return method, include_secondary
+
+
 @dataclass(frozen=True)
 class StatsConfig:
     method: str = DEFAULT_STATS_METHOD
@@ -103,6 +148,10 @@ class StatsConfig:
     cuped: bool = False
     cuped_lookback_days: int = DEFAULT_CUPED_LOOKBACK_DAYS
     multiple_testing_correction: str | None = None
+    prior: GaussianPrior | None = None
+    alternative: str = "two_sided"
+    experiment_wide_correction: str | None = None
+    correct_secondary_metrics: bool = False
 
     @classmethod
     def from_dict(cls, stats_config: Mapping | None) -> "StatsConfig":
@@ -112,13 +161,14 @@ class StatsConfig:
         if not isinstance(stats_config, Mapping):
             raise StatsConfigError(messages.STATS_CONFIG_NOT_OBJECT)
         method = _method(stats_config)
-        ci_level = _open_unit_interval(
-            _section(stats_config, "bayesian"), "ci_level", "bayesian.ci_level", DEFAULT_CI_LEVEL
-        )
+        bayesian = _section(stats_config, "bayesian")
+        ci_level = _open_unit_interval(bayesian, "ci_level", "bayesian.ci_level", DEFAULT_CI_LEVEL)
+        prior = parse_prior(bayesian.get("prior"), "stats_config.bayesian.prior")
         frequentist = _section(stats_config, "frequentist")
         alpha = _open_unit_interval(frequentist, "alpha", "frequentist.alpha", DEFAULT_ALPHA)
         sequential = _boolean(frequentist.get("sequential"), "frequentist.sequential")
         sequential_tuning = _sequential_tuning(frequentist)
+        alternative = _alternative(frequentist, sequential, alpha)
         difference_type = stats_config.get("difference_type")
         if difference_type not in (None, *DIFFERENCE_TYPES):
             raise StatsConfigError(messages.STATS_CONFIG_DIFFERENCE_TYPE_INVALID)
@@ -126,6 +176,7 @@ class StatsConfig:
         if correction not in (None, *MULTIPLE_TESTING_METHODS):
             raise StatsConfigError(messages.STATS_CONFIG_CORRECTION_INVALID)
         cuped, cuped_lookback_days = _cuped(stats_config)
+        experiment_wide, correct_secondary = _experiment_wide(stats_config)
         return cls(
             method=method,
             relative=difference_type != "absolute",
@@ -136,4 +187,8 @@ class StatsConfig:
             cuped=cuped,
             cuped_lookback_days=cuped_lookback_days,
             multiple_testing_correction=correction,
+            prior=prior,
+            alternative=alternative,
+            experiment_wide_correction=experiment_wide,
+            correct_secondary_metrics=correct_secondary,
         )

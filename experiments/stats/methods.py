@@ -4,6 +4,7 @@ Each method takes the treatment and control statistics and the parsed config, an
 of a variant result in PostHog's shape.
 """
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 InferenceMethod = Callable[[Statistic, Statistic, "StatsConfig"], dict]
 
 
+def _bound(value: float) -> float | None:
+    """An interval bound for JSON: the open end of a one-sided interval is null."""
+    return None if math.isinf(value) else float(value)
+
+
 def _frequentist(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
     outcome = frequentist_test(
         treatment,
@@ -25,17 +31,18 @@ def _frequentist(treatment: Statistic, control: Statistic, config: "StatsConfig"
         relative=config.relative,
         sequential=config.sequential,
         sequential_tuning=config.sequential_tuning,
+        alternative=config.alternative,
     )
     return {
         "method": "frequentist",
         "p_value": float(outcome.p_value),
-        "confidence_interval": [float(bound) for bound in outcome.ci],
+        "confidence_interval": [_bound(bound) for bound in outcome.ci],
         "significant": bool(outcome.significant),
     }
 
 
 def _bayesian(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
-    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative)
+    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative, prior=config.prior)
     return {
         "method": "bayesian",
         "chance_to_win": float(outcome.chance_to_win),
