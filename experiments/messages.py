@@ -147,6 +147,7 @@ TARGET_PROJECT_INVALID = (
 TARGET_PROJECT_REQUIRED = "target_project_id is required"
 
 MDE_NOT_POSITIVE = "minimum_detectable_effect must be greater than 0"
+TARGET_MDE_NOT_POSITIVE = "target_mde must be greater than 0"
 NOT_A_PROBABILITY = "{name} must be between 0 and 1 (exclusive)"
 EXPOSURE_RATE_NOT_POSITIVE = "exposure_rate_per_day must be greater than 0"
 BASELINE_REQUIRED = "Give baseline_value, or n, sum and sum_squares"
@@ -166,6 +167,7 @@ UNKNOWN_EVENTS = (
 )
 METRICS_RECALCULATION_NOT_STARTED = "Cannot recalculate metrics for an experiment that hasn't started"
 METRIC_REMOVED = "The metric was removed from the experiment."
+METRIC_NOT_FOUND = "The experiment has no metric with uuid '{uuid}'."
 RUNNING_TIME_OUT_OF_RANGE = (
     "exposure_rate_per_day is too small: the running time would not be a representable number of days"
 )

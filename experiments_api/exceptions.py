@@ -29,6 +29,11 @@ class ConflictError(DomainError):
     default_code = "conflict"
 
 
+class NotFoundError(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
 def _as_api_exception(exc: DomainError) -> exceptions.APIException:
     detail = exceptions.ErrorDetail(exc.message, code=exc.code)
     if exc.status_code == status.HTTP_400_BAD_REQUEST:

@@ -12,9 +12,12 @@ from experiments.api.serializers.lifecycle import (
     ArchiveSerializer,
     ConclusionSerializer,
     CopyToProjectSerializer,
+    MidExperimentPowerParamsSerializer,
+    MidExperimentPowerSerializer,
     RunningTimeRequestSerializer,
     ShipVariantSerializer,
 )
+from experiments.results.power import metric_power
 from experiments.services import lifecycle
 from experiments.services.planning import running_time_calculate
 from experiments_api.permissions import ensure_key_allows_project, ensure_key_has_scope
@@ -123,3 +126,13 @@ class ExperimentLifecycleActionsMixin:
         """Sample size per variant for a two-sided test at `alpha` and `power` detecting the relative
         `minimum_detectable_effect`, and the days to reach it at `exposure_rate_per_day`. Pure statistics."""
         return Response(running_time_calculate(**_validated(RunningTimeRequestSerializer, request)))
+
+    @extend_schema(parameters=[MidExperimentPowerParamsSerializer], responses={200: MidExperimentPowerSerializer})
+    @action(detail=True, methods=["get"], required_scopes=["experiment:read"])
+    def power(self, request: Request, *args, **kwargs) -> Response:
+        """Mid-experiment power of a launched experiment's metric: per test variant, the power to detect the
+        relative `target_mde` (default 0.1) now, and the units and days (at the last 7 days' exposure rate) still
+        needed for 80% power. 400 for a draft, 404 for a metric uuid the experiment does not have."""
+        params = MidExperimentPowerParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(metric_power(experiment=self.get_object(), **params.validated_data))

@@ -125,3 +125,32 @@ class RunningTimeRequestSerializer(serializers.Serializer):
         elif baseline == 0:
             raise serializers.ValidationError({baseline_attr: [messages.BASELINE_MEAN_ZERO]})
         return {**attrs, "baseline_value": baseline, "variance": variance}
+
+
+class MidExperimentPowerParamsSerializer(serializers.Serializer):
+    """Query parameters of `power`: the metric and the relative effect to detect (default 10%)."""
+
+    metric_uuid = serializers.CharField(max_length=255)
+    target_mde = FiniteFloatField(required=False, default=0.1)
+
+    def validate_target_mde(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError(messages.TARGET_MDE_NOT_POSITIVE)
+        return value
+
+
+class VariantPowerSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    status = serializers.ChoiceField(choices=["powered", "underpowered", "not-enough-data"])
+    power = serializers.FloatField(required=False, help_text="Power to detect target_mde with the units so far.")
+    target_power = serializers.FloatField(required=False)
+    additional_units = serializers.IntegerField(required=False, help_text="Units (treatment + control) still needed.")
+    days_needed = serializers.IntegerField(required=False, allow_null=True)
+    upper_bound_achieved = serializers.BooleanField(required=False)
+
+
+class MidExperimentPowerSerializer(serializers.Serializer):
+    metric_uuid = serializers.CharField()
+    target_mde = serializers.FloatField()
+    baseline = serializers.CharField()
+    variants = VariantPowerSerializer(many=True)
