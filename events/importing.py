@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from events import messages
 from events.validation import InvalidEvent, ValidEvent, event_validate
 
 JSON_LINES = "jsonl"
@@ -16,11 +17,6 @@ FORMATS = (JSON_LINES, CSV)
 CSV_COLUMNS = ("event", "distinct_id", "timestamp", "properties")
 # Events without a uuid get one derived from their content, so importing the same file twice stores them once.
 IMPORT_UUID_NAMESPACE = uuid.UUID("5b0f6a52-8f0e-4c57-9d1a-3c3f0b7e2a61")
-
-LINE_NOT_JSON = "Line is not valid JSON."
-CSV_PROPERTIES_NOT_JSON = "The properties column is not valid JSON."
-CSV_WRONG_COLUMN_COUNT = "Expected {count} columns ({columns}), found {found}."
-CSV_HEADER_INVALID = "The CSV file must start with the header row: {columns}."
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ def _json_lines_events(lines: CountingLines, *, now: datetime) -> Iterator[Valid
         try:
             raw = json.loads(text)
         except (ValueError, RecursionError):
-            yield BadLine(number, LINE_NOT_JSON)
+            yield BadLine(number, messages.LINE_NOT_JSON)
             continue
         if isinstance(raw, dict) and raw.get("uuid") is None:
             raw["uuid"] = str(uuid.uuid5(IMPORT_UUID_NAMESPACE, text))
@@ -75,7 +71,7 @@ def _csv_events(lines: CountingLines, *, now: datetime) -> Iterator[ValidEvent |
     if header is None:
         return
     if tuple(column.strip() for column in header) != CSV_COLUMNS:
-        yield BadLine(1, CSV_HEADER_INVALID.format(columns=",".join(CSV_COLUMNS)))
+        yield BadLine(1, messages.CSV_HEADER_INVALID.format(columns=",".join(CSV_COLUMNS)))
         return
     first_line = reader.line_num + 1
     for row in reader:
@@ -85,14 +81,16 @@ def _csv_events(lines: CountingLines, *, now: datetime) -> Iterator[ValidEvent |
         if len(row) != len(CSV_COLUMNS):
             yield BadLine(
                 number,
-                CSV_WRONG_COLUMN_COUNT.format(count=len(CSV_COLUMNS), columns=",".join(CSV_COLUMNS), found=len(row)),
+                messages.CSV_WRONG_COLUMN_COUNT.format(
+                    count=len(CSV_COLUMNS), columns=",".join(CSV_COLUMNS), found=len(row)
+                ),
             )
             continue
         event, distinct_id, timestamp, properties_text = row
         try:
             properties = json.loads(properties_text) if properties_text.strip() else {}
         except (ValueError, RecursionError):
-            yield BadLine(number, CSV_PROPERTIES_NOT_JSON)
+            yield BadLine(number, messages.CSV_PROPERTIES_NOT_JSON)
             continue
         raw = {
             "event": event,

@@ -13,19 +13,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from rest_framework import status
 
+from events import messages
 from events.validation import parse_timestamp
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_COMPRESSION_NAMES = ("gzip", "gzip-js")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
-MALFORMED_JSON = "Malformed request data: the body is not valid JSON."
-MALFORMED_GZIP = "Malformed request data: the gzip body could not be decompressed."
-MALFORMED_BASE64 = "Malformed request data: the `data` field is not valid base64."
-EMPTY_BODY = "The request has no body: send the event(s) as JSON."
-BATCH_NOT_LIST = "`{key}` must be a list of events."
-BODY_NOT_EVENTS = "The body must be a JSON object (one event or a `batch`) or a list of events."
 
 
 class PayloadError(Exception):
@@ -52,7 +45,9 @@ def request_payload(request: HttpRequest) -> Any:
     """The decoded JSON of a capture or flags request; raises PayloadError (400 malformed, 413 too large)."""
     limit = settings.CAPTURE_MAX_BODY_BYTES
     too_large = PayloadError(
-        BODY_TOO_LARGE.format(limit=limit), status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="too_large"
+        messages.BODY_TOO_LARGE.format(limit=limit),
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        code="too_large",
     )
     declared_length = request.META.get("CONTENT_LENGTH") or "0"
     if declared_length.isascii() and declared_length.isdigit() and int(declared_length) > limit:
@@ -68,11 +63,11 @@ def request_payload(request: HttpRequest) -> Any:
     if _is_gzipped(request, body):
         body = _gunzip(body, limit=limit, too_large=too_large)
     if not body.strip():
-        raise PayloadError(EMPTY_BODY)
+        raise PayloadError(messages.EMPTY_BODY)
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as error:
-        raise PayloadError(MALFORMED_JSON) from error
+        raise PayloadError(messages.MALFORMED_JSON) from error
 
 
 def request_sent_at(request: HttpRequest, payload: Any) -> datetime | None:
@@ -102,11 +97,11 @@ def _gunzip(body: bytes, *, limit: int, too_large: PayloadError) -> bytes:
     try:
         data = decompressor.decompress(body, limit + 1)
     except zlib.error as error:
-        raise PayloadError(MALFORMED_GZIP) from error
+        raise PayloadError(messages.MALFORMED_GZIP) from error
     if len(data) > limit:
         raise too_large
     if not decompressor.eof:
-        raise PayloadError(MALFORMED_GZIP)
+        raise PayloadError(messages.MALFORMED_GZIP)
     return data
 
 
@@ -123,7 +118,7 @@ def _form_data(body: bytes) -> bytes:
     try:
         return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError) as error:
-        raise PayloadError(MALFORMED_BASE64) from error
+        raise PayloadError(messages.MALFORMED_BASE64) from error
 
 
 def payload_events(payload: Any) -> list:
@@ -135,12 +130,12 @@ def payload_events(payload: Any) -> list:
                 if isinstance(events, dict):
                     return [events]
                 if not isinstance(events, list):
-                    raise PayloadError(BATCH_NOT_LIST.format(key=key), code="invalid_input")
+                    raise PayloadError(messages.BATCH_NOT_LIST.format(key=key), code="invalid_input")
                 return events
         return [payload]
     if isinstance(payload, list):
         return payload
-    raise PayloadError(BODY_NOT_EVENTS, code="invalid_input")
+    raise PayloadError(messages.BODY_NOT_EVENTS, code="invalid_input")
 
 
 def payload_token(payload: Any, events: list = ()) -> str | None:

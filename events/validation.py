@@ -8,21 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events import messages
+
 MAX_NAME_LENGTH = 400
 # Corrected timestamps further ahead than this are refused: clocks are rarely that wrong, and such rows would
 # sit in the future of every results window. PostHog uses the same bound (23 hours covers every time zone).
 FUTURE_TOLERANCE = timedelta(hours=23)
 
-EVENT_NOT_OBJECT = "Event must be a JSON object."
-EVENT_NAME_MISSING = "Event has no name: set `event` to a non-empty string."
-EVENT_NAME_TOO_LONG = f"Event name is longer than {MAX_NAME_LENGTH} characters."
-DISTINCT_ID_MISSING = "Event has no distinct_id: set `distinct_id` to a non-empty string."
-DISTINCT_ID_TOO_LONG = f"Event distinct_id is longer than {MAX_NAME_LENGTH} characters."
-PROPERTIES_NOT_OBJECT = "Event properties must be a JSON object."
-PROPERTIES_NOT_FINITE = "Event properties contain a number that is not finite (NaN or Infinity)."
-TIMESTAMP_INVALID = "Event timestamp must be an ISO 8601 date-time string."
-TIMESTAMP_IN_FUTURE = "Event timestamp is more than 23 hours in the future (after correcting for the sender's clock)."
-UUID_INVALID = "Event uuid must be a UUID string."
 
 # One encoder for every event: json.dumps with options builds a new encoder per call.
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -49,19 +41,19 @@ class ValidEvent:
 def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) -> ValidEvent:
     """Check one raw event and return it ready for storage; raises InvalidEvent with a message saying what to fix."""
     if not isinstance(raw, dict):
-        raise InvalidEvent(EVENT_NOT_OBJECT)
+        raise InvalidEvent(messages.EVENT_NOT_OBJECT)
     name = _event_name(raw.get("event"))
     properties = raw.get("properties")
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        raise InvalidEvent(PROPERTIES_NOT_OBJECT)
+        raise InvalidEvent(messages.PROPERTIES_NOT_OBJECT)
     # posthog-js sends the distinct id among the properties.
     distinct_id = raw.get("distinct_id")
     distinct_id = _distinct_id(properties.get("distinct_id") if distinct_id is None else distinct_id)
     timestamp = corrected_timestamp(raw, now=now, sent_at=sent_at)
     if timestamp > now + FUTURE_TOLERANCE:
-        raise InvalidEvent(TIMESTAMP_IN_FUTURE)
+        raise InvalidEvent(messages.TIMESTAMP_IN_FUTURE)
     return ValidEvent(
         uuid=_event_uuid(raw.get("uuid")),
         event=name,
@@ -82,11 +74,11 @@ def corrected_timestamp(raw: Mapping, *, now: datetime, sent_at: datetime | None
             return now
         timestamp = parse_timestamp(raw["timestamp"])
         if timestamp is None:
-            raise InvalidEvent(TIMESTAMP_INVALID)
+            raise InvalidEvent(messages.TIMESTAMP_INVALID)
         corrected = timestamp if sent_at is None else now + (timestamp - sent_at)
         return corrected.astimezone(UTC)
     except (OverflowError, ValueError) as error:  # a correction that leaves the representable range
-        raise InvalidEvent(TIMESTAMP_INVALID) from error
+        raise InvalidEvent(messages.TIMESTAMP_INVALID) from error
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -108,14 +100,14 @@ def _event_uuid(value: Any) -> uuid_lib.UUID:
             return uuid_lib.UUID(value)
         except ValueError:
             pass
-    raise InvalidEvent(UUID_INVALID)
+    raise InvalidEvent(messages.EVENT_UUID_INVALID)
 
 
 def _event_name(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidEvent(EVENT_NAME_MISSING)
+        raise InvalidEvent(messages.EVENT_NAME_MISSING)
     if len(value) > MAX_NAME_LENGTH:
-        raise InvalidEvent(EVENT_NAME_TOO_LONG)
+        raise InvalidEvent(messages.EVENT_NAME_TOO_LONG.format(limit=MAX_NAME_LENGTH))
     return storable_text(value)
 
 
@@ -123,9 +115,9 @@ def _distinct_id(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidEvent(DISTINCT_ID_MISSING)
+        raise InvalidEvent(messages.DISTINCT_ID_MISSING)
     if len(value) > MAX_NAME_LENGTH:
-        raise InvalidEvent(DISTINCT_ID_TOO_LONG)
+        raise InvalidEvent(messages.DISTINCT_ID_TOO_LONG.format(limit=MAX_NAME_LENGTH))
     return storable_text(value)
 
 
@@ -133,7 +125,7 @@ def _properties_json(properties: Mapping) -> str:
     try:
         text = JSON_ENCODER.encode(properties)
     except ValueError as error:
-        raise InvalidEvent(PROPERTIES_NOT_FINITE) from error
+        raise InvalidEvent(messages.PROPERTIES_NOT_FINITE) from error
     # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 in the JSON) or lone surrogates; replace
     # them as PostHog does.
     if "\\u0000" in text or _UNSTORABLE_CHARACTERS.search(text):

@@ -24,6 +24,9 @@ VARIANT_WITHOUT_PERCENTAGE = (
     "Feature flag variant at index {index} must have a 'rollout_percentage' or 'split_percent' field"
 )
 PARAMETERS_NOT_OBJECT = "Parameters must be an object"
+FILTERS_NOT_OBJECT = "filters must be an object"
+SECONDARY_METRICS_NOT_LIST = "secondary_metrics must be a list"
+SCHEDULING_CONFIG_NOT_OBJECT = "scheduling_config must be an object"
 CUSTOM_EXPOSURE_FILTER_INVALID = (
     "custom_exposure_filter must be an object whose 'events' and 'actions' are lists of entity objects"
 )
@@ -64,6 +67,7 @@ WRONG_METRIC_TYPE = "metric_type must be one of: mean, funnel, ratio, retention"
 MISSING_KEY = "{metric_type} metrics require '{key}'"
 FUNNEL_WITHOUT_STEPS = "funnel metrics require at least one step in 'series'"
 UUID_INVALID = "uuid must be a string of at most 255 characters"
+METRIC_UUID_INVALID = INVALID_METRIC.format(problem=UUID_INVALID)
 NAME_INVALID = "name must be a string of at most 400 characters"
 CONVERSION_WINDOW_INVALID = "conversion_window must be an integer of at least 1"
 WINDOW_TOO_LONG = "{key} must be at most {years} years"
@@ -105,7 +109,7 @@ HEALTH_VARIANT_FORCED_WHILE_RUNNING = "Variant '{variant}' is served to everyone
 SAVED_METRICS_NOT_LIST = "Saved metrics must be a list"
 SAVED_METRIC_NOT_OBJECT = "Saved metric must be an object"
 SAVED_METRIC_WITHOUT_ID = "Saved metric must have an id"
-SAVED_METRIC_METADATA_NOT_OBJECT = "Metadata must be an object"
+METADATA_NOT_OBJECT = "Metadata must be an object"
 SAVED_METRIC_METADATA_WITHOUT_TYPE = "Metadata must have a type key"
 SAVED_METRIC_DOES_NOT_EXIST = "Saved metric does not exist or does not belong to this project"
 
@@ -184,4 +188,15 @@ HOLDOUT_GROUP_PROPERTIES_NOT_LIST = (
     "Holdout group at index {index}: properties must be a list of property filters, each an object with a 'key'."
 )
 
-METADATA_NOT_OBJECT = "Metadata must be an object."
+
+QUERY_METRIC_REQUIRED = "metric is required for an ExperimentQuery"
+METRIC_REQUIRED = "metric is required"
+FINGERPRINT_REQUIRED = "fingerprint is required"
+METRIC_UUID_PARAM_REQUIRED = "metric_uuid query parameter is required"
+FINGERPRINT_PARAM_REQUIRED = "fingerprint query parameter is required"
+METRIC_NOT_OBJECT = "metric must be an object"
+FINGERPRINT_INVALID = "fingerprint must be a string of at most 64 characters"
+NULL_CHARACTERS = "metric and fingerprint must not contain null characters"
+NO_VARIANTS_TO_COMPARE = "The experiment's feature flag has no variants to compare."
+METRIC_WITHOUT_UUID = "The metric has no uuid; daily results are stored per metric uuid."
+UNKNOWN_BASELINE_VARIANT = "The baseline variant '{key}' is not one of the experiment's variants."

@@ -3,12 +3,12 @@
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from experiments_api import messages
 from experiments_api.models import PersonalAPIKey, User, hash_personal_api_key
 from experiments_api.services import personal_api_key_mark_used
 
 PERSONAL_API_KEY_FIELD = "personal_api_key"
 OAUTH_TOKEN_PREFIX = "pha_"
-INVALID_KEY_MESSAGE = "Personal API key found in request {source} is invalid."
 
 
 class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
@@ -26,7 +26,7 @@ class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if key is None:
-            raise exceptions.AuthenticationFailed(INVALID_KEY_MESSAGE.format(source=source))
+            raise exceptions.AuthenticationFailed(messages.INVALID_PERSONAL_API_KEY.format(source=source))
         personal_api_key_mark_used(key=key)
         return key.user, key
 

@@ -8,6 +8,8 @@ from exceptions_hog import exception_handler as envelope_exception_handler
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from experiments_api import messages
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,18 +46,15 @@ def _as_api_exception(exc: DomainError) -> exceptions.APIException:
     return api_exception
 
 
-DATABASE_REJECTED_VALUE = (
-    "The request contains a value the database cannot store (such as a NUL character or an out-of-range number)."
-)
-
-
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         exc = _as_api_exception(exc)
     elif isinstance(exc, DataError):
         # Input that passed validation but that the database refuses: the client's fault, and the transaction
         # is rolled back, so nothing is half-written.
-        exc = exceptions.ValidationError([exceptions.ErrorDetail(DATABASE_REJECTED_VALUE, code="invalid_input")])
+        exc = exceptions.ValidationError(
+            [exceptions.ErrorDetail(messages.DATABASE_REJECTED_VALUE, code="invalid_input")]
+        )
     return envelope_exception_handler(exc, context)
 
 
@@ -71,13 +70,13 @@ def error_body(*, type: str, code: str, detail: str, attr: str | None = None) ->
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(
-        error_body(type="invalid_request", code="not_found", detail="Not found."),
+        error_body(type="invalid_request", code="not_found", detail=messages.NOT_FOUND),
         status=status.HTTP_404_NOT_FOUND,
     )
 
 
 def server_error_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        error_body(type="server_error", code="error", detail="A server error occurred."),
+        error_body(type="server_error", code="error", detail=messages.SERVER_ERROR),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )

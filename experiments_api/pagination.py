@@ -3,6 +3,8 @@
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
+from experiments_api import messages
+
 MAX_PAGE_SIZE = 1000
 
 
@@ -15,8 +17,8 @@ def parse_non_negative_int(request: Request, name: str, *, minimum: int) -> int 
     except ValueError:
         value = None
     if value is None or value < minimum:
-        kind = "a positive integer" if minimum > 0 else "a non-negative integer"
-        raise exceptions.ValidationError({name: [exceptions.ErrorDetail(f"{name} must be {kind}.", code="invalid")]})
+        message = messages.MUST_BE_POSITIVE_INTEGER if minimum > 0 else messages.MUST_BE_NON_NEGATIVE_INTEGER
+        raise exceptions.ValidationError({name: [exceptions.ErrorDetail(message.format(name=name), code="invalid")]})
     return value
 
 

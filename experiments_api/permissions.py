@@ -5,12 +5,9 @@ from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from experiments_api import messages
 from experiments_api.models import PersonalAPIKey, ProjectMembership
 from experiments_api.scopes import scopes_grant
-
-MISSING_SCOPE_MESSAGE = "API key missing required scope '{scope}'"
-PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE = "API key does not have access to the requested project: ID {project_id}."
-NOT_A_PROJECT_MEMBER_MESSAGE = "You don't have access to the project."
 
 
 def required_scopes_for(view: APIView, request: Request) -> list[str]:
@@ -31,14 +28,14 @@ def required_scopes_for(view: APIView, request: Request) -> list[str]:
 def ensure_key_has_scope(request: Request, scope: str) -> None:
     """403 when the request's personal API key lacks `scope`; session logins are not scope-limited."""
     if isinstance(request.auth, PersonalAPIKey) and not scopes_grant(request.auth.scopes, scope):
-        raise exceptions.PermissionDenied(MISSING_SCOPE_MESSAGE.format(scope=scope))
+        raise exceptions.PermissionDenied(messages.MISSING_SCOPE.format(scope=scope))
 
 
 def ensure_key_allows_project(request: Request, project_id: int) -> None:
     """403 when the request's personal API key is limited to other projects (an empty list limits nothing)."""
     key = request.auth
     if isinstance(key, PersonalAPIKey) and key.scoped_projects and project_id not in key.scoped_projects:
-        raise exceptions.PermissionDenied(PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project_id))
+        raise exceptions.PermissionDenied(messages.PROJECT_NOT_ALLOWED_FOR_KEY.format(project_id=project_id))
 
 
 class APIScopePermission(permissions.BasePermission):
@@ -57,5 +54,5 @@ class ProjectAccessPermission(permissions.BasePermission):
         project = view.project  # raises NotFound for an unknown project
         ensure_key_allows_project(request, project.pk)
         if not ProjectMembership.objects.filter(user=request.user, project=project).exists():
-            raise exceptions.PermissionDenied(NOT_A_PROJECT_MEMBER_MESSAGE)
+            raise exceptions.PermissionDenied(messages.NOT_A_PROJECT_MEMBER)
         return True

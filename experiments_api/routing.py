@@ -9,11 +9,11 @@ from functools import cached_property
 from rest_framework import exceptions, permissions, routers, viewsets
 from rest_framework.request import Request
 
+from experiments_api import messages
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
 
 CURRENT_PROJECT_ALIAS = "@current"
-PROJECT_NOT_FOUND_MESSAGE = "Project not found."
 _FINAL_METHODS = ("get_queryset", "get_permissions", "initial")
 
 
@@ -49,7 +49,7 @@ class ProjectScopedViewSetMixin:
             project_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
         project = Project.objects.select_related("organization").filter(pk=project_id).first()
         if project is None:
-            raise exceptions.NotFound(PROJECT_NOT_FOUND_MESSAGE)
+            raise exceptions.NotFound(messages.PROJECT_NOT_FOUND)
         return project
 
     def get_permissions(self):

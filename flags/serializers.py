@@ -5,11 +5,10 @@ import re
 from rest_framework import serializers
 
 from experiments_api.serializers import UserBasicSerializer
+from flags import messages
 from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
 from flags.validators import validate_cohort_filters, validate_flag_filters
 
-INVALID_FLAG_KEY_MESSAGE = "Only letters, numbers, hyphens (-) & underscores (_) are allowed."
-DUPLICATE_FLAG_KEY_MESSAGE = "There is already a feature flag with this key."
 FLAG_NAME_MAX_LENGTH = 4000
 TAG_MAX_LENGTH = 255
 
@@ -29,7 +28,7 @@ class CreationContext:
 
 def duplicate_flag_key_error() -> serializers.ValidationError:
     """The error for a key already used by a live flag of the project, raised by validation and by the services."""
-    return serializers.ValidationError({"key": [serializers.ErrorDetail(DUPLICATE_FLAG_KEY_MESSAGE, code="unique")]})
+    return serializers.ValidationError({"key": [serializers.ErrorDetail(messages.DUPLICATE_FLAG_KEY, code="unique")]})
 
 
 class FeatureFlagSerializer(serializers.ModelSerializer):
@@ -84,7 +83,7 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
 
     def validate_key(self, key: str) -> str:
         if not re.fullmatch(FLAG_KEY_PATTERN, key):
-            raise serializers.ValidationError(INVALID_FLAG_KEY_MESSAGE, code="invalid_key")
+            raise serializers.ValidationError(messages.INVALID_FLAG_KEY, code="invalid_key")
         return key
 
     def validate_filters(self, filters: object) -> dict:

@@ -8,17 +8,11 @@ from django.db.models import QuerySet
 
 from experiments_api.exceptions import ConflictError, DomainError
 from experiments_api.models import Project, User
+from flags import messages
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import running_experiment_using_flag
 from flags.serializers import CohortSerializer, FeatureFlagSerializer, duplicate_flag_key_error
 
-FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE = (
-    "Cannot delete a feature flag that is in use by the running experiment '{name}' (id {id}). "
-    "End the experiment first."
-)
-FLAG_VERSION_CONFLICT_MESSAGE = (
-    "The feature flag was changed by someone else (version {current}, expected {expected}). Reload and try again."
-)
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
 
 
@@ -61,7 +55,7 @@ def feature_flag_update(
     """
     flag = FeatureFlag.objects.select_for_update(of=("self",)).select_related("project").get(pk=flag.pk)
     if expected_version is not None and flag.version != expected_version:
-        raise ConflictError(FLAG_VERSION_CONFLICT_MESSAGE.format(current=flag.version, expected=expected_version))
+        raise ConflictError(messages.FLAG_VERSION_CONFLICT.format(current=flag.version, expected=expected_version))
     serializer = FeatureFlagSerializer(flag, data=data, partial=partial, context={"project": flag.project})
     serializer.is_valid(raise_exception=True)
     changes = serializer.validated_data
@@ -69,7 +63,7 @@ def feature_flag_update(
         running = running_experiment_using_flag(flag)
         if running is not None:
             raise DomainError(
-                FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE.format(name=running.name, id=running.id), attr="deleted"
+                messages.FLAG_USED_BY_RUNNING_EXPERIMENT.format(name=running.name, id=running.id), attr="deleted"
             )
     for field, value in changes.items():
         setattr(flag, field, value)

@@ -5,44 +5,10 @@ from collections.abc import Iterable
 
 from rest_framework import serializers
 
+from flags import messages
+
 MAX_VARIANTS = 20
 MAX_GROUP_TYPE_INDEX = 4
-
-FLAG_FILTERS_NOT_OBJECT = "Feature flag filters must be an object."
-GROUPS_NOT_LIST = "filters.groups must be a list of release conditions."
-GROUP_NOT_OBJECT = "Release condition at index {index} must be an object."
-GROUP_PROPERTIES_NOT_LIST = (
-    "Release condition at index {index}: properties must be a list of property filters, each an object with a 'key'."
-)
-GROUP_ROLLOUT_INVALID = "Release condition at index {index}: rollout_percentage must be a number between 0 and 100."
-GROUP_VARIANT_UNKNOWN = "Release condition at index {index}: variant '{variant}' is not one of the flag's variants."
-HOLDOUT_INVALID = (
-    "filters.holdout must be null or an object with an integer id and an exclusion_percentage from 0 to 100."
-)
-HOLDOUT_GROUPS_NOT_LIST = "filters.holdout_groups must be null or a list of groups."
-HOLDOUT_GROUP_INVALID = (
-    "Holdout group at index {index} must be an object with a rollout_percentage between 0 and 100 and a variant string."
-)
-MULTIVARIATE_NOT_OBJECT = "filters.multivariate must be null or an object with a 'variants' list."
-VARIANTS_NOT_LIST = "filters.multivariate.variants must be a list."
-TOO_MANY_VARIANTS = f"A feature flag can have at most {MAX_VARIANTS} variants."
-VARIANT_NOT_OBJECT = "Variant at index {index} must be an object."
-VARIANT_KEY_MISSING = "Variant at index {index} must have a non-empty string 'key'."
-VARIANT_NAME_INVALID = "Variant at index {index}: name must be a string or null."
-VARIANT_ROLLOUT_INVALID = "Variant at index {index}: rollout_percentage must be a number between 0 and 100."
-DUPLICATE_VARIANT_KEY = "Invalid variant definitions: variant key '{key}' is used more than once."
-VARIANT_SUM_NOT_100 = "Invalid variant definitions: Variant rollout percentages must sum to 100."
-PAYLOADS_NOT_OBJECT = "filters.payloads must be an object keyed by variant."
-PAYLOAD_KEY_NOT_A_VARIANT = "Payload key '{key}' is not one of the flag's variants."
-BOOLEAN_FLAG_PAYLOAD_KEY = "A boolean flag can only have a payload for 'true', not '{key}'."
-AGGREGATION_INDEX_INVALID = (
-    f"filters.aggregation_group_type_index must be null or an integer from 0 to {MAX_GROUP_TYPE_INDEX}."
-)
-
-COHORT_FILTERS_NOT_OBJECT = "Cohort filters must be an object."
-COHORT_PROPERTIES_INVALID = (
-    "Cohort filters.properties must be an object with 'type' ('AND' or 'OR') and a 'values' list."
-)
 
 
 def are_property_filters(properties: object) -> bool:
@@ -60,7 +26,7 @@ def is_percentage(value: object) -> bool:
 def validate_flag_filters(filters: object) -> dict:
     """Check release conditions, variants, payloads, aggregation and holdout groups of a flag's `filters`."""
     if not isinstance(filters, dict):
-        raise serializers.ValidationError(FLAG_FILTERS_NOT_OBJECT)
+        raise serializers.ValidationError(messages.FLAG_FILTERS_NOT_OBJECT)
     variant_keys = _validate_variants(filters.get("multivariate"))
     _validate_release_conditions(filters.get("groups"), variant_keys)
     _validate_payloads(filters.get("payloads"), variant_keys)
@@ -72,7 +38,7 @@ def validate_flag_filters(filters: object) -> dict:
         and not isinstance(group_type_index, bool)
         and 0 <= group_type_index <= MAX_GROUP_TYPE_INDEX
     ):
-        raise serializers.ValidationError(AGGREGATION_INDEX_INVALID)
+        raise serializers.ValidationError(messages.AGGREGATION_INDEX_INVALID.format(maximum=MAX_GROUP_TYPE_INDEX))
     return filters
 
 
@@ -81,28 +47,28 @@ def _validate_variants(multivariate: object) -> list[str]:
     if multivariate is None:
         return []
     if not isinstance(multivariate, dict):
-        raise serializers.ValidationError(MULTIVARIATE_NOT_OBJECT)
+        raise serializers.ValidationError(messages.MULTIVARIATE_NOT_OBJECT)
     variants = multivariate.get("variants", [])
     if not isinstance(variants, list):
-        raise serializers.ValidationError(VARIANTS_NOT_LIST)
+        raise serializers.ValidationError(messages.MULTIVARIATE_VARIANTS_NOT_LIST)
     if len(variants) > MAX_VARIANTS:
-        raise serializers.ValidationError(TOO_MANY_VARIANTS)
+        raise serializers.ValidationError(messages.MULTIVARIATE_TOO_MANY_VARIANTS.format(limit=MAX_VARIANTS))
     keys: list[str] = []
     for index, variant in enumerate(variants):
         if not isinstance(variant, dict):
-            raise serializers.ValidationError(VARIANT_NOT_OBJECT.format(index=index))
+            raise serializers.ValidationError(messages.MULTIVARIATE_VARIANT_NOT_OBJECT.format(index=index))
         key = variant.get("key")
         if not isinstance(key, str) or not key:
-            raise serializers.ValidationError(VARIANT_KEY_MISSING.format(index=index))
+            raise serializers.ValidationError(messages.VARIANT_KEY_MISSING.format(index=index))
         if variant.get("name") is not None and not isinstance(variant["name"], str):
-            raise serializers.ValidationError(VARIANT_NAME_INVALID.format(index=index))
+            raise serializers.ValidationError(messages.VARIANT_NAME_INVALID.format(index=index))
         if not is_percentage(variant.get("rollout_percentage")):
-            raise serializers.ValidationError(VARIANT_ROLLOUT_INVALID.format(index=index))
+            raise serializers.ValidationError(messages.VARIANT_ROLLOUT_INVALID.format(index=index))
         if key in keys:
-            raise serializers.ValidationError(DUPLICATE_VARIANT_KEY.format(key=key))
+            raise serializers.ValidationError(messages.DUPLICATE_VARIANT_KEY.format(key=key))
         keys.append(key)
     if variants and not math.isclose(sum(variant["rollout_percentage"] for variant in variants), 100):
-        raise serializers.ValidationError(VARIANT_SUM_NOT_100)
+        raise serializers.ValidationError(messages.VARIANT_SUM_NOT_100)
     return keys
 
 
@@ -111,18 +77,18 @@ def _validate_release_conditions(groups: object, variant_keys: Iterable[str]) ->
     if groups is None:
         return
     if not isinstance(groups, list):
-        raise serializers.ValidationError(GROUPS_NOT_LIST)
+        raise serializers.ValidationError(messages.GROUPS_NOT_LIST)
     for index, group in enumerate(groups):
         if not isinstance(group, dict):
-            raise serializers.ValidationError(GROUP_NOT_OBJECT.format(index=index))
+            raise serializers.ValidationError(messages.GROUP_NOT_OBJECT.format(index=index))
         if not are_property_filters(group.get("properties", [])):
-            raise serializers.ValidationError(GROUP_PROPERTIES_NOT_LIST.format(index=index))
+            raise serializers.ValidationError(messages.GROUP_PROPERTIES_NOT_LIST.format(index=index))
         rollout = group.get("rollout_percentage")
         if rollout is not None and not is_percentage(rollout):
-            raise serializers.ValidationError(GROUP_ROLLOUT_INVALID.format(index=index))
+            raise serializers.ValidationError(messages.GROUP_ROLLOUT_INVALID.format(index=index))
         variant = group.get("variant")
         if variant is not None and variant not in variant_keys:
-            raise serializers.ValidationError(GROUP_VARIANT_UNKNOWN.format(index=index, variant=variant))
+            raise serializers.ValidationError(messages.GROUP_VARIANT_UNKNOWN.format(index=index, variant=variant))
 
 
 def _validate_payloads(payloads: object, variant_keys: list[str]) -> None:
@@ -130,12 +96,12 @@ def _validate_payloads(payloads: object, variant_keys: list[str]) -> None:
     if payloads is None:
         return
     if not isinstance(payloads, dict):
-        raise serializers.ValidationError(PAYLOADS_NOT_OBJECT)
+        raise serializers.ValidationError(messages.PAYLOADS_NOT_OBJECT)
     for key in payloads:
         if variant_keys and key not in variant_keys:
-            raise serializers.ValidationError(PAYLOAD_KEY_NOT_A_VARIANT.format(key=key))
+            raise serializers.ValidationError(messages.PAYLOAD_KEY_NOT_A_VARIANT.format(key=key))
         if not variant_keys and key != "true":
-            raise serializers.ValidationError(BOOLEAN_FLAG_PAYLOAD_KEY.format(key=key))
+            raise serializers.ValidationError(messages.BOOLEAN_FLAG_PAYLOAD_KEY.format(key=key))
 
 
 def _validate_holdout_groups(holdout_groups: object) -> None:
@@ -143,7 +109,7 @@ def _validate_holdout_groups(holdout_groups: object) -> None:
     if holdout_groups is None:
         return
     if not isinstance(holdout_groups, list):
-        raise serializers.ValidationError(HOLDOUT_GROUPS_NOT_LIST)
+        raise serializers.ValidationError(messages.HOLDOUT_GROUPS_NOT_LIST)
     for index, group in enumerate(holdout_groups):
         if not (
             isinstance(group, dict)
@@ -151,7 +117,7 @@ def _validate_holdout_groups(holdout_groups: object) -> None:
             and isinstance(group.get("variant"), str)
             and are_property_filters(group.get("properties", []))
         ):
-            raise serializers.ValidationError(HOLDOUT_GROUP_INVALID.format(index=index))
+            raise serializers.ValidationError(messages.HOLDOUT_GROUP_INVALID.format(index=index))
 
 
 def _validate_holdout(holdout: object) -> None:
@@ -164,18 +130,18 @@ def _validate_holdout(holdout: object) -> None:
         and not isinstance(holdout.get("id"), bool)
         and is_percentage(holdout.get("exclusion_percentage"))
     ):
-        raise serializers.ValidationError(HOLDOUT_INVALID)
+        raise serializers.ValidationError(messages.HOLDOUT_INVALID)
 
 
 def validate_cohort_filters(filters: object) -> dict:
     """A cohort's filters are an object; its `properties`, when given, an AND/OR group with a `values` list."""
     if not isinstance(filters, dict):
-        raise serializers.ValidationError(COHORT_FILTERS_NOT_OBJECT)
+        raise serializers.ValidationError(messages.COHORT_FILTERS_NOT_OBJECT)
     properties = filters.get("properties")
     if properties is not None and not (
         isinstance(properties, dict)
         and properties.get("type") in ("AND", "OR")
         and isinstance(properties.get("values"), list)
     ):
-        raise serializers.ValidationError(COHORT_PROPERTIES_INVALID)
+        raise serializers.ValidationError(messages.COHORT_PROPERTIES_INVALID)
     return filters

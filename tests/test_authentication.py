@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from experiments_api.authentication import INVALID_KEY_MESSAGE
+from experiments_api import messages
 from experiments_api.exceptions import error_body
 from experiments_api.models import PersonalAPIKey, hash_personal_api_key
 from experiments_api.services import personal_api_key_create, personal_api_key_revoke
@@ -17,7 +17,9 @@ NOT_AUTHENTICATED = error_body(
 
 def invalid_key_body(source: str) -> dict:
     return error_body(
-        type="authentication_error", code="authentication_failed", detail=INVALID_KEY_MESSAGE.format(source=source)
+        type="authentication_error",
+        code="authentication_failed",
+        detail=messages.INVALID_PERSONAL_API_KEY.format(source=source),
     )
 
 

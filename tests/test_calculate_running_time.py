@@ -8,17 +8,12 @@ import pytest
 from scipy.stats import norm
 
 from experiments import messages
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 
 def calculator_url(project) -> str:
     return f"/api/projects/{project.pk}/experiments/calculate_running_time/"
-
-
-def validation_error(detail: str, attr: str | None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def z_sum_squared(alpha: float = 0.05, power: float = 0.8) -> float:
@@ -163,11 +158,7 @@ def test_the_calculator_refuses_a_key_without_experiment_scopes(project, user, m
     )
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:read"),
-    )
+    assert response.json() == missing_scope("experiment:read")
 
 
 def test_the_calculator_is_project_scoped(api_client):
@@ -177,9 +168,7 @@ def test_the_calculator_is_project_scoped(api_client):
     response = calculate(api_client, outsiders_project, FUNNEL)
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
 
 
 def without(body: dict, *keys: str) -> dict:

@@ -11,19 +11,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from events import messages
 from events.models import Event, EventDefinition
-from events.payloads import BATCH_NOT_LIST, BODY_TOO_LARGE, EMPTY_BODY, MALFORMED_BASE64, MALFORMED_GZIP, MALFORMED_JSON
-from events.validation import (
-    DISTINCT_ID_MISSING,
-    EVENT_NAME_MISSING,
-    EVENT_NOT_OBJECT,
-    PROPERTIES_NOT_FINITE,
-    PROPERTIES_NOT_OBJECT,
-    TIMESTAMP_IN_FUTURE,
-    TIMESTAMP_INVALID,
-    UUID_INVALID,
-)
-from events.views.common import METHOD_NOT_ALLOWED, TOKEN_INVALID, TOKEN_MISSING
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -261,7 +250,7 @@ def test_unknown_token_is_a_401(client):
     assert response.json() == {
         "type": "authentication_error",
         "code": "authentication_failed",
-        "detail": TOKEN_INVALID,
+        "detail": messages.TOKEN_INVALID,
         "attr": None,
     }
 
@@ -273,7 +262,7 @@ def test_missing_token_is_a_401(client):
     assert response.json() == {
         "type": "authentication_error",
         "code": "not_authenticated",
-        "detail": TOKEN_MISSING,
+        "detail": messages.TOKEN_MISSING,
         "attr": None,
     }
 
@@ -282,14 +271,24 @@ def test_malformed_json_is_a_400(client, project):
     response = client.post("/batch/", b'{"api_key": "x", "batch": [', content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == {"type": "invalid_request", "code": "parse_error", "detail": MALFORMED_JSON, "attr": None}
+    assert response.json() == {
+        "type": "invalid_request",
+        "code": "parse_error",
+        "detail": messages.MALFORMED_JSON,
+        "attr": None,
+    }
 
 
 def test_empty_body_is_a_400(client):
     response = client.post("/batch/", b"", content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == {"type": "invalid_request", "code": "parse_error", "detail": EMPTY_BODY, "attr": None}
+    assert response.json() == {
+        "type": "invalid_request",
+        "code": "parse_error",
+        "detail": messages.EMPTY_BODY,
+        "attr": None,
+    }
 
 
 def test_posthog_js_sent_at_query_value_corrects_timestamps(client, project):
@@ -314,7 +313,12 @@ def test_truncated_gzip_is_a_400(client, project):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"type": "invalid_request", "code": "parse_error", "detail": MALFORMED_GZIP, "attr": None}
+    assert response.json() == {
+        "type": "invalid_request",
+        "code": "parse_error",
+        "detail": messages.MALFORMED_GZIP,
+        "attr": None,
+    }
     assert stored(project).count() == 0
 
 
@@ -325,7 +329,7 @@ def test_invalid_base64_form_data_is_a_400(client):
     assert response.json() == {
         "type": "invalid_request",
         "code": "parse_error",
-        "detail": MALFORMED_BASE64,
+        "detail": messages.MALFORMED_BASE64,
         "attr": None,
     }
 
@@ -340,7 +344,7 @@ def test_a_10_mb_body_is_a_413(client, project, settings):
     assert response.json() == {
         "type": "invalid_request",
         "code": "too_large",
-        "detail": BODY_TOO_LARGE.format(limit=5 * 1024 * 1024),
+        "detail": messages.BODY_TOO_LARGE.format(limit=5 * 1024 * 1024),
         "attr": None,
     }
     assert stored(project).count() == 0
@@ -356,7 +360,7 @@ def test_a_gzip_body_expanding_past_the_limit_is_a_413(client, project, settings
     response = client.post("/batch/", body, content_type="application/json", headers={"Content-Encoding": "gzip"})
 
     assert response.status_code == 413
-    assert response.json()["detail"] == BODY_TOO_LARGE.format(limit=1024 * 1024)
+    assert response.json()["detail"] == messages.BODY_TOO_LARGE.format(limit=1024 * 1024)
 
 
 def test_batch_that_is_not_a_list_is_a_400(client, project):
@@ -366,7 +370,7 @@ def test_batch_that_is_not_a_list_is_a_400(client, project):
     assert response.json() == {
         "type": "invalid_request",
         "code": "invalid_input",
-        "detail": BATCH_NOT_LIST.format(key="batch"),
+        "detail": messages.BATCH_NOT_LIST.format(key="batch"),
         "attr": None,
     }
 
@@ -378,17 +382,17 @@ def _far_future() -> str:
 @pytest.mark.parametrize(
     ("bad_event", "detail"),
     [
-        ("not an event", EVENT_NOT_OBJECT),
-        (42, EVENT_NOT_OBJECT),
-        ({"distinct_id": "u", "properties": {}}, EVENT_NAME_MISSING),
-        ({"event": "", "distinct_id": "u"}, EVENT_NAME_MISSING),
-        ({"event": "x", "properties": {}}, DISTINCT_ID_MISSING),
-        ({"event": "x", "distinct_id": "  "}, DISTINCT_ID_MISSING),
-        ({"event": "x", "distinct_id": "u", "properties": ["a"]}, PROPERTIES_NOT_OBJECT),
-        ({"event": "x", "distinct_id": "u", "properties": "a=1"}, PROPERTIES_NOT_OBJECT),
-        ({"event": "x", "distinct_id": "u", "timestamp": "yesterday"}, TIMESTAMP_INVALID),
-        ({"event": "x", "distinct_id": "u", "timestamp": "far-future"}, TIMESTAMP_IN_FUTURE),
-        ({"event": "x", "distinct_id": "u", "uuid": "not-a-uuid"}, UUID_INVALID),
+        ("not an event", messages.EVENT_NOT_OBJECT),
+        (42, messages.EVENT_NOT_OBJECT),
+        ({"distinct_id": "u", "properties": {}}, messages.EVENT_NAME_MISSING),
+        ({"event": "", "distinct_id": "u"}, messages.EVENT_NAME_MISSING),
+        ({"event": "x", "properties": {}}, messages.DISTINCT_ID_MISSING),
+        ({"event": "x", "distinct_id": "  "}, messages.DISTINCT_ID_MISSING),
+        ({"event": "x", "distinct_id": "u", "properties": ["a"]}, messages.PROPERTIES_NOT_OBJECT),
+        ({"event": "x", "distinct_id": "u", "properties": "a=1"}, messages.PROPERTIES_NOT_OBJECT),
+        ({"event": "x", "distinct_id": "u", "timestamp": "yesterday"}, messages.TIMESTAMP_INVALID),
+        ({"event": "x", "distinct_id": "u", "timestamp": "far-future"}, messages.TIMESTAMP_IN_FUTURE),
+        ({"event": "x", "distinct_id": "u", "uuid": "not-a-uuid"}, messages.EVENT_UUID_INVALID),
     ],
 )
 def test_invalid_events_are_rejected_by_index_and_the_valid_ones_kept(client, project, bad_event, detail):
@@ -415,7 +419,7 @@ def test_when_no_event_is_valid_the_answer_is_a_400(client, project):
     response = post_json(client, {"api_key": project.api_token, "batch": [{"event": "x"}, "junk"]})
 
     assert response.status_code == 400
-    assert response.json() == rejected_body(DISTINCT_ID_MISSING, index=0)
+    assert response.json() == rejected_body(messages.DISTINCT_ID_MISSING, index=0)
 
 
 def test_non_finite_numbers_are_rejected(client, project):
@@ -427,7 +431,7 @@ def test_non_finite_numbers_are_rejected(client, project):
     response = client.post("/batch/", body, content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == rejected_body(PROPERTIES_NOT_FINITE)
+    assert response.json() == rejected_body(messages.PROPERTIES_NOT_FINITE)
 
 
 def test_nul_characters_are_replaced_not_a_500(client, project):
@@ -448,7 +452,7 @@ def test_get_is_a_405(client):
     assert response.json() == {
         "type": "invalid_request",
         "code": "method_not_allowed",
-        "detail": METHOD_NOT_ALLOWED.format(method="GET"),
+        "detail": messages.METHOD_NOT_ALLOWED.format(method="GET"),
         "attr": None,
     }
 

@@ -2,12 +2,11 @@
 
 import pytest
 
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from flags import messages as flag_messages
 from flags.models import Cohort
 from flags.services import cohort_create
-from flags.validators import COHORT_FILTERS_NOT_OBJECT, COHORT_PROPERTIES_INVALID
 from tests.factories import CohortFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 FILTERS = {"properties": {"type": "OR", "values": [{"type": "AND", "values": []}]}}
 
@@ -18,10 +17,6 @@ def cohorts_url(project) -> str:
 
 def cohort_url(project, cohort) -> str:
     return f"/api/projects/{project.pk}/cohorts/{cohort.pk}/"
-
-
-def validation_error(detail: str, attr: str | None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def test_create_returns_the_cohort(api_client, project, user):
@@ -85,15 +80,18 @@ BAD_INPUTS = [
         validation_error("Ensure this field has no more than 1000 characters.", "description", code="max_length"),
     ),
     ({"name": "c", "filters": None}, validation_error("This field may not be null.", "filters", code="null")),
-    ({"name": "c", "filters": [FILTERS]}, validation_error(COHORT_FILTERS_NOT_OBJECT, "filters")),
-    ({"name": "c", "filters": {"properties": []}}, validation_error(COHORT_PROPERTIES_INVALID, "filters")),
+    ({"name": "c", "filters": [FILTERS]}, validation_error(flag_messages.COHORT_FILTERS_NOT_OBJECT, "filters")),
+    (
+        {"name": "c", "filters": {"properties": []}},
+        validation_error(flag_messages.COHORT_PROPERTIES_INVALID, "filters"),
+    ),
     (
         {"name": "c", "filters": {"properties": {"type": "XOR", "values": []}}},
-        validation_error(COHORT_PROPERTIES_INVALID, "filters"),
+        validation_error(flag_messages.COHORT_PROPERTIES_INVALID, "filters"),
     ),
     (
         {"name": "c", "filters": {"properties": {"type": "AND", "values": {}}}},
-        validation_error(COHORT_PROPERTIES_INVALID, "filters"),
+        validation_error(flag_messages.COHORT_PROPERTIES_INVALID, "filters"),
     ),
     ({"name": "c", "is_static": "yes please"}, validation_error("Must be a valid boolean.", "is_static")),
     ({"name": "c", "is_calculating": [1]}, validation_error("Must be a valid boolean.", "is_calculating")),
@@ -205,9 +203,7 @@ def test_scopes(make_client, project, user, scopes, method, allowed):
     else:
         needed = "cohort:read" if method == "get" else "cohort:write"
         assert response.status_code == 403
-        assert response.json() == error_body(
-            type="authentication_error", code="permission_denied", detail=MISSING_SCOPE_MESSAGE.format(scope=needed)
-        )
+        assert response.json() == missing_scope(needed)
         assert list(Cohort.objects.values_list("name", flat=True)) == ["Original"]
 
 
@@ -221,11 +217,7 @@ def test_a_member_of_another_project_is_refused_and_sees_nothing(make_client, pr
         outsider.post(cohorts_url(project), {"name": "Intruder"}, format="json"),
         outsider.patch(cohort_url(project, cohort), {"name": "Pwned"}, format="json"),
     ]
-
-    not_a_member = error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
-    assert [response.json() for response in responses] == [not_a_member] * 4
+    assert [response.json() for response in responses] == [NOT_A_MEMBER] * 4
     assert [response.status_code for response in responses] == [403] * 4
     assert list(Cohort.objects.values_list("name", flat=True)) == ["Secret cohort"]
 

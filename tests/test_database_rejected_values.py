@@ -3,13 +3,14 @@
 import pytest
 
 from experiments.models import Experiment
-from experiments_api.exceptions import DATABASE_REJECTED_VALUE, error_body
+from experiments_api import messages
+from experiments_api.exceptions import error_body
 from flags.models import FeatureFlag
 from tests.factories import mean_metric
 
 pytestmark = pytest.mark.django_db
 
-REFUSED = error_body(type="validation_error", code="invalid_input", detail=DATABASE_REJECTED_VALUE)
+REFUSED = error_body(type="validation_error", code="invalid_input", detail=messages.DATABASE_REJECTED_VALUE)
 
 
 def test_a_nul_character_in_a_metric_is_refused_on_create(api_client, project):

@@ -9,8 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from experiments_api.exceptions import error_body
-
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
+from tests.helpers import NOT_FOUND
 
 
 @pytest.mark.parametrize(

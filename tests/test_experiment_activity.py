@@ -7,19 +7,13 @@ import pytest
 from django.utils import timezone
 
 from experiments.models import Experiment, ExperimentActivity
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import (
-    MISSING_SCOPE_MESSAGE,
-    NOT_A_PROJECT_MEMBER_MESSAGE,
-    PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE,
-)
 from tests.factories import ExperimentFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, project_not_allowed_for_key
 
 CONTROL_TEST = [
     {"key": "control", "name": "Control", "rollout_percentage": 50},
     {"key": "test", "name": "Test", "rollout_percentage": 50},
 ]
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
 
 
 def activity_url(experiment, project=None) -> str:
@@ -238,9 +232,7 @@ def test_a_user_outside_the_project_cannot_read_the_log(project, make_client):
     response = make_client(outsider).get(activity_url(experiment))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
 
 
 def test_a_key_limited_to_another_project_cannot_read_the_log(project, user, make_client):
@@ -251,11 +243,7 @@ def test_a_key_limited_to_another_project_cannot_read_the_log(project, user, mak
     response = make_client(user, scoped_projects=[other.pk]).get(activity_url(experiment))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=project.pk),
-    )
+    assert response.json() == project_not_allowed_for_key(project.pk)
 
 
 @pytest.mark.parametrize(("scopes", "status"), [(["experiment:read"], 200), (["feature_flag:read"], 403)])
@@ -266,8 +254,4 @@ def test_reading_the_log_needs_experiment_read(project, user, make_client, scope
 
     assert response.status_code == status
     if status == 403:
-        assert response.json() == error_body(
-            type="authentication_error",
-            code="permission_denied",
-            detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:read"),
-        )
+        assert response.json() == missing_scope("experiment:read")

@@ -4,10 +4,9 @@ import pytest
 
 from experiments import messages
 from experiments.models import Experiment, ExperimentHoldout
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from flags.models import FeatureFlag
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 
 def holdouts_url(project) -> str:
@@ -16,10 +15,6 @@ def holdouts_url(project) -> str:
 
 def holdout_url(project, holdout) -> str:
     return f"/api/projects/{project.pk}/experiment_holdouts/{holdout.pk}/"
-
-
-def validation_error(detail: str, attr: str | None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def test_create_tags_every_group_with_the_holdout_variant(api_client, project, user):
@@ -245,9 +240,7 @@ def test_scopes(make_client, project, user, scopes, method, allowed):
     else:
         needed = "experiment:read" if method == "get" else "experiment:write"
         assert response.status_code == 403
-        assert response.json() == error_body(
-            type="authentication_error", code="permission_denied", detail=MISSING_SCOPE_MESSAGE.format(scope=needed)
-        )
+        assert response.json() == missing_scope(needed)
         assert list(ExperimentHoldout.objects.values_list("name", flat=True)) == ["Original"]
 
 
@@ -262,12 +255,8 @@ def test_a_member_of_another_project_is_refused_and_sees_nothing(make_client, pr
         outsider.patch(holdout_url(project, holdout), {"name": "Pwned"}, format="json"),
         outsider.delete(holdout_url(project, holdout)),
     ]
-
-    not_a_member = error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
     assert [response.status_code for response in responses] == [403] * 5
-    assert [response.json() for response in responses] == [not_a_member] * 5
+    assert [response.json() for response in responses] == [NOT_A_MEMBER] * 5
     assert list(ExperimentHoldout.objects.values_list("name", flat=True)) == ["Secret holdout"]
 
 

@@ -14,14 +14,9 @@ from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment, ExperimentActivity
 from experiments.services.lifecycle import experiment_ship_variant
 from experiments_api.exceptions import error_body
-from experiments_api.permissions import (
-    MISSING_SCOPE_MESSAGE,
-    NOT_A_PROJECT_MEMBER_MESSAGE,
-    PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE,
-)
+from flags import messages as flag_messages
 from flags.models import FeatureFlag
-from flags.services import FLAG_VERSION_CONFLICT_MESSAGE, feature_flag_update
-from flags.validators import GROUP_ROLLOUT_INVALID
+from flags.services import feature_flag_update
 from tests.factories import (
     ExperimentFactory,
     FeatureFlagFactory,
@@ -30,6 +25,7 @@ from tests.factories import (
     mean_metric,
     member_of,
 )
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, project_not_allowed_for_key, validation_error
 
 CONTROL_TEST_THIRD = [
     {"key": "control", "name": "Control", "rollout_percentage": 34},
@@ -44,16 +40,6 @@ def experiments_url(project) -> str:
 
 def action_url(experiment, action: str) -> str:
     return f"/api/projects/{experiment.project_id}/experiments/{experiment.pk}/{action}/"
-
-
-def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
-
-
-def missing_scope(scope: str) -> dict:
-    return error_body(
-        type="authentication_error", code="permission_denied", detail=MISSING_SCOPE_MESSAGE.format(scope=scope)
-    )
 
 
 def days_ago(days: int) -> dt.datetime:
@@ -231,7 +217,7 @@ def test_ship_variant_on_a_flag_its_own_validation_refuses_changes_nothing(api_c
     response = api_client.post(action_url(experiment, "ship_variant"), {"variant_key": "test"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == validation_error(GROUP_ROLLOUT_INVALID.format(index=0), "filters")
+    assert response.json() == validation_error(flag_messages.GROUP_ROLLOUT_INVALID.format(index=0), "filters")
     assert stored(experiment) == before
     assert not ExperimentActivity.objects.exists()
 
@@ -277,7 +263,7 @@ def test_actions_on_a_deleted_or_foreign_experiment_are_not_found(api_client, pr
         response = api_client.post(url, {"variant_key": "test"}, format="json")
 
         assert response.status_code == 404
-        assert response.json() == error_body(type="invalid_request", code="not_found", detail="Not found.")
+        assert response.json() == NOT_FOUND
         assert stored(experiment) == before
 
 
@@ -788,11 +774,7 @@ def test_copy_to_project_refuses_a_target_outside_the_keys_projects(project, sib
     response = client.post(action_url(source, "copy_to_project"), {"target_project_id": sibling.pk}, format="json")
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=PROJECT_NOT_ALLOWED_FOR_KEY_MESSAGE.format(project_id=sibling.pk),
-    )
+    assert response.json() == project_not_allowed_for_key(sibling.pk)
     assert not Experiment.objects.filter(project=sibling).exists()
 
 
@@ -899,7 +881,9 @@ def test_ship_variant_refuses_a_flag_changed_while_it_was_shipping(make_client):
     (response,) = responses
     assert response.status_code == 409
     assert response.json() == error_body(
-        type="invalid_request", code="conflict", detail=FLAG_VERSION_CONFLICT_MESSAGE.format(current=2, expected=1)
+        type="invalid_request",
+        code="conflict",
+        detail=flag_messages.FLAG_VERSION_CONFLICT.format(current=2, expected=1),
     )
     flag.refresh_from_db()
     assert flag.version == 2
@@ -939,7 +923,5 @@ def test_an_unrelated_user_cannot_act_on_the_project(project, make_client):
     response = make_client(outsider).post(action_url(experiment, "end"))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
     assert stored(experiment) == before

@@ -6,13 +6,10 @@ import pytest
 from django.utils import timezone
 
 from experiments import messages
-from experiments.api.query import METRIC_REQUIRED_MESSAGE
-from experiments.messages import INVALID_METRIC as INVALID_METRIC_MESSAGE
-from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
-from experiments.results.current import NOT_STARTED_MESSAGE, current_metric_result
+from experiments.results.current import current_metric_result
 from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory
+from tests.helpers import NOT_FOUND, missing_scope, validation_error
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import events_node, mean, store
 
@@ -120,10 +117,6 @@ def test_the_exposure_query_has_no_srm_check_below_100_exposures(api_client, pro
     assert response.json()["sample_ratio_mismatch"] is None
 
 
-def validation_error(detail: str, attr: str, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
-
-
 BAD_QUERIES = {
     "no query": (None, validation_error("This field is required.", "query", "required")),
     "unknown kind": (
@@ -140,11 +133,11 @@ BAD_QUERIES = {
     ),
     "no metric": (
         {"kind": "ExperimentQuery", "experiment_id": 1},
-        validation_error(METRIC_REQUIRED_MESSAGE, "query__metric"),
+        validation_error(messages.QUERY_METRIC_REQUIRED, "query__metric"),
     ),
     "metric not an object": (
         {"kind": "ExperimentQuery", "experiment_id": 1, "metric": "purchase"},
-        validation_error(METRIC_REQUIRED_MESSAGE, "query__metric"),
+        validation_error(messages.QUERY_METRIC_REQUIRED, "query__metric"),
     ),
 }
 
@@ -161,7 +154,7 @@ def test_an_experiment_of_another_project_is_not_found(api_client, project):
     response = post(api_client, project, {"kind": "ExperimentExposureQuery", "experiment_id": other.pk})
     assert (response.status_code, response.json()) == (
         404,
-        error_body(type="invalid_request", code="not_found", detail="Not found."),
+        NOT_FOUND,
     )
 
 
@@ -171,7 +164,7 @@ def test_a_draft_experiment_has_no_results(api_client, project, kind):
     response = post(api_client, project, {"kind": kind, "experiment_id": draft.pk, "metric": METRIC})
     assert (response.status_code, response.json()) == (
         400,
-        error_body(type="validation_error", code="invalid_input", detail=NOT_STARTED_MESSAGE),
+        error_body(type="validation_error", code="invalid_input", detail=messages.EXPERIMENT_NOT_STARTED),
     )
 
 
@@ -184,7 +177,7 @@ def test_a_metric_the_engine_cannot_compute_is_a_400_naming_the_option(api_clien
         error_body(
             type="validation_error",
             code="unsupported_metric",
-            detail=UNSUPPORTED_MESSAGE.format(option="ActionsNode sources"),
+            detail=messages.UNSUPPORTED_METRIC.format(option="ActionsNode sources"),
             attr="metric",
         ),
     )
@@ -206,7 +199,7 @@ def test_a_malformed_metric_is_a_400_not_a_crash(api_client, project, metric, pr
         error_body(
             type="validation_error",
             code="invalid_metric",
-            detail=INVALID_METRIC_MESSAGE.format(problem=problem),
+            detail=messages.INVALID_METRIC.format(problem=problem),
             attr="metric",
         ),
     )
@@ -219,10 +212,6 @@ def test_the_query_endpoint_needs_the_query_read_scope(make_client, user, projec
     response = post(make_client(user, scopes=["experiment:read"]), project, query)
     assert (response.status_code, response.json()) == (
         403,
-        error_body(
-            type="authentication_error",
-            code="permission_denied",
-            detail=MISSING_SCOPE_MESSAGE.format(scope="query:read"),
-        ),
+        missing_scope("query:read"),
     )
     assert post(make_client(user, scopes=["query:read"]), project, query).status_code == 200

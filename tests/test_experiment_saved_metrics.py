@@ -5,11 +5,9 @@ import uuid
 import pytest
 
 from experiments import messages
-from experiments.messages import METADATA_NOT_OBJECT
 from experiments.models import Experiment, ExperimentSavedMetric, ExperimentToSavedMetric
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ExperimentFactory, ProjectFactory, SavedMetricFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 MEAN_QUERY = {
     "kind": "ExperimentMetric",
@@ -24,10 +22,6 @@ def saved_metrics_url(project) -> str:
 
 def saved_metric_url(project, saved_metric) -> str:
     return f"/api/projects/{project.pk}/experiment_saved_metrics/{saved_metric.pk}/"
-
-
-def validation_error(detail: str, attr: str | None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def invalid_query(problem: str) -> dict:
@@ -132,8 +126,11 @@ BAD_INPUTS = [
         {"name": "m", "query": {**MEAN_QUERY, "uuid": "u" * 256}},
         invalid_query(messages.UUID_INVALID),
     ),
-    ({"name": "m", "query": MEAN_QUERY, "metadata": ["a"]}, validation_error(METADATA_NOT_OBJECT, "metadata")),
-    ({"name": "m", "query": MEAN_QUERY, "metadata": "primary"}, validation_error(METADATA_NOT_OBJECT, "metadata")),
+    ({"name": "m", "query": MEAN_QUERY, "metadata": ["a"]}, validation_error(messages.METADATA_NOT_OBJECT, "metadata")),
+    (
+        {"name": "m", "query": MEAN_QUERY, "metadata": "primary"},
+        validation_error(messages.METADATA_NOT_OBJECT, "metadata"),
+    ),
     (
         {"name": "m", "query": MEAN_QUERY, "tags": {"a": 1}},
         validation_error('Expected a list of items but got type "dict".', "tags", code="not_a_list"),
@@ -243,9 +240,7 @@ def test_scopes(make_client, project, user, scopes, method, allowed):
     else:
         needed = "experiment:read" if method == "get" else "experiment:write"
         assert response.status_code == 403
-        assert response.json() == error_body(
-            type="authentication_error", code="permission_denied", detail=MISSING_SCOPE_MESSAGE.format(scope=needed)
-        )
+        assert response.json() == missing_scope(needed)
         assert list(ExperimentSavedMetric.objects.values_list("name", flat=True)) == ["Original"]
 
 
@@ -260,12 +255,8 @@ def test_a_member_of_another_project_is_refused_and_sees_nothing(make_client, pr
         outsider.patch(saved_metric_url(project, saved_metric), {"name": "Pwned"}, format="json"),
         outsider.delete(saved_metric_url(project, saved_metric)),
     ]
-
-    not_a_member = error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
     assert [response.status_code for response in responses] == [403] * 5
-    assert [response.json() for response in responses] == [not_a_member] * 5
+    assert [response.json() for response in responses] == [NOT_A_MEMBER] * 5
     assert list(ExperimentSavedMetric.objects.values_list("name", flat=True)) == ["Secret metric"]
 
 

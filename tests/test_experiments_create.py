@@ -10,10 +10,8 @@ from rest_framework.test import APIClient
 from experiments import messages
 from experiments.models import Experiment, ExperimentToSavedMetric
 from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from flags import messages as flag_messages
 from flags.models import FeatureFlag
-from flags.serializers import DUPLICATE_FLAG_KEY_MESSAGE, INVALID_FLAG_KEY_MESSAGE
-from flags.validators import VARIANT_SUM_NOT_100
 from tests.factories import (
     FeatureFlagFactory,
     HoldoutFactory,
@@ -23,6 +21,7 @@ from tests.factories import (
     mean_metric,
     member_of,
 )
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 DEFAULT_VARIANTS = [
     {"key": "control", "name": "Control Group", "rollout_percentage": 50},
@@ -66,10 +65,6 @@ EXPERIMENT_FIELDS = {
 
 def experiments_url(project) -> str:
     return f"/api/projects/{project.id}/experiments/"
-
-
-def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def create(client, project, **body):
@@ -461,7 +456,7 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
         ),
         ({"feature_flag_key": ""}, validation_error("This field may not be blank.", "feature_flag_key", "blank")),
         # Errors of the flag the experiment creates carry the flag's field names (§10.15).
-        ({"feature_flag_key": "bad key!"}, validation_error(INVALID_FLAG_KEY_MESSAGE, "key", "invalid_key")),
+        ({"feature_flag_key": "bad key!"}, validation_error(flag_messages.INVALID_FLAG_KEY, "key", "invalid_key")),
         (
             {
                 "parameters": {
@@ -471,7 +466,7 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
                     ]
                 }
             },
-            validation_error(VARIANT_SUM_NOT_100, "filters"),
+            validation_error(flag_messages.VARIANT_SUM_NOT_100, "filters"),
         ),
         ({"parameters": ["control"]}, validation_error(messages.PARAMETERS_NOT_OBJECT, "parameters")),
         (
@@ -554,7 +549,7 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
         ({"saved_metrics_ids": [{"id": "1"}]}, validation_error(messages.SAVED_METRIC_WITHOUT_ID, "saved_metrics_ids")),
         (
             {"saved_metrics_ids": [{"id": 1, "metadata": "primary"}]},
-            validation_error(messages.SAVED_METRIC_METADATA_NOT_OBJECT, "saved_metrics_ids"),
+            validation_error(messages.METADATA_NOT_OBJECT, "saved_metrics_ids"),
         ),
         (
             {"saved_metrics_ids": [{"id": 1, "metadata": {}}]},
@@ -586,7 +581,7 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
             {"holdout_id": 987654321},
             validation_error('Invalid pk "987654321" - object does not exist.', "holdout_id", "does_not_exist"),
         ),
-        ({"filters": []}, validation_error("filters must be an object", "filters")),
+        ({"filters": []}, validation_error(messages.FILTERS_NOT_OBJECT, "filters")),
         ({"metrics": {"kind": "ExperimentMetric"}}, validation_error(messages.METRICS_NOT_A_LIST, "metrics")),
         (
             {"metrics": [mean_metric(), "revenue"]},
@@ -704,11 +699,7 @@ def test_a_read_only_key_cannot_create(make_client, user, project):
     response = create(client, project)
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-    )
+    assert response.json() == missing_scope("experiment:write")
     assert_nothing_written(project)
 
 
@@ -736,9 +727,7 @@ def test_a_user_of_another_organization_cannot_create_here(make_client, project)
     response = create(make_client(outsider), project)
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
     assert_nothing_written(project)
 
 
@@ -783,6 +772,6 @@ def test_concurrent_creates_with_the_same_new_key_make_one_flag(make_client):
 
     assert sorted(response.status_code for response in responses) == [201, 400]
     refused = next(response for response in responses if response.status_code == 400)
-    assert refused.json() == validation_error(DUPLICATE_FLAG_KEY_MESSAGE, "key", "unique")
+    assert refused.json() == validation_error(flag_messages.DUPLICATE_FLAG_KEY, "key", "unique")
     assert FeatureFlag.objects.filter(project=project, key="checkout").count() == 1
     assert Experiment.objects.filter(project=project).count() == 1

@@ -4,10 +4,8 @@ import pytest
 
 from experiments import messages
 from experiments.models import Experiment
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from flags import messages as flag_messages
 from flags.models import FeatureFlag
-from flags.serializers import INVALID_FLAG_KEY_MESSAGE
 from tests.factories import (
     ExperimentFactory,
     FeatureFlagFactory,
@@ -17,8 +15,8 @@ from tests.factories import (
     mean_metric,
     member_of,
 )
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, validation_error
 
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
 THREE_VARIANTS = [
     {"key": "control", "rollout_percentage": 40},
     {"key": "red", "rollout_percentage": 30},
@@ -32,10 +30,6 @@ def experiments_url(project) -> str:
 
 def duplicate_url(project, experiment_id) -> str:
     return f"{experiments_url(project)}{experiment_id}/duplicate/"
-
-
-def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def duplicate(client, project, experiment_id, **body):
@@ -194,7 +188,7 @@ def test_an_existing_flag_key_brings_that_flags_variants(api_client, project, so
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"feature_flag_key": "bad key!"}, validation_error(INVALID_FLAG_KEY_MESSAGE, "key", "invalid_key")),
+        ({"feature_flag_key": "bad key!"}, validation_error(flag_messages.INVALID_FLAG_KEY, "key", "invalid_key")),
         ({"feature_flag_key": ""}, validation_error("This field may not be blank.", "feature_flag_key", "blank")),
         ({"name": ""}, validation_error("This field may not be blank.", "name", "blank")),
         (
@@ -233,11 +227,7 @@ def test_a_read_only_key_cannot_duplicate(make_client, user, project):
     response = duplicate(make_client(user, scopes=["experiment:read"]), project, experiment.id)
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-    )
+    assert response.json() == missing_scope("experiment:write")
     assert Experiment.objects.count() == 1
 
 
@@ -250,9 +240,7 @@ def test_a_user_of_another_organization_cannot_duplicate(make_client, project):
     through_own_project = duplicate(outsider, outsider_project, experiment.id)
 
     assert refused.status_code == 403
-    assert refused.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert refused.json() == NOT_A_MEMBER
     assert through_own_project.status_code == 404
     assert through_own_project.json() == NOT_FOUND
     assert Experiment.objects.count() == 1

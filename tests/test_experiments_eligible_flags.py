@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from experiments import messages
 from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from flags.models import FeatureFlag
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope
 
 FLAG_FIELDS = {
     "id",
@@ -206,11 +206,7 @@ def test_it_needs_feature_flag_read_not_an_experiment_scope(make_client, user, p
     refused = make_client(user, scopes=["experiment:write"]).get(eligible_url(project))
 
     assert refused.status_code == 403
-    assert refused.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="feature_flag:read"),
-    )
+    assert refused.json() == missing_scope("feature_flag:read")
     for scopes in (["feature_flag:read"], ["feature_flag:write"]):
         assert eligible_keys(make_client(user, scopes=scopes), project) == ["eligible"]
 
@@ -224,7 +220,5 @@ def test_a_user_of_another_organization_sees_nothing(make_client, project):
     response = outsider.get(eligible_url(project))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
     assert eligible_keys(outsider, outsider_project) == ["theirs"]

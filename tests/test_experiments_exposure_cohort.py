@@ -6,21 +6,15 @@ import pytest
 
 from experiments import messages
 from experiments.models import Experiment
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from flags.models import Cohort
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, validation_error
 
 START = dt.datetime(2025, 1, 10, 12, 0, tzinfo=dt.UTC)
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
 
 
 def cohort_url(project, experiment_id) -> str:
     return f"/api/projects/{project.id}/experiments/{experiment_id}/create_exposure_cohort_for_experiment/"
-
-
-def validation_error(detail: str) -> dict:
-    return error_body(type="validation_error", code="invalid_input", detail=detail, attr=None)
 
 
 def launched(project, **fields) -> Experiment:
@@ -223,11 +217,7 @@ def test_a_read_only_key_cannot_create_the_cohort(make_client, user, project):
     response = make_client(user, scopes=["experiment:read"]).post(cohort_url(project, experiment.id))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-    )
+    assert response.json() == missing_scope("experiment:write")
     assert not Cohort.objects.exists()
 
 
@@ -240,9 +230,7 @@ def test_a_user_of_another_organization_cannot_create_the_cohort(make_client, pr
     through_own_project = outsider.post(cohort_url(outsider_project, experiment.id))
 
     assert refused.status_code == 403
-    assert refused.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert refused.json() == NOT_A_MEMBER
     assert through_own_project.json() == NOT_FOUND
     assert not Cohort.objects.exists()
 

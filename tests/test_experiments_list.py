@@ -10,8 +10,6 @@ from rest_framework.test import APIClient
 
 from experiments import messages
 from experiments.models import Experiment, ExperimentToSavedMetric
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import (
     ExperimentFactory,
     FeatureFlagFactory,
@@ -22,16 +20,11 @@ from tests.factories import (
     mean_metric,
     member_of,
 )
-
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, project_not_allowed_for_key, validation_error
 
 
 def experiments_url(project) -> str:
     return f"/api/projects/{project.id}/experiments/"
-
-
-def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def listed_names(client, project, query: str = "") -> list[str]:
@@ -300,17 +293,13 @@ def test_experiment_read_is_enough_to_list_and_retrieve(make_client, user, proje
 def test_listing_needs_an_experiment_scope(make_client, user, project):
     experiment = ExperimentFactory(project=project)
     client = make_client(user, scopes=["feature_flag:read"])
-    missing_scope = error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:read"),
-    )
+    refused = missing_scope("experiment:read")
 
     for url in (experiments_url(project), f"{experiments_url(project)}{experiment.id}/"):
         response = client.get(url)
 
         assert response.status_code == 403
-        assert response.json() == missing_scope
+        assert response.json() == refused
     assert APIClient().get(experiments_url(project)).status_code == 401
 
 
@@ -319,13 +308,12 @@ def test_a_user_of_another_organization_sees_nothing(make_client, project):
     outsider_project = ProjectFactory()
     outsider = make_client(member_of(outsider_project))
     ExperimentFactory(project=outsider_project, name="theirs")
-    forbidden = error_body(type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE)
 
     for url in (experiments_url(project), f"{experiments_url(project)}{experiment.id}/"):
         response = outsider.get(url)
 
         assert response.status_code == 403
-        assert response.json() == forbidden
+        assert response.json() == NOT_A_MEMBER
     # In their own project they see only their own experiments, also when naming ours.
     assert listed_names(outsider, outsider_project) == ["theirs"]
     assert outsider.get(f"{experiments_url(outsider_project)}{experiment.id}/").json() == NOT_FOUND
@@ -340,8 +328,4 @@ def test_a_key_limited_to_another_project_is_refused(make_client, user, project)
     response = client.get(experiments_url(project))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=f"API key does not have access to the requested project: ID {project.id}.",
-    )
+    assert response.json() == project_not_allowed_for_key(project.id)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from events.models import Event
 from experiments import messages
 from tests.factories import ProjectFactory, member_of
+from tests.helpers import missing_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -80,11 +81,6 @@ def test_malformed_events_parameter_is_a_400(api_client, project, raw, detail):
 
 def test_needs_experiment_read_and_project_membership(make_client, project, user):
     flag_only = make_client(user, scopes=["feature_flag:read"])
-    assert flag_only.get(_url(project)).json() == {
-        "type": "authentication_error",
-        "code": "permission_denied",
-        "detail": "API key missing required scope 'experiment:read'",
-        "attr": None,
-    }
+    assert flag_only.get(_url(project)).json() == missing_scope("experiment:read")
     outsider = make_client(member_of(ProjectFactory()))
     assert outsider.get(_url(project)).status_code == 403

@@ -10,18 +10,7 @@ from django.utils import timezone
 
 from events.models import Event
 from experiments import messages
-from experiments.api.results import (
-    FINGERPRINT_INVALID,
-    FINGERPRINT_PARAM_REQUIRED,
-    FINGERPRINT_REQUIRED,
-    METRIC_NOT_OBJECT,
-    METRIC_REQUIRED,
-    METRIC_UUID_INVALID,
-    METRIC_UUID_PARAM_REQUIRED,
-    NULL_CHARACTERS,
-)
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
-from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.metrics.days import day_end
 from experiments.models import (
     ExperimentMetricResult,
@@ -31,12 +20,9 @@ from experiments.models import (
     RecalculationStatus,
     RecalculationTrigger,
 )
-from experiments.results.requests import NOT_STARTED_MESSAGE as RECALCULATION_NOT_STARTED
-from experiments.results.timeseries import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED
 from experiments.tasks import recalculate_experiment_metric
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ExperimentFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, validation_error
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import FLAG_KEY, events_node, make_experiment, mean, store
 
@@ -54,12 +40,6 @@ PURCHASES = {**mean(events_node("purchase")), "uuid": "purchases"}
 PAGEVIEWS = {**mean(events_node("$pageview")), "uuid": "pageviews"}
 UNSUPPORTED = {**mean(events_node("purchase", math="unique_users")), "uuid": "unsupported"}
 FINGERPRINT = "f" * 64
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
-NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE)
-
-
-def validation_error(detail: str) -> dict:
-    return error_body(type="validation_error", code="invalid_input", detail=detail)
 
 
 def url(experiment, action: str = "") -> str:
@@ -177,35 +157,47 @@ def test_a_new_request_deletes_the_stored_results_of_that_metric_and_fingerprint
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        pytest.param({"fingerprint": FINGERPRINT}, METRIC_REQUIRED, id="no metric"),
-        pytest.param({"metric": None, "fingerprint": FINGERPRINT}, METRIC_REQUIRED, id="null metric"),
-        pytest.param({"metric": {}, "fingerprint": FINGERPRINT}, METRIC_REQUIRED, id="empty metric"),
-        pytest.param({"metric": PURCHASES}, FINGERPRINT_REQUIRED, id="no fingerprint"),
-        pytest.param({"metric": PURCHASES, "fingerprint": None}, FINGERPRINT_REQUIRED, id="null fingerprint"),
-        pytest.param({"metric": PURCHASES, "fingerprint": ""}, FINGERPRINT_REQUIRED, id="empty fingerprint"),
-        pytest.param({"metric": "purchases", "fingerprint": FINGERPRINT}, METRIC_NOT_OBJECT, id="metric a string"),
-        pytest.param({"metric": [PURCHASES], "fingerprint": FINGERPRINT}, METRIC_NOT_OBJECT, id="metric a list"),
-        pytest.param({"metric": PURCHASES, "fingerprint": "f" * 65}, FINGERPRINT_INVALID, id="fingerprint too long"),
-        pytest.param({"metric": PURCHASES, "fingerprint": 12345}, FINGERPRINT_INVALID, id="fingerprint a number"),
-        pytest.param({"metric": PURCHASES, "fingerprint": ["f"]}, FINGERPRINT_INVALID, id="fingerprint a list"),
+        pytest.param({"fingerprint": FINGERPRINT}, messages.METRIC_REQUIRED, id="no metric"),
+        pytest.param({"metric": None, "fingerprint": FINGERPRINT}, messages.METRIC_REQUIRED, id="null metric"),
+        pytest.param({"metric": {}, "fingerprint": FINGERPRINT}, messages.METRIC_REQUIRED, id="empty metric"),
+        pytest.param({"metric": PURCHASES}, messages.FINGERPRINT_REQUIRED, id="no fingerprint"),
+        pytest.param({"metric": PURCHASES, "fingerprint": None}, messages.FINGERPRINT_REQUIRED, id="null fingerprint"),
+        pytest.param({"metric": PURCHASES, "fingerprint": ""}, messages.FINGERPRINT_REQUIRED, id="empty fingerprint"),
         pytest.param(
-            {"metric": {**PURCHASES, "uuid": 7}, "fingerprint": FINGERPRINT}, METRIC_UUID_INVALID, id="uuid 7"
+            {"metric": "purchases", "fingerprint": FINGERPRINT}, messages.METRIC_NOT_OBJECT, id="metric a string"
+        ),
+        pytest.param(
+            {"metric": [PURCHASES], "fingerprint": FINGERPRINT}, messages.METRIC_NOT_OBJECT, id="metric a list"
+        ),
+        pytest.param(
+            {"metric": PURCHASES, "fingerprint": "f" * 65}, messages.FINGERPRINT_INVALID, id="fingerprint too long"
+        ),
+        pytest.param(
+            {"metric": PURCHASES, "fingerprint": 12345}, messages.FINGERPRINT_INVALID, id="fingerprint a number"
+        ),
+        pytest.param(
+            {"metric": PURCHASES, "fingerprint": ["f"]}, messages.FINGERPRINT_INVALID, id="fingerprint a list"
+        ),
+        pytest.param(
+            {"metric": {**PURCHASES, "uuid": 7}, "fingerprint": FINGERPRINT}, messages.METRIC_UUID_INVALID, id="uuid 7"
         ),
         pytest.param(
             {"metric": {**PURCHASES, "uuid": "u" * 256}, "fingerprint": FINGERPRINT},
-            METRIC_UUID_INVALID,
+            messages.METRIC_UUID_INVALID,
             id="uuid too long",
         ),
-        pytest.param({"metric": PURCHASES, "fingerprint": "f\x00"}, NULL_CHARACTERS, id="NUL in fingerprint"),
+        pytest.param({"metric": PURCHASES, "fingerprint": "f\x00"}, messages.NULL_CHARACTERS, id="NUL in fingerprint"),
         pytest.param(
-            {"metric": {**PURCHASES, "name": "a\x00"}, "fingerprint": FINGERPRINT}, NULL_CHARACTERS, id="NUL in value"
+            {"metric": {**PURCHASES, "name": "a\x00"}, "fingerprint": FINGERPRINT},
+            messages.NULL_CHARACTERS,
+            id="NUL in value",
         ),
         pytest.param(
-            {"metric": {**PURCHASES, "x\x00": 1}, "fingerprint": FINGERPRINT}, NULL_CHARACTERS, id="NUL in key"
+            {"metric": {**PURCHASES, "x\x00": 1}, "fingerprint": FINGERPRINT}, messages.NULL_CHARACTERS, id="NUL in key"
         ),
         pytest.param(
             {"metric": {**PURCHASES, "series": [{"event": "\x00"}]}, "fingerprint": FINGERPRINT},
-            NULL_CHARACTERS,
+            messages.NULL_CHARACTERS,
             id="NUL nested",
         ),
     ],
@@ -235,8 +227,8 @@ def test_a_draft_cannot_be_recalculated(make_client):
 
     response = recalculate(client, draft)
 
-    assert RECALCULATION_NOT_STARTED == "Cannot recalculate timeseries for experiment that hasn't started"
-    assert (response.status_code, response.json()) == (400, validation_error(RECALCULATION_NOT_STARTED))
+    assert messages.TIMESERIES_NOT_STARTED == "Cannot recalculate timeseries for experiment that hasn't started"
+    assert (response.status_code, response.json()) == (400, validation_error(messages.TIMESERIES_NOT_STARTED))
     assert not ExperimentTimeseriesRecalculation.objects.exists()
 
 
@@ -275,11 +267,13 @@ def test_a_recalculation_run_on_commit_fills_every_day_with_the_stored_events(
 @pytest.mark.parametrize(
     ("params", "detail"),
     [
-        pytest.param({}, METRIC_UUID_PARAM_REQUIRED, id="nothing"),
-        pytest.param({"fingerprint": FINGERPRINT}, METRIC_UUID_PARAM_REQUIRED, id="no metric_uuid"),
-        pytest.param({"metric_uuid": "", "fingerprint": FINGERPRINT}, METRIC_UUID_PARAM_REQUIRED, id="empty uuid"),
-        pytest.param({"metric_uuid": "purchases"}, FINGERPRINT_PARAM_REQUIRED, id="no fingerprint"),
-        pytest.param({"metric_uuid": "purchases", "fingerprint": ""}, FINGERPRINT_PARAM_REQUIRED, id="empty"),
+        pytest.param({}, messages.METRIC_UUID_PARAM_REQUIRED, id="nothing"),
+        pytest.param({"fingerprint": FINGERPRINT}, messages.METRIC_UUID_PARAM_REQUIRED, id="no metric_uuid"),
+        pytest.param(
+            {"metric_uuid": "", "fingerprint": FINGERPRINT}, messages.METRIC_UUID_PARAM_REQUIRED, id="empty uuid"
+        ),
+        pytest.param({"metric_uuid": "purchases"}, messages.FINGERPRINT_PARAM_REQUIRED, id="no fingerprint"),
+        pytest.param({"metric_uuid": "purchases", "fingerprint": ""}, messages.FINGERPRINT_PARAM_REQUIRED, id="empty"),
     ],
 )
 def test_timeseries_results_need_metric_uuid_and_fingerprint(client, experiment, params, detail):
@@ -293,7 +287,7 @@ def test_timeseries_results_of_a_draft_are_refused(make_client):
 
     response = timeseries(make_client(member_of(draft.project)), draft)
 
-    assert (response.status_code, response.json()) == (400, validation_error(RESULTS_NOT_STARTED))
+    assert (response.status_code, response.json()) == (400, validation_error(messages.EXPERIMENT_NOT_STARTED))
 
 
 def test_timeseries_results_before_anything_ran_are_pending_with_every_day_null(client, experiment):
@@ -518,7 +512,7 @@ def test_a_batch_run_on_commit_stores_every_metrics_result(client, experiment, d
 def test_a_metric_the_engine_cannot_compute_fails_alone(client, experiment, django_capture_on_commit_callbacks):
     experiment.metrics = [PURCHASES, UNSUPPORTED]
     experiment.save()
-    message = UNSUPPORTED_MESSAGE.format(option="math 'unique_users'")
+    message = messages.UNSUPPORTED_METRIC.format(option="math 'unique_users'")
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url(experiment, "metrics_recalculation/"))
@@ -711,11 +705,7 @@ def test_a_read_key_reads_results_but_cannot_start_recalculations(experiment, ma
         "recalculate_timeseries": 403,
         "metrics_recalculation": 403,
     }
-    missing_write = error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-    )
+    missing_write = missing_scope("experiment:write")
     assert refused == [missing_write, missing_write]
     assert not ExperimentTimeseriesRecalculation.objects.exists()
     assert ExperimentMetricsRecalculation.objects.get() == batch

@@ -6,9 +6,8 @@ import zoneinfo
 import pytest
 from django.utils import timezone
 
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
 from tests.factories import ExperimentFactory, ProjectFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope
 
 MINUTE = dt.timedelta(minutes=1)
 
@@ -127,11 +126,7 @@ def test_experiment_read_is_enough_and_needed(make_client, user, project):
     assert allowed.status_code == 200
     assert allowed.json()["launched_last_30d"] == 1
     assert refused.status_code == 403
-    assert refused.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:read"),
-    )
+    assert refused.json() == missing_scope("experiment:read")
 
 
 def test_a_user_of_another_organization_sees_nothing(make_client, project):
@@ -142,7 +137,5 @@ def test_a_user_of_another_organization_sees_nothing(make_client, project):
     response = outsider.get(stats_url(project))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert response.json() == NOT_A_MEMBER
     assert stats(outsider, outsider_project)["launched_last_30d"] == 0

@@ -6,10 +6,8 @@ from rest_framework.test import APIClient
 
 from experiments import messages
 from experiments.models import Experiment
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from flags import messages as flag_messages
 from flags.models import FeatureFlag
-from flags.validators import VARIANT_SUM_NOT_100
 from tests.factories import (
     ExperimentFactory,
     HoldoutFactory,
@@ -18,6 +16,7 @@ from tests.factories import (
     mean_metric,
     member_of,
 )
+from tests.helpers import NOT_A_MEMBER, NOT_FOUND, missing_scope, validation_error
 
 DEFAULT_VARIANTS = [
     {"key": "control", "name": "Control Group", "rollout_percentage": 50},
@@ -28,7 +27,6 @@ THREE_VARIANTS = [
     {"key": "red", "rollout_percentage": 30},
     {"key": "blue", "rollout_percentage": 30},
 ]
-NOT_FOUND = error_body(type="invalid_request", code="not_found", detail="Not found.")
 
 
 def experiments_url(project) -> str:
@@ -37,10 +35,6 @@ def experiments_url(project) -> str:
 
 def experiment_url(project, experiment_id) -> str:
     return f"{experiments_url(project)}{experiment_id}/"
-
-
-def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def create(client, project, **body) -> dict:
@@ -184,7 +178,7 @@ def test_sending_the_current_flag_key_is_fine(api_client, project):
                     ]
                 }
             },
-            validation_error(VARIANT_SUM_NOT_100, "filters"),
+            validation_error(flag_messages.VARIANT_SUM_NOT_100, "filters"),
         ),
         (
             {"metrics": [{"kind": "ExperimentMetric", "metric_type": "funnel", "series": []}]},
@@ -609,18 +603,13 @@ def test_a_read_only_key_cannot_update(make_client, user, project, api_client):
         )
 
         assert response.status_code == 403
-        assert response.json() == error_body(
-            type="authentication_error",
-            code="permission_denied",
-            detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-        )
+        assert response.json() == missing_scope("experiment:write")
     assert stored(experiment).name == "Checkout"
 
 
 def test_a_user_of_another_organization_cannot_read_or_update(make_client, api_client, project):
     experiment = create(api_client, project)
     outsider = make_client(member_of(ProjectFactory()))
-    forbidden = error_body(type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE)
 
     responses = [
         outsider.get(experiment_url(project, experiment["id"])),
@@ -633,7 +622,7 @@ def test_a_user_of_another_organization_cannot_read_or_update(make_client, api_c
 
     for response in responses:
         assert response.status_code == 403
-        assert response.json() == forbidden
+        assert response.json() == NOT_A_MEMBER
     assert stored(experiment).name == "Checkout"
     assert stored(experiment).deleted is False
 
@@ -676,14 +665,8 @@ def test_delete_checks_credentials_scope_and_membership_first(make_client, user,
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["code"] == "not_authenticated"
     assert read_only.status_code == 403
-    assert read_only.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="experiment:write"),
-    )
+    assert read_only.json() == missing_scope("experiment:write")
     assert outsider.status_code == 403
-    assert outsider.json() == error_body(
-        type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE
-    )
+    assert outsider.json() == NOT_A_MEMBER
     assert make_client(user, scopes=["experiment:write"]).delete(unknown_url).status_code == 405
     assert Experiment.objects.filter(pk=experiment.pk).exists()

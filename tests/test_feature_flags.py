@@ -8,13 +8,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from flags import messages as flag_messages
 from flags import validators
 from flags.models import FeatureFlag
-from flags.serializers import DUPLICATE_FLAG_KEY_MESSAGE, INVALID_FLAG_KEY_MESSAGE
-from flags.services import FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE, feature_flag_create, feature_flag_update
+from flags.services import feature_flag_create, feature_flag_update
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, UserFactory, member_of
+from tests.helpers import NOT_A_MEMBER, missing_scope, validation_error
 
 CONTROL_TEST = [
     {"key": "control", "name": "Control", "rollout_percentage": 50},
@@ -28,10 +27,6 @@ def flags_url(project) -> str:
 
 def flag_url(project, flag) -> str:
     return f"/api/projects/{project.pk}/feature_flags/{flag.pk}/"
-
-
-def validation_error(detail: str, attr: str | None, code: str = "invalid_input") -> dict:
-    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
 
 
 def multivariate(variants: list) -> dict:
@@ -111,7 +106,7 @@ def test_a_duplicate_key_is_refused_on_key(api_client, project):
     response = api_client.post(flags_url(project), {"key": "taken"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == validation_error(DUPLICATE_FLAG_KEY_MESSAGE, "key", code="unique")
+    assert response.json() == validation_error(flag_messages.DUPLICATE_FLAG_KEY, "key", code="unique")
     assert FeatureFlag.objects.count() == 1
 
 
@@ -145,8 +140,8 @@ BAD_CREATE_INPUTS = [
         {"key": "k" * 401},
         validation_error("Ensure this field has no more than 400 characters.", "key", code="max_length"),
     ),
-    ({"key": "has space"}, validation_error(INVALID_FLAG_KEY_MESSAGE, "key", code="invalid_key")),
-    ({"key": "dots.not.allowed"}, validation_error(INVALID_FLAG_KEY_MESSAGE, "key", code="invalid_key")),
+    ({"key": "has space"}, validation_error(flag_messages.INVALID_FLAG_KEY, "key", code="invalid_key")),
+    ({"key": "dots.not.allowed"}, validation_error(flag_messages.INVALID_FLAG_KEY, "key", code="invalid_key")),
     # name
     ({"key": "k", "name": {"a": 1}}, validation_error("Not a valid string.", "name")),
     ({"key": "k", "name": None}, validation_error("This field may not be null.", "name", code="null")),
@@ -183,76 +178,76 @@ BAD_CREATE_INPUTS = [
     ({"key": "k", "evaluation_tags": [{"a": 1}]}, validation_error("Not a valid string.", "evaluation_tags__0")),
     # filters: structure
     ({"key": "k", "filters": None}, validation_error("This field may not be null.", "filters", code="null")),
-    ({"key": "k", "filters": []}, validation_error(validators.FLAG_FILTERS_NOT_OBJECT, "filters")),
-    ({"key": "k", "filters": "groups"}, validation_error(validators.FLAG_FILTERS_NOT_OBJECT, "filters")),
-    ({"key": "k", "filters": {"groups": {}}}, validation_error(validators.GROUPS_NOT_LIST, "filters")),
+    ({"key": "k", "filters": []}, validation_error(flag_messages.FLAG_FILTERS_NOT_OBJECT, "filters")),
+    ({"key": "k", "filters": "groups"}, validation_error(flag_messages.FLAG_FILTERS_NOT_OBJECT, "filters")),
+    ({"key": "k", "filters": {"groups": {}}}, validation_error(flag_messages.GROUPS_NOT_LIST, "filters")),
     (
         {"key": "k", "filters": {"groups": ["everyone"]}},
-        validation_error(validators.GROUP_NOT_OBJECT.format(index=0), "filters"),
+        validation_error(flag_messages.GROUP_NOT_OBJECT.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": [{"properties": {}, "rollout_percentage": 10}]}},
-        validation_error(validators.GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters"),
+        validation_error(flag_messages.GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": [{"rollout_percentage": "50"}]}},
-        validation_error(validators.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": [*VALID_GROUPS, {"rollout_percentage": 150}]}},
-        validation_error(validators.GROUP_ROLLOUT_INVALID.format(index=1), "filters"),
+        validation_error(flag_messages.GROUP_ROLLOUT_INVALID.format(index=1), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": [{"rollout_percentage": -1}]}},
-        validation_error(validators.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": [{"rollout_percentage": True}]}},
-        validation_error(validators.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.GROUP_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": {**multivariate(CONTROL_TEST), "groups": [{"variant": "other"}]}},
-        validation_error(validators.GROUP_VARIANT_UNKNOWN.format(index=0, variant="other"), "filters"),
+        validation_error(flag_messages.GROUP_VARIANT_UNKNOWN.format(index=0, variant="other"), "filters"),
     ),
     # filters: variants
     (
         {"key": "k", "filters": {"multivariate": CONTROL_TEST}},
-        validation_error(validators.MULTIVARIATE_NOT_OBJECT, "filters"),
+        validation_error(flag_messages.MULTIVARIATE_NOT_OBJECT, "filters"),
     ),
     (
         {"key": "k", "filters": {"multivariate": {"variants": {"control": 100}}}},
-        validation_error(validators.VARIANTS_NOT_LIST, "filters"),
+        validation_error(flag_messages.MULTIVARIATE_VARIANTS_NOT_LIST, "filters"),
     ),
     (
         {"key": "k", "filters": multivariate(["control", "test"])},
-        validation_error(validators.VARIANT_NOT_OBJECT.format(index=0), "filters"),
+        validation_error(flag_messages.MULTIVARIATE_VARIANT_NOT_OBJECT.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate([CONTROL_TEST[0], {"name": "Test", "rollout_percentage": 50}])},
-        validation_error(validators.VARIANT_KEY_MISSING.format(index=1), "filters"),
+        validation_error(flag_messages.VARIANT_KEY_MISSING.format(index=1), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate([{"key": 7, "rollout_percentage": 100}])},
-        validation_error(validators.VARIANT_KEY_MISSING.format(index=0), "filters"),
+        validation_error(flag_messages.VARIANT_KEY_MISSING.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate([{"key": "control", "name": 5, "rollout_percentage": 100}])},
-        validation_error(validators.VARIANT_NAME_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.VARIANT_NAME_INVALID.format(index=0), "filters"),
     ),
     (
         {
             "key": "k",
             "filters": multivariate([{"key": "control", "rollout_percentage": "50"}, CONTROL_TEST[1]]),
         },
-        validation_error(validators.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate([{"key": "control", "rollout_percentage": 150}])},
-        validation_error(validators.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate([{"key": "control"}])},
-        validation_error(validators.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.VARIANT_ROLLOUT_INVALID.format(index=0), "filters"),
     ),
     (
         {
@@ -261,7 +256,7 @@ BAD_CREATE_INPUTS = [
                 [{"key": "control", "rollout_percentage": 50}, {"key": "test", "rollout_percentage": 40}]
             ),
         },
-        validation_error(validators.VARIANT_SUM_NOT_100, "filters"),
+        validation_error(flag_messages.VARIANT_SUM_NOT_100, "filters"),
     ),
     (
         {
@@ -270,40 +265,44 @@ BAD_CREATE_INPUTS = [
                 [{"key": "control", "rollout_percentage": 50}, {"key": "control", "rollout_percentage": 50}]
             ),
         },
-        validation_error(validators.DUPLICATE_VARIANT_KEY.format(key="control"), "filters"),
+        validation_error(flag_messages.DUPLICATE_VARIANT_KEY.format(key="control"), "filters"),
     ),
     (
         {"key": "k", "filters": multivariate(TWENTY_ONE_VARIANTS)},
-        validation_error(validators.TOO_MANY_VARIANTS, "filters"),
+        validation_error(flag_messages.MULTIVARIATE_TOO_MANY_VARIANTS.format(limit=validators.MAX_VARIANTS), "filters"),
     ),
     # filters: payloads, aggregation, holdout groups
     (
         {"key": "k", "filters": {**multivariate(CONTROL_TEST), "payloads": ["a"]}},
-        validation_error(validators.PAYLOADS_NOT_OBJECT, "filters"),
+        validation_error(flag_messages.PAYLOADS_NOT_OBJECT, "filters"),
     ),
     (
         {"key": "k", "filters": {**multivariate(CONTROL_TEST), "payloads": {"other": "1"}}},
-        validation_error(validators.PAYLOAD_KEY_NOT_A_VARIANT.format(key="other"), "filters"),
+        validation_error(flag_messages.PAYLOAD_KEY_NOT_A_VARIANT.format(key="other"), "filters"),
     ),
     (
         {"key": "k", "filters": {"groups": VALID_GROUPS, "payloads": {"false": "1"}}},
-        validation_error(validators.BOOLEAN_FLAG_PAYLOAD_KEY.format(key="false"), "filters"),
+        validation_error(flag_messages.BOOLEAN_FLAG_PAYLOAD_KEY.format(key="false"), "filters"),
     ),
     (
         {"key": "k", "filters": {"aggregation_group_type_index": "0"}},
-        validation_error(validators.AGGREGATION_INDEX_INVALID, "filters"),
+        validation_error(
+            flag_messages.AGGREGATION_INDEX_INVALID.format(maximum=validators.MAX_GROUP_TYPE_INDEX), "filters"
+        ),
     ),
     (
         {"key": "k", "filters": {"aggregation_group_type_index": 5}},
-        validation_error(validators.AGGREGATION_INDEX_INVALID, "filters"),
+        validation_error(
+            flag_messages.AGGREGATION_INDEX_INVALID.format(maximum=validators.MAX_GROUP_TYPE_INDEX), "filters"
+        ),
     ),
     (
         {"key": "k", "filters": {"holdout_groups": {"rollout_percentage": 10}}},
-        validation_error(validators.HOLDOUT_GROUPS_NOT_LIST, "filters"),
+        validation_error(flag_messages.HOLDOUT_GROUPS_NOT_LIST, "filters"),
     ),
     (
         {"key": "k", "filters": {"holdout_groups": [{"rollout_percentage": 10}]}},
-        validation_error(validators.HOLDOUT_GROUP_INVALID.format(index=0), "filters"),
+        validation_error(flag_messages.HOLDOUT_GROUP_INVALID.format(index=0), "filters"),
     ),
 ]
 
@@ -320,7 +319,7 @@ def test_bad_input_on_create_is_a_400_and_writes_nothing(api_client, project, pa
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"key": "has space"}, validation_error(INVALID_FLAG_KEY_MESSAGE, "key", code="invalid_key")),
+        ({"key": "has space"}, validation_error(flag_messages.INVALID_FLAG_KEY, "key", code="invalid_key")),
         ({"filters": {"groups": [{"rollout_percentage": 150}]}}, None),
         ({"filters": multivariate([{"key": "control"}])}, None),
         ({"active": "perhaps"}, validation_error("Must be a valid boolean.", "active")),
@@ -360,7 +359,7 @@ def test_patch_to_a_key_another_live_flag_has_is_refused(api_client, project):
     response = api_client.patch(flag_url(project, flag), {"key": "taken"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == validation_error(DUPLICATE_FLAG_KEY_MESSAGE, "key", code="unique")
+    assert response.json() == validation_error(flag_messages.DUPLICATE_FLAG_KEY, "key", code="unique")
     flag.refresh_from_db()
     assert flag.key == "mine"
 
@@ -413,7 +412,7 @@ def test_deleting_a_flag_of_a_running_experiment_is_refused_naming_it(api_client
 
     assert response.status_code == 400
     assert response.json() == validation_error(
-        FLAG_USED_BY_RUNNING_EXPERIMENT_MESSAGE.format(name="Checkout test", id=experiment.pk), "deleted"
+        flag_messages.FLAG_USED_BY_RUNNING_EXPERIMENT.format(name="Checkout test", id=experiment.pk), "deleted"
     )
     flag.refresh_from_db()
     assert (flag.deleted, flag.version) == (False, 1)
@@ -444,7 +443,7 @@ def test_restoring_a_flag_whose_key_was_taken_meanwhile_is_refused(api_client, p
     response = api_client.patch(flag_url(project, deleted), {"deleted": False}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == validation_error(DUPLICATE_FLAG_KEY_MESSAGE, "key", code="unique")
+    assert response.json() == validation_error(flag_messages.DUPLICATE_FLAG_KEY, "key", code="unique")
     deleted.refresh_from_db()
     assert deleted.deleted is True
 
@@ -465,11 +464,7 @@ def test_delete_checks_the_write_scope_before_answering_405(make_client, project
     response = make_client(user, scopes=["feature_flag:read"]).delete(flag_url(project, flag))
 
     assert response.status_code == 403
-    assert response.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail=MISSING_SCOPE_MESSAGE.format(scope="feature_flag:write"),
-    )
+    assert response.json() == missing_scope("feature_flag:write")
 
 
 def test_delete_without_credentials_is_a_401(client, project):
@@ -627,9 +622,7 @@ def test_scopes(make_client, project, user, scopes, method, allowed):
     else:
         needed = "feature_flag:read" if method == "get" else "feature_flag:write"
         assert response.status_code == 403
-        assert response.json() == error_body(
-            type="authentication_error", code="permission_denied", detail=MISSING_SCOPE_MESSAGE.format(scope=needed)
-        )
+        assert response.json() == missing_scope(needed)
         assert FeatureFlag.objects.count() == 1
         flag.refresh_from_db()
         assert flag.version == 1
@@ -639,9 +632,6 @@ def test_scopes(make_client, project, user, scopes, method, allowed):
 def outsider(db, make_client):
     """A client for a member of another organization's project."""
     return make_client(member_of(ProjectFactory()))
-
-
-NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=NOT_A_PROJECT_MEMBER_MESSAGE)
 
 
 def test_a_member_of_another_project_is_refused_and_sees_nothing(outsider, project):
@@ -678,7 +668,7 @@ def test_the_service_raises_the_flag_field_error(project, user):
     with pytest.raises(ValidationError) as error:
         feature_flag_create(project=project, user=user, data={"key": "taken"})
 
-    assert error.value.detail == {"key": [ErrorDetail(DUPLICATE_FLAG_KEY_MESSAGE, code="unique")]}
+    assert error.value.detail == {"key": [ErrorDetail(flag_messages.DUPLICATE_FLAG_KEY, code="unique")]}
 
 
 def test_the_update_service_locks_and_increments_version(project, user):
@@ -721,7 +711,7 @@ def test_concurrent_creates_with_the_same_key_create_one_flag(make_client):
 
     assert sorted(status for status, _ in statuses) == [201, 400, 400, 400]
     refusals = [body for status, body in statuses if status == 400]
-    assert all(body == validation_error(DUPLICATE_FLAG_KEY_MESSAGE, "key", code="unique") for body in refusals)
+    assert all(body == validation_error(flag_messages.DUPLICATE_FLAG_KEY, "key", code="unique") for body in refusals)
     assert FeatureFlag.objects.filter(project=project, key="race").count() == 1
 
 
@@ -767,5 +757,5 @@ def test_a_key_taken_between_validation_and_insert_gives_the_unique_error():
     competitor_thread.join()
     our_thread.join()
 
-    assert outcome["detail"] == {"key": [ErrorDetail(DUPLICATE_FLAG_KEY_MESSAGE, code="unique")]}
+    assert outcome["detail"] == {"key": [ErrorDetail(flag_messages.DUPLICATE_FLAG_KEY, code="unique")]}
     assert FeatureFlag.objects.filter(project=project, key="contested").count() == 1

@@ -6,14 +6,8 @@ import json
 import pytest
 from posthog.feature_flags import _hash as posthog_sdk_hash
 
-from events.views.common import TOKEN_INVALID, TOKEN_MISSING
-from events.views.flags import (
-    DISTINCT_ID_REQUIRED,
-    FLAG_KEYS_NOT_LIST,
-    PERSON_PROPERTIES_NOT_OBJECT,
-    REQUEST_NOT_OBJECT,
-)
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE, NOT_A_PROJECT_MEMBER_MESSAGE
+from events import messages as event_messages
+from experiments_api import messages as api_messages
 from flags.evaluation import (
     FlagMatch,
     MatchReason,
@@ -358,12 +352,22 @@ def test_flags_honour_the_holdout(client, project):
         (
             {"token": "phc_unknown", "distinct_id": "alice"},
             401,
-            {"type": "authentication_error", "code": "authentication_failed", "detail": TOKEN_INVALID, "attr": None},
+            {
+                "type": "authentication_error",
+                "code": "authentication_failed",
+                "detail": event_messages.TOKEN_INVALID,
+                "attr": None,
+            },
         ),
         (
             {"distinct_id": "alice"},
             401,
-            {"type": "authentication_error", "code": "not_authenticated", "detail": TOKEN_MISSING, "attr": None},
+            {
+                "type": "authentication_error",
+                "code": "not_authenticated",
+                "detail": event_messages.TOKEN_MISSING,
+                "attr": None,
+            },
         ),
         (
             {"token": "{token}"},
@@ -371,7 +375,7 @@ def test_flags_honour_the_holdout(client, project):
             {
                 "type": "validation_error",
                 "code": "invalid_input",
-                "detail": DISTINCT_ID_REQUIRED,
+                "detail": event_messages.DISTINCT_ID_REQUIRED,
                 "attr": "distinct_id",
             },
         ),
@@ -381,7 +385,7 @@ def test_flags_honour_the_holdout(client, project):
             {
                 "type": "validation_error",
                 "code": "invalid_input",
-                "detail": PERSON_PROPERTIES_NOT_OBJECT,
+                "detail": event_messages.PERSON_PROPERTIES_NOT_OBJECT,
                 "attr": "person_properties",
             },
         ),
@@ -391,7 +395,7 @@ def test_flags_honour_the_holdout(client, project):
             {
                 "type": "validation_error",
                 "code": "invalid_input",
-                "detail": FLAG_KEYS_NOT_LIST,
+                "detail": event_messages.FLAG_KEYS_NOT_LIST,
                 "attr": "flag_keys_to_evaluate",
             },
         ),
@@ -414,7 +418,7 @@ def test_flags_body_that_is_not_an_object_is_a_400(client):
     assert response.json() == {
         "type": "invalid_request",
         "code": "invalid_input",
-        "detail": REQUEST_NOT_OBJECT,
+        "detail": event_messages.REQUEST_NOT_OBJECT,
         "attr": None,
     }
 
@@ -470,7 +474,7 @@ def test_local_evaluation_needs_the_feature_flag_read_scope(make_client, user, p
     assert response.json() == {
         "type": "authentication_error",
         "code": "permission_denied",
-        "detail": MISSING_SCOPE_MESSAGE.format(scope="feature_flag:read"),
+        "detail": api_messages.MISSING_SCOPE.format(scope="feature_flag:read"),
         "attr": None,
     }
 
@@ -487,11 +491,11 @@ def test_local_evaluation_refuses_unknown_tokens_and_other_projects(make_client,
     assert unknown.json() == {
         "type": "authentication_error",
         "code": "authentication_failed",
-        "detail": TOKEN_INVALID,
+        "detail": event_messages.TOKEN_INVALID,
         "attr": None,
     }
     assert foreign.status_code == 403
-    assert foreign.json()["detail"] == NOT_A_PROJECT_MEMBER_MESSAGE
+    assert foreign.json()["detail"] == api_messages.NOT_A_PROJECT_MEMBER
 
 
 @pytest.mark.django_db

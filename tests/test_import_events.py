@@ -7,9 +7,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from events.importing import CSV_HEADER_INVALID, CSV_PROPERTIES_NOT_JSON, CSV_WRONG_COLUMN_COUNT, LINE_NOT_JSON
+from events import messages
 from events.models import Event, EventDefinition
-from events.validation import DISTINCT_ID_MISSING, PROPERTIES_NOT_OBJECT, TIMESTAMP_IN_FUTURE
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,10 +63,10 @@ def test_jsonl_import_stores_good_lines_and_reports_bad_ones_by_number(project, 
     assert rows[0].timestamp == dt.datetime(2025, 5, 1, 10, tzinfo=dt.UTC)
     assert str(rows[2].uuid) == "0190c1f4-0000-7000-8000-000000000001"
     for line in (
-        f"line 2: {LINE_NOT_JSON}",
-        f"line 3: {DISTINCT_ID_MISSING}",
-        f"line 6: {PROPERTIES_NOT_OBJECT}",
-        f"line 7: {TIMESTAMP_IN_FUTURE}",
+        f"line 2: {messages.LINE_NOT_JSON}",
+        f"line 3: {messages.DISTINCT_ID_MISSING}",
+        f"line 6: {messages.PROPERTIES_NOT_OBJECT}",
+        f"line 7: {messages.TIMESTAMP_IN_FUTURE}",
     ):
         assert line in stderr
     assert "100.0%" in stderr
@@ -136,8 +135,10 @@ def test_csv_import(project, tmp_path):
         ("purchase", "u1", {"amount": 12.5, "note": "a, b"}),
         ("$pageview", "u4", {}),
     ]
-    assert f"line 3: {CSV_PROPERTIES_NOT_JSON}" in stderr
-    wrong_count = CSV_WRONG_COLUMN_COUNT.format(count=4, columns="event,distinct_id,timestamp,properties", found=2)
+    assert f"line 3: {messages.CSV_PROPERTIES_NOT_JSON}" in stderr
+    wrong_count = messages.CSV_WRONG_COLUMN_COUNT.format(
+        count=4, columns="event,distinct_id,timestamp,properties", found=2
+    )
     assert f"line 4: {wrong_count}" in stderr
     assert "line 6: Event has no name" in stderr
     assert stdout.startswith("Imported 2 events")
@@ -152,7 +153,7 @@ def test_csv_without_the_header_row_imports_nothing(project, tmp_path):
 
     _, stderr = run_import(project, path)
 
-    assert f"line 1: {CSV_HEADER_INVALID.format(columns='event,distinct_id,timestamp,properties')}" in stderr
+    assert f"line 1: {messages.CSV_HEADER_INVALID.format(columns='event,distinct_id,timestamp,properties')}" in stderr
     assert Event.objects.filter(project=project).count() == 0
 
 

@@ -7,7 +7,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from experiments_api.exceptions import error_body
 from experiments_api.models import (
     Organization,
     PersonalAPIKey,
@@ -17,6 +16,7 @@ from experiments_api.models import (
     hash_personal_api_key,
 )
 from experiments_api.services import DEFAULT_ORGANIZATION_NAME, DEFAULT_PROJECT_NAME
+from tests.helpers import missing_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -155,8 +155,4 @@ def test_the_printed_key_works_against_the_api_with_its_scopes():
     assert listed.status_code == 200
     assert listed.json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert created.status_code == 403
-    assert created.json() == error_body(
-        type="authentication_error",
-        code="permission_denied",
-        detail="API key missing required scope 'experiment:write'",
-    )
+    assert created.json() == missing_scope("experiment:write")

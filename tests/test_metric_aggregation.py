@@ -16,11 +16,8 @@ import pytest
 
 from events.models import Event
 from experiments import messages
-from experiments.messages import INVALID_METRIC as INVALID_METRIC_MESSAGE
-from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
 from experiments.metrics import daily_exposures, daily_variant_statistics
 from experiments.metrics.days import day_end, days_from, local_day
-from experiments.metrics.exposure import NO_VARIANTS_MESSAGE
 from experiments_api.exceptions import DomainError
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
@@ -483,11 +480,11 @@ def test_daily_exposures_count_first_exposures_and_units_in_several_variants():
 
 
 def unsupported(option: str) -> str:
-    return UNSUPPORTED_MESSAGE.format(option=option)
+    return messages.UNSUPPORTED_METRIC.format(option=option)
 
 
 def invalid(problem: str) -> str:
-    return INVALID_METRIC_MESSAGE.format(problem=problem)
+    return messages.INVALID_METRIC.format(problem=problem)
 
 
 BAD_METRICS = {
@@ -643,7 +640,7 @@ def test_experiment_settings_the_engine_cannot_compute_are_refused():
     experiment.feature_flag.filters = {"groups": []}
     with pytest.raises(DomainError) as raised:
         daily_rows(experiment, mean(events_node("purchase")), 1)
-    assert raised.value.message == NO_VARIANTS_MESSAGE
+    assert raised.value.message == messages.NO_VARIANTS_TO_COMPARE
 
 
 SQLITE_SCRIPT = """

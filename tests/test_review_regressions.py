@@ -5,8 +5,8 @@ import pytest
 from experiments import messages
 from experiments.models import Experiment
 from experiments_api.exceptions import error_body
+from flags import messages as flag_messages
 from flags.models import FeatureFlag
-from flags.validators import GROUP_PROPERTIES_NOT_LIST, HOLDOUT_INVALID
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_release_condition_properties_must_be_filters_with_a_key(api_client, pro
     )
 
     assert response.status_code == 400
-    assert response.json() == invalid(GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
+    assert response.json() == invalid(flag_messages.GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
     assert FeatureFlag.objects.count() == 0
 
 
@@ -37,7 +37,7 @@ def test_a_single_holdout_needs_an_id_and_a_percentage(api_client, project, hold
     )
 
     assert response.status_code == 400
-    assert response.json() == invalid(HOLDOUT_INVALID, "filters")
+    assert response.json() == invalid(flag_messages.HOLDOUT_INVALID, "filters")
 
 
 def test_holdout_group_properties_must_be_filters(api_client, project):

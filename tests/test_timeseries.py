@@ -7,7 +7,7 @@ import pytest
 from django.db import DataError
 from django.utils import timezone
 
-from experiments.messages import UNSUPPORTED_METRIC as UNSUPPORTED_MESSAGE
+from experiments import messages
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.models import (
     ExperimentMetricResult,
@@ -16,10 +16,9 @@ from experiments.models import (
     RecalculationStatus,
 )
 from experiments.results.backfill import metric_result_upsert, timeseries_recalculation_run
-from experiments.results.current import NOT_STARTED_MESSAGE as RESULTS_NOT_STARTED_MESSAGE
 from experiments.results.current import metric_results_as_of
 from experiments.results.daily import daily_results_compute, stuck_recalculation_ids, timeseries_experiment_ids
-from experiments.results.requests import NOT_STARTED_MESSAGE, recalculation_response, timeseries_recalculation_request
+from experiments.results.requests import recalculation_response, timeseries_recalculation_request
 from experiments.results.timeseries import timeseries_results_get
 from experiments_api.exceptions import DomainError
 from tests.factories import SavedMetricFactory
@@ -142,7 +141,7 @@ def test_an_experiment_that_has_not_started_cannot_be_recalculated():
         request(experiment)
     assert (
         raised.value.message
-        == NOT_STARTED_MESSAGE
+        == messages.TIMESERIES_NOT_STARTED
         == "Cannot recalculate timeseries for experiment that hasn't started"
     )
     assert not ExperimentTimeseriesRecalculation.objects.exists()
@@ -195,7 +194,7 @@ def test_a_metric_the_engine_cannot_compute_fails_the_recalculation_with_the_rea
     timeseries_recalculation_run(recalculation_id=recalculation.pk)
 
     recalculation.refresh_from_db()
-    message = UNSUPPORTED_MESSAGE.format(option="math 'unique_users'")
+    message = messages.UNSUPPORTED_METRIC.format(option="math 'unique_users'")
     assert (recalculation.status, recalculation.error_message) == (RecalculationStatus.FAILED, message)
     results = timeseries_results_get(experiment=experiment, metric_uuid="metric-1", fingerprint=FINGERPRINT)
     first_day = START.date().isoformat()
@@ -341,7 +340,7 @@ def test_results_assign_rows_to_local_days_and_report_partial_and_failed_days():
 def test_results_of_an_experiment_that_has_not_started_are_refused():
     with pytest.raises(DomainError) as raised:
         results(make_experiment(start=None))
-    assert raised.value.message == RESULTS_NOT_STARTED_MESSAGE == "Experiment has not been started yet"
+    assert raised.value.message == messages.EXPERIMENT_NOT_STARTED == "Experiment has not been started yet"
 
 
 def test_daily_results_cover_every_metric_with_a_uuid():
@@ -363,7 +362,7 @@ def test_daily_results_cover_every_metric_with_a_uuid():
     assert rows["funnel"].result["baseline"]["number_of_samples"] == 60
     assert (rows["saved"].status, rows["saved"].error_message) == (
         MetricResultStatus.FAILED,
-        UNSUPPORTED_MESSAGE.format(option="math 'unique_users'"),
+        messages.UNSUPPORTED_METRIC.format(option="math 'unique_users'"),
     )
 
 

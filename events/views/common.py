@@ -7,16 +7,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 
+from events import messages
 from events.payloads import PayloadError
 from events.selectors import project_for_api_token
 from experiments_api.exceptions import error_body
 from experiments_api.models import Project
-
-METHOD_NOT_ALLOWED = 'Method "{method}" not allowed.'
-TOKEN_MISSING = (
-    "Project API key not provided: send your project API key (phc_…) as `api_key` or `token` in the body or event."
-)
-TOKEN_INVALID = "Project API key invalid. Find your project API key (phc_…) in your project settings."
 
 
 def error_response(status_code: int, *, type: str, code: str, detail: str, attr: str | None = None) -> JsonResponse:
@@ -37,7 +32,7 @@ def sdk_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpR
                 status.HTTP_405_METHOD_NOT_ALLOWED,
                 type="invalid_request",
                 code="method_not_allowed",
-                detail=METHOD_NOT_ALLOWED.format(method=request.method),
+                detail=messages.METHOD_NOT_ALLOWED.format(method=request.method),
             )
         else:
             try:
@@ -63,7 +58,7 @@ def project_for_token(token: str | None) -> Project:
     """The project a project token (phc_…) names; a missing or unknown token is a 401."""
     if not token:
         raise PayloadError(
-            TOKEN_MISSING,
+            messages.TOKEN_MISSING,
             status_code=status.HTTP_401_UNAUTHORIZED,
             code="not_authenticated",
             error_type="authentication_error",
@@ -71,7 +66,7 @@ def project_for_token(token: str | None) -> Project:
     project = project_for_api_token(token)
     if project is None:
         raise PayloadError(
-            TOKEN_INVALID,
+            messages.TOKEN_INVALID,
             status_code=status.HTTP_401_UNAUTHORIZED,
             code="authentication_failed",
             error_type="authentication_error",

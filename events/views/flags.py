@@ -12,19 +12,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events import messages
 from events.payloads import PayloadError, payload_token, request_payload
 from events.selectors import flags_for_sdk, project_for_api_token
 from events.validation import storable_text
-from events.views.common import TOKEN_INVALID, project_for_token, sdk_endpoint
+from events.views.common import project_for_token, sdk_endpoint
+from experiments_api import messages as api_messages
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
-from experiments_api.routing import PROJECT_NOT_FOUND_MESSAGE
 from flags.evaluation import FlagMatch, flag_evaluate, flag_for_local_evaluation
 
-REQUEST_NOT_OBJECT = "The request body must be a JSON object with `distinct_id` and the project token."
-DISTINCT_ID_REQUIRED = "distinct_id is required: send the id of the user to evaluate the flags for."
-PERSON_PROPERTIES_NOT_OBJECT = "person_properties must be a JSON object."
-FLAG_KEYS_NOT_LIST = "flag_keys_to_evaluate must be a list of flag keys."
 # From these API versions on, answers carry the detailed `flags` map next to `featureFlags`.
 FLAGS_DETAILED_FROM_VERSION = 2
 DECIDE_DETAILED_FROM_VERSION = 4
@@ -52,7 +49,7 @@ def decide(request: HttpRequest) -> JsonResponse:
 def _evaluation_body(request: HttpRequest, *, detailed_from: int) -> dict:
     payload = request_payload(request)
     if not isinstance(payload, dict):
-        raise PayloadError(REQUEST_NOT_OBJECT, code="invalid_input")
+        raise PayloadError(messages.REQUEST_NOT_OBJECT, code="invalid_input")
     project = project_for_token(payload_token(payload))
     distinct_id, person_properties, flag_keys = _evaluation_input(payload)
     evaluated = [
@@ -78,15 +75,15 @@ def _evaluation_input(payload: Mapping) -> tuple[str, dict, set[str] | None]:
     if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
         distinct_id = str(distinct_id)
     if not isinstance(distinct_id, str) or not distinct_id:
-        raise _invalid(DISTINCT_ID_REQUIRED, attr="distinct_id")
+        raise _invalid(messages.DISTINCT_ID_REQUIRED, attr="distinct_id")
     # Bucket on the distinct id as capture stores it, so flags and stored events agree.
     distinct_id = storable_text(distinct_id)
     person_properties = payload.get("person_properties") or {}
     if not isinstance(person_properties, dict):
-        raise _invalid(PERSON_PROPERTIES_NOT_OBJECT, attr="person_properties")
+        raise _invalid(messages.PERSON_PROPERTIES_NOT_OBJECT, attr="person_properties")
     flag_keys = payload.get("flag_keys_to_evaluate")
     if flag_keys is not None and not (isinstance(flag_keys, list) and all(isinstance(k, str) for k in flag_keys)):
-        raise _invalid(FLAG_KEYS_NOT_LIST, attr="flag_keys_to_evaluate")
+        raise _invalid(messages.FLAG_KEYS_NOT_LIST, attr="flag_keys_to_evaluate")
     # SDKs evaluating locally see the distinct id as a person property too.
     return distinct_id, {"distinct_id": distinct_id, **person_properties}, None if flag_keys is None else set(flag_keys)
 
@@ -137,11 +134,11 @@ class LocalEvaluationView(APIView):
         if token:
             project = project_for_api_token(token)
             if project is None:
-                raise exceptions.AuthenticationFailed(TOKEN_INVALID)
+                raise exceptions.AuthenticationFailed(messages.TOKEN_INVALID)
             return project
         project = getattr(self.request.user, "current_project", None)
         if project is None:
-            raise exceptions.NotFound(PROJECT_NOT_FOUND_MESSAGE)
+            raise exceptions.NotFound(api_messages.PROJECT_NOT_FOUND)
         return project
 
     @extend_schema(

@@ -5,11 +5,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from experiments import messages
 from experiments.models import Experiment
 from experiments.results.query import EXPERIMENT_QUERY, QUERY_KINDS, experiment_query_run
 from experiments_api.routing import ProjectScopedViewSet
-
-METRIC_REQUIRED_MESSAGE = "metric is required for an ExperimentQuery"
 
 
 class ExperimentQueryNodeSerializer(serializers.Serializer):
@@ -19,7 +18,7 @@ class ExperimentQueryNodeSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         if attrs["kind"] == EXPERIMENT_QUERY and not isinstance(attrs.get("metric"), dict):
-            raise serializers.ValidationError({"metric": METRIC_REQUIRED_MESSAGE})
+            raise serializers.ValidationError({"metric": messages.QUERY_METRIC_REQUIRED})
         return attrs
 
 

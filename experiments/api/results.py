@@ -6,8 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from experiments import messages
 from experiments.definitions.metric import METRIC_UUID_MAX_LENGTH
-from experiments.messages import INVALID_METRIC, UUID_INVALID
 from experiments.models import RecalculationStatus, RecalculationTrigger
 from experiments.results.batch import (
     metrics_recalculation_request,
@@ -16,14 +16,6 @@ from experiments.results.batch import (
 from experiments.results.requests import recalculation_response, timeseries_recalculation_request
 from experiments.results.timeseries import timeseries_results_get
 
-METRIC_REQUIRED = "metric is required"
-FINGERPRINT_REQUIRED = "fingerprint is required"
-METRIC_UUID_PARAM_REQUIRED = "metric_uuid query parameter is required"
-FINGERPRINT_PARAM_REQUIRED = "fingerprint query parameter is required"
-METRIC_NOT_OBJECT = "metric must be an object"
-FINGERPRINT_INVALID = "fingerprint must be a string of at most 64 characters"
-METRIC_UUID_INVALID = INVALID_METRIC.format(problem=UUID_INVALID)
-NULL_CHARACTERS = "metric and fingerprint must not contain null characters"
 # Only a well-formed UUID reaches the lookup: anything else is an unknown route (404), never a failed UUID cast.
 UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -49,20 +41,20 @@ class RecalculateTimeseriesSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         metric, fingerprint = attrs.get("metric"), attrs.get("fingerprint")
         if not metric:
-            raise serializers.ValidationError(METRIC_REQUIRED)
+            raise serializers.ValidationError(messages.METRIC_REQUIRED)
         if not isinstance(metric, dict):
-            raise serializers.ValidationError(METRIC_NOT_OBJECT)
+            raise serializers.ValidationError(messages.METRIC_NOT_OBJECT)
         if not fingerprint:
-            raise serializers.ValidationError(FINGERPRINT_REQUIRED)
+            raise serializers.ValidationError(messages.FINGERPRINT_REQUIRED)
         if not isinstance(fingerprint, str) or len(fingerprint) > 64:
-            raise serializers.ValidationError(FINGERPRINT_INVALID)
+            raise serializers.ValidationError(messages.FINGERPRINT_INVALID)
         metric_uuid = metric.get("uuid")
         if metric_uuid is not None and not (
             isinstance(metric_uuid, str) and len(metric_uuid) <= METRIC_UUID_MAX_LENGTH
         ):
-            raise serializers.ValidationError(METRIC_UUID_INVALID)
+            raise serializers.ValidationError(messages.METRIC_UUID_INVALID)
         if _has_null_character(metric) or _has_null_character(fingerprint):
-            raise serializers.ValidationError(NULL_CHARACTERS)
+            raise serializers.ValidationError(messages.NULL_CHARACTERS)
         return attrs
 
 
@@ -72,9 +64,9 @@ class TimeseriesResultsParamsSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("metric_uuid"):
-            raise serializers.ValidationError(METRIC_UUID_PARAM_REQUIRED)
+            raise serializers.ValidationError(messages.METRIC_UUID_PARAM_REQUIRED)
         if not attrs.get("fingerprint"):
-            raise serializers.ValidationError(FINGERPRINT_PARAM_REQUIRED)
+            raise serializers.ValidationError(messages.FINGERPRINT_PARAM_REQUIRED)
         return attrs
 
 

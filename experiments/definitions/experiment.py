@@ -113,7 +113,7 @@ def validate_saved_metrics_ids(items: Any) -> list[dict] | None:
         metadata = item.get("metadata")
         if metadata is not None:
             if not isinstance(metadata, dict):
-                raise serializers.ValidationError(messages.SAVED_METRIC_METADATA_NOT_OBJECT)
+                raise serializers.ValidationError(messages.METADATA_NOT_OBJECT)
             if "type" not in metadata:
                 raise serializers.ValidationError(messages.SAVED_METRIC_METADATA_WITHOUT_TYPE)
     return items

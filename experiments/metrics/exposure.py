@@ -3,6 +3,7 @@ read into a typed spec, with PostHog's newest defaults."""
 
 from dataclasses import dataclass
 
+from experiments import messages
 from experiments.definitions.exposure import ExposureProblem, parse_exposure_criteria
 from experiments.models import Experiment
 from experiments_api.exceptions import DomainError
@@ -10,7 +11,6 @@ from flags.evaluation import holdout_variant_key
 
 from .spec import PropertyFilter, computable_property_filters, unsupported
 
-NO_VARIANTS_MESSAGE = "The experiment's feature flag has no variants to compare."
 DEFAULT_EXPOSURE_EVENT = "$feature_flag_called"
 
 
@@ -34,7 +34,7 @@ def experiment_variant_keys(experiment: Experiment) -> tuple[str, ...]:
     excluded = set((experiment.parameters or {}).get("excluded_variants") or [])
     keys = [variant["key"] for variant in experiment.feature_flag.variants if variant.get("key") not in excluded]
     if not keys:
-        raise DomainError(NO_VARIANTS_MESSAGE, code="no_variants")
+        raise DomainError(messages.NO_VARIANTS_TO_COMPARE, code="no_variants")
     if experiment.holdout_id is not None:
         keys.append(holdout_variant_key(experiment.holdout_id))
     return tuple(keys)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from experiments import messages
 from experiments.metrics.days import day_end
 from experiments.models import (
     Experiment,
@@ -22,10 +23,6 @@ from experiments.models import (
 )
 from experiments.results.current import experiment_days, metric_results_as_of
 from experiments_api.exceptions import DomainError
-
-from .requests import NOT_STARTED_MESSAGE
-
-METRIC_WITHOUT_UUID_MESSAGE = "The metric has no uuid; daily results are stored per metric uuid."
 
 
 def metric_result_upsert(
@@ -100,10 +97,10 @@ def _metric_uuid(recalculation: ExperimentTimeseriesRecalculation) -> str | None
 def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
     experiment = recalculation.experiment
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.TIMESERIES_NOT_STARTED)
     metric_uuid = _metric_uuid(recalculation)
     if not metric_uuid:
-        raise DomainError(METRIC_WITHOUT_UUID_MESSAGE)
+        raise DomainError(messages.METRIC_WITHOUT_UUID)
     tz = experiment.project.tzinfo
     days = experiment_days(experiment)
     pending = _pending_days(recalculation, days)

@@ -11,9 +11,6 @@ from experiments.models import Experiment
 from experiments.stats import StatsConfig, apply_multiple_testing_correction, compute_metric_result, srm_check
 from experiments_api.exceptions import DomainError
 
-NOT_STARTED_MESSAGE = messages.EXPERIMENT_NOT_STARTED
-UNKNOWN_BASELINE_MESSAGE = "The baseline variant '{key}' is not one of the experiment's variants."
-
 
 def baseline_key(experiment: Experiment) -> str:
     return (experiment.stats_config or {}).get("baseline_variant_key") or "control"
@@ -54,11 +51,11 @@ def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -
 def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> list[dict]:
     """The metric's cumulative result as of each boundary (ascending, exclusive), from one read of the events."""
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.EXPERIMENT_NOT_STARTED)
     statistics = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
     baseline = baseline_key(experiment)
     if all(row["key"] != baseline for row in statistics.variants[0]):
-        raise DomainError(UNKNOWN_BASELINE_MESSAGE.format(key=baseline), attr="stats_config")
+        raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
     return [_assemble(experiment, statistics, index) for index in range(len(boundaries))]
 
 

@@ -1,15 +1,11 @@
 """The experiment kinds of PostHog's query endpoint: `ExperimentQuery` (a metric's current result) and
 `ExperimentExposureQuery` (cumulative exposures per variant and day, with the sample ratio mismatch check)."""
 
+from experiments import messages
 from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
 from experiments.metrics.days import day_end
 from experiments.models import Experiment
-from experiments.results.current import (
-    NOT_STARTED_MESSAGE,
-    current_metric_result,
-    experiment_days,
-    flag_weights,
-)
+from experiments.results.current import current_metric_result, experiment_days, flag_weights
 from experiments.stats import srm_p_value
 from experiments.stats.health import SRM_MIN_EXPOSURES
 from experiments_api.exceptions import DomainError
@@ -40,7 +36,7 @@ def _exposure_srm(experiment: Experiment, totals: dict[str, int]) -> dict | None
 
 def experiment_exposure_query(*, experiment: Experiment) -> dict:
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.EXPERIMENT_NOT_STARTED)
     tz = experiment.project.tzinfo
     days = experiment_days(experiment)
     per_day = daily_exposures(experiment=experiment, boundaries=[day_end(day, tz) for day in days])

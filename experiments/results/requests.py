@@ -11,8 +11,6 @@ from experiments.models import (
 )
 from experiments_api.exceptions import DomainError
 
-NOT_STARTED_MESSAGE = messages.TIMESERIES_NOT_STARTED
-
 
 def active_recalculation(*, experiment: Experiment, fingerprint: str) -> ExperimentTimeseriesRecalculation | None:
     return ExperimentTimeseriesRecalculation.objects.filter(
@@ -36,7 +34,7 @@ def timeseries_recalculation_request(
     the stored daily results of the metric under this fingerprint; the worker task is enqueued once this commits.
     """
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.TIMESERIES_NOT_STARTED)
     with transaction.atomic():
         existing = active_recalculation(experiment=experiment, fingerprint=fingerprint)
         if existing is not None:

@@ -11,7 +11,6 @@ from experiments_api.exceptions import DomainError
 
 from .requests import active_recalculation
 
-NOT_STARTED_MESSAGE = messages.EXPERIMENT_NOT_STARTED
 ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
@@ -48,7 +47,7 @@ def _overall_status(*, completed: int, failed: int, pending: int, total: int) ->
 
 def timeseries_results_get(*, experiment: Experiment, metric_uuid: str, fingerprint: str) -> dict:
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.EXPERIMENT_NOT_STARTED)
     tz = experiment.project.tzinfo
     days = _experiment_days(experiment)
     rows = list(

@@ -213,17 +213,17 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def validate_filters(self, value):
         if not isinstance(value, dict):
-            raise serializers.ValidationError("filters must be an object")
+            raise serializers.ValidationError(messages.FILTERS_NOT_OBJECT)
         return value
 
     def validate_secondary_metrics(self, value):
         if value is not None and not isinstance(value, list):
-            raise serializers.ValidationError("secondary_metrics must be a list")
+            raise serializers.ValidationError(messages.SECONDARY_METRICS_NOT_LIST)
         return value
 
     def validate_scheduling_config(self, value):
         if value is not None and not isinstance(value, dict):
-            raise serializers.ValidationError("scheduling_config must be an object")
+            raise serializers.ValidationError(messages.SCHEDULING_CONFIG_NOT_OBJECT)
         return value
 
     def validate_primary_metrics_ordered_uuids(self, value):

@@ -1,0 +1,26 @@
+"""Error bodies in PostHog's envelope `{type, code, detail, attr}`, for whole-body assertions in tests."""
+
+from experiments_api import messages
+from experiments_api.exceptions import error_body
+
+NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.NOT_FOUND)
+PROJECT_NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.PROJECT_NOT_FOUND)
+NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=messages.NOT_A_PROJECT_MEMBER)
+
+
+def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
+    return error_body(type="validation_error", code=code, detail=detail, attr=attr)
+
+
+def missing_scope(scope: str) -> dict:
+    return error_body(
+        type="authentication_error", code="permission_denied", detail=messages.MISSING_SCOPE.format(scope=scope)
+    )
+
+
+def project_not_allowed_for_key(project_id: int) -> dict:
+    return error_body(
+        type="authentication_error",
+        code="permission_denied",
+        detail=messages.PROJECT_NOT_ALLOWED_FOR_KEY.format(project_id=project_id),
+    )
