@@ -316,6 +316,22 @@ def test_finite_inputs_whose_sample_size_overflows_answer_400(api_client, projec
     assert response.json() == validation_error(messages.SAMPLE_SIZE_OUT_OF_RANGE, "minimum_detectable_effect")
 
 
+def test_an_exposure_rate_too_small_to_count_days_is_a_400(api_client, project):
+    response = api_client.post(
+        f"/api/projects/{project.id}/experiments/calculate_running_time/",
+        {
+            "metric_type": "funnel",
+            "minimum_detectable_effect": 0.1,
+            "baseline_value": 0.1,
+            "exposure_rate_per_day": 1e-320,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(messages.RUNNING_TIME_OUT_OF_RANGE, "exposure_rate_per_day")
+
+
 def test_a_body_that_is_not_an_object(api_client, project):
     response = api_client.post(calculator_url(project), [FUNNEL], format="json")
 

@@ -140,6 +140,17 @@ def test_bad_input_on_patch_is_a_400_and_changes_nothing(api_client, project, li
     assert list(FeatureFlag.objects.order_by("pk").values()) == flags_before
 
 
+def test_holdout_group_properties_must_be_filters(api_client, project):
+    response = api_client.post(
+        f"/api/projects/{project.id}/experiment_holdouts/",
+        {"name": "H", "filters": [{"rollout_percentage": 10, "properties": ["x"]}]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(messages.HOLDOUT_GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
+
+
 def test_updating_filters_rewrites_the_holdout_groups_of_linked_flags(api_client, project, user, linked):
     holdout = linked["holdout"]
     unrelated_before = FeatureFlag.objects.values().get(pk=linked["unrelated"].pk)

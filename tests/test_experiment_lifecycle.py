@@ -465,6 +465,22 @@ def test_ship_variant_with_release_to_everyone_adds_a_catch_all_release_conditio
     }
 
 
+def test_ship_variant_with_release_to_everyone_on_a_flag_without_groups(api_client, project):
+    url = f"/api/projects/{project.id}/experiments/"
+    experiment = api_client.post(url, {"name": "E", "feature_flag_key": "e"}, format="json").json()
+    api_client.post(f"{url}{experiment['id']}/launch/")
+    flag = FeatureFlag.objects.get()
+    flag.filters = {**flag.filters, "groups": None}
+    flag.save()
+
+    response = api_client.post(
+        f"{url}{experiment['id']}/ship_variant/", {"variant_key": "test", "release_to_everyone": True}, format="json"
+    )
+
+    assert response.status_code == 200, response.json()
+    assert FeatureFlag.objects.get().filters["groups"] == [{"properties": [], "rollout_percentage": 100}]
+
+
 def test_ship_variant_after_the_end_keeps_the_end_date_and_conclusion(api_client, project):
     experiment = stopped(project)
     ended_at = experiment.end_date

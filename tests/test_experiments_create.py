@@ -641,6 +641,22 @@ def test_bad_input_is_a_400_that_writes_nothing(api_client, project, body, expec
     assert_nothing_written(project)
 
 
+@pytest.mark.parametrize(
+    "custom_exposure_filter",
+    ["string", ["list"], {"events": "x"}, {"events": ["x"]}, {"actions": [{"id": 1, "properties": ["p"]}]}],
+)
+def test_custom_exposure_filter_must_be_an_insight_filter(api_client, project, custom_exposure_filter):
+    response = api_client.post(
+        f"/api/projects/{project.id}/experiments/",
+        {"name": "E", "feature_flag_key": "e", "parameters": {"custom_exposure_filter": custom_exposure_filter}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(messages.CUSTOM_EXPOSURE_FILTER_INVALID, "parameters")
+    assert Experiment.objects.count() == 0
+
+
 @pytest.mark.parametrize("missing", ["name", "feature_flag_key"])
 def test_name_and_flag_key_are_required(api_client, project, missing):
     body = {"name": "Checkout", "feature_flag_key": "checkout"}

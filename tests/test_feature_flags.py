@@ -339,6 +339,31 @@ def test_bad_input_on_patch_is_a_400_and_changes_nothing(api_client, project, pa
     assert FeatureFlag.objects.values().get(pk=flag.pk) == before
 
 
+@pytest.mark.parametrize("properties", [["x"], [{"key": ["a"]}], [{"value": 1}], "nope"])
+def test_release_condition_properties_must_be_filters_with_a_key(api_client, project, properties):
+    response = api_client.post(
+        f"/api/projects/{project.id}/feature_flags/",
+        {"key": "bad-props", "filters": {"groups": [{"properties": properties, "rollout_percentage": 50}]}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(flag_messages.GROUP_PROPERTIES_NOT_LIST.format(index=0), "filters")
+    assert FeatureFlag.objects.count() == 0
+
+
+@pytest.mark.parametrize("holdout", [{"id": 1, "exclusion_percentage": "abc"}, {"exclusion_percentage": 10}, "h"])
+def test_a_single_holdout_needs_an_id_and_a_percentage(api_client, project, holdout):
+    response = api_client.post(
+        f"/api/projects/{project.id}/feature_flags/",
+        {"key": "bad-holdout", "filters": {"groups": [{"rollout_percentage": 50}], "holdout": holdout}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(flag_messages.HOLDOUT_INVALID, "filters")
+
+
 def test_patch_applies_changes_and_increments_version(api_client, project, user):
     flag = FeatureFlagFactory(project=project, key="old-key", active=False)
 
