@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from rest_framework.test import APIClient
 
 from tests.browser import BrowserPage, chromium
@@ -56,3 +57,6 @@ def browser_page(live_server, monkeypatch):
         page = BrowserPage(page=context.new_page())
         context.route("**/*", page.handle)
         yield page
+        # While Playwright's loop runs, Django keeps separate connections for the test's ORM calls: close them here,
+        # or they outlive the test and block dropping the test database.
+        connections.close_all()
