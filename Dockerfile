@@ -9,6 +9,8 @@ COPY flags ./flags
 COPY events ./events
 COPY manage.py ./
 RUN pip install --no-cache-dir .
+# Static files for WhiteNoise; the production settings need a SECRET_KEY even for this build step.
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 RUN useradd --create-home app && chown -R app /app
 USER app
 EXPOSE 8000

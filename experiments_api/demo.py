@@ -75,7 +75,9 @@ def seed_demo() -> dict:
     )
     if not user.has_usable_password():
         user.set_password(DEMO_PASSWORD)
-        user.save(update_fields=["password"])
+    # The embedded default's one login also administers it at /admin/.
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["password", "is_staff", "is_superuser"])
     _key, raw_value = personal_api_key_create(user=user, scopes=["*"], label="demo")
     experiment = _demo_experiment(project, user)
     return {

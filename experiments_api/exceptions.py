@@ -3,7 +3,9 @@
 import logging
 
 from django.db import DataError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf
+from django.views.decorators.csrf import csrf_exempt
 from exceptions_hog import exception_handler as envelope_exception_handler
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -68,6 +70,9 @@ def error_body(*, type: str, code: str, detail: str, attr: str | None = None) ->
     return {"type": type, "code": code, "detail": detail, "attr": attr}
 
 
+# Django's CSRF check runs before a view, so without the exemption an unsafe method on an unknown path with a
+# session cookie would answer Django's HTML CSRF page instead of this 404.
+@csrf_exempt
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(
         error_body(type="invalid_request", code="not_found", detail=messages.NOT_FOUND),
@@ -79,4 +84,30 @@ def server_error_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         error_body(type="server_error", code="error", detail=messages.SERVER_ERROR),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+BAD_REQUEST = "Bad request."
+# DRF's session authentication words its CSRF failures the same way.
+CSRF_FAILED = "CSRF Failed: {reason}"
+# The pages people use in a browser keep Django's CSRF page, which explains what to do.
+HTML_PAGE_PREFIXES = ("/admin/", "/api-auth/")
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler400: a request Django refuses before any view (a Host not in ALLOWED_HOSTS, for one)."""
+    return JsonResponse(
+        error_body(type="invalid_request", code="bad_request", detail=BAD_REQUEST),
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def csrf_failure_view(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the envelope DRF's session authentication answers for the same failure (403), except on
+    the admin and login pages."""
+    if request.path.startswith(HTML_PAGE_PREFIXES):
+        return csrf.csrf_failure(request, reason)
+    return JsonResponse(
+        error_body(type="authentication_error", code="permission_denied", detail=CSRF_FAILED.format(reason=reason)),
+        status=status.HTTP_403_FORBIDDEN,
     )

@@ -38,8 +38,11 @@ class ServiceWriteMixin:
 class DestroyNotAllowedMixin:
     """DELETE answers 405 with an empty body, after authentication, scope and project checks have run.
 
-    PostHog soft-deletes these resources with PATCH `{"deleted": true}` instead.
+    PostHog soft-deletes these resources with PATCH `{"deleted": true}` instead. The browsable API shows no
+    DELETE button for them (`refused_methods`, read by `experiments_api.renderers.BrowsableAPIRenderer`).
     """
+
+    refused_methods = frozenset({"DELETE"})
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)

@@ -1,6 +1,9 @@
-"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields."""
+"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields, and a
+JSON field the browsable API's HTML form can fill."""
 
 from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.utils import html
 
 from experiments_api.models import User
 
@@ -20,3 +23,16 @@ class UserBasicSerializer(serializers.ModelSerializer):
             "role_at_organization",
         ]
         read_only_fields = fields
+
+
+class FormJSONField(serializers.JSONField):
+    """A JSON field for the browsable API's HTML form as well as JSON bodies.
+
+    Give it `initial=list` or `initial=dict`: the form then shows an editable `[]` or `{}` instead of `null`. A
+    field left blank in a form is treated as not sent, so the server's default applies. JSON bodies are unchanged.
+    """
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and not str(dictionary.get(self.field_name, "")).strip():
+            return empty
+        return super().get_value(dictionary)

@@ -1,9 +1,14 @@
-"""Project-level views: the health check."""
+"""Project-level views: the health check and the index page at `/`."""
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_safe
 from kombu import Connection
+
+from experiments_api.routing import CURRENT_PROJECT_ALIAS, PROJECT_PREFIX, projects_router
 
 
 def _database_status() -> str:
@@ -34,3 +39,21 @@ def health(request: HttpRequest) -> JsonResponse:
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)
+
+
+def _browsable_resources() -> list[dict]:
+    """The listable resources of the current project, for the index page's links into the browsable API."""
+    return [
+        {
+            "name": prefix.removeprefix(f"{PROJECT_PREFIX}/"),
+            "url": reverse(f"{basename}-list", kwargs={"project_id": CURRENT_PROJECT_ALIAS}),
+        }
+        for prefix, viewset, basename in projects_router.registry
+        if hasattr(viewset, "list")
+    ]
+
+
+@require_safe
+def index(request: HttpRequest) -> HttpResponse:
+    """`/`: links to the documentation, the login, the admin and the API."""
+    return render(request, "experiments_api/index.html", {"resources": _browsable_resources()})

@@ -1,9 +1,11 @@
-"""Shared fixtures: a project with a member, API clients authenticated by personal API key."""
+"""Shared fixtures: a project with a member, API clients authenticated by personal API key, a headless browser."""
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from rest_framework.test import APIClient
 
+from tests.browser import BrowserPage, chromium
 from tests.factories import ProjectFactory, api_key_for, member_of
 
 
@@ -41,3 +43,20 @@ def make_client():
 def api_client(user, make_client) -> APIClient:
     """A client for `user` with the wildcard scope."""
     return make_client(user)
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    """Headless Chromium on a fresh page of the live server; requests to other hosts are recorded and refused."""
+    # Playwright's sync API keeps an asyncio loop running in this thread; the test's own ORM calls are still
+    # synchronous, so Django's guard against ORM calls from async code does not apply to them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with chromium() as browser:
+        context = browser.new_context(base_url=live_server.url)
+        context.set_default_timeout(30_000)
+        page = BrowserPage(page=context.new_page())
+        context.route("**/*", page.handle)
+        yield page
+        # While Playwright's loop runs, Django keeps separate connections for the test's ORM calls: close them here,
+        # or they outlive the test and block dropping the test database.
+        connections.close_all()

@@ -1,4 +1,5 @@
-"""The Django admin lists every model a self-hoster manages, and the docker-compose stack is well-formed."""
+"""The Django admin lists every model a self-hoster manages, the docker-compose stack is well-formed and the image
+collects its static files."""
 
 from pathlib import Path
 
@@ -49,3 +50,16 @@ def test_docker_compose_runs_postgres_redis_web_and_worker_with_health_checks():
         assert environment["DATABASE_URL"].startswith("postgres://")
         assert environment["REDIS_URL"].startswith("redis://")
         assert services[app]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_the_docker_image_collects_the_static_files_whitenoise_serves():
+    run_steps = [
+        line.removeprefix("RUN ").strip()
+        for line in (Path(settings.BASE_DIR) / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN ")
+    ]
+    install = next(index for index, step in enumerate(run_steps) if step.startswith("pip install"))
+    collect = next(index for index, step in enumerate(run_steps) if "manage.py collectstatic --noinput" in step)
+
+    assert install < collect
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE

@@ -1,5 +1,5 @@
-"""Every error is PostHog's JSON envelope {type, code, detail, attr}: 404, 405, 415, 400 parse errors and 500
-(429 is covered in test_throttling.py)."""
+"""Every error is PostHog's JSON envelope {type, code, detail, attr}: 404, 405, 415, 400 parse errors, requests
+Django refuses, CSRF failures and 500 (429 is covered in test_throttling.py)."""
 
 import pytest
 from django.db import DatabaseError
@@ -19,7 +19,6 @@ from tests.helpers import NOT_FOUND
         "/api/no_such_thing",
         "/api/projects/",
         "/no_such_page",
-        "/",
     ],
 )
 def test_unknown_paths_answer_the_json_404_envelope(client, db, path):
@@ -122,3 +121,63 @@ def test_an_internal_error_outside_the_api_views_is_a_500_envelope(db, monkeypat
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
     assert response.json() == SERVER_ERROR
+
+
+CSRF_COOKIE_NOT_SET = error_body(
+    type="authentication_error", code="permission_denied", detail="CSRF Failed: CSRF cookie not set."
+)
+
+
+@pytest.fixture
+def session_client(user) -> Client:
+    """A browser-like session: logged in, sending no CSRF token (Django's test client skips CSRF unless asked)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/projects/{project_id}/experiment_holdouts/0.5/",
+        "/api/projects/{project_id}/no_such_resource/1/",
+        "/api/no_such_thing/",
+    ],
+)
+def test_an_unsafe_method_on_an_unknown_path_with_a_session_is_the_json_404(session_client, project, path):
+    response = session_client.delete(path.format(project_id=project.pk))
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == NOT_FOUND
+
+
+def test_a_csrf_failure_in_an_api_view_is_the_403_envelope(session_client, url):
+    response = session_client.post(url, {"name": "Checkout", "feature_flag_key": "checkout"})
+
+    assert response.status_code == 403
+    assert response.json() == CSRF_COOKIE_NOT_SET
+
+
+def test_a_csrf_failure_outside_the_api_views_is_the_same_403_envelope(session_client):
+    response = session_client.post("/_health")
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == CSRF_COOKIE_NOT_SET
+
+
+def test_the_admin_login_keeps_djangos_csrf_page(db):
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "a", "password": "b"})
+
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert b"CSRF verification failed" in response.content
+
+
+def test_a_host_not_allowed_is_the_400_envelope(client, db):
+    response = client.get("/_health", HTTP_HOST="attacker.example")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == error_body(type="invalid_request", code="bad_request", detail="Bad request.")

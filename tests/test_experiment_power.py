@@ -6,7 +6,6 @@ import datetime as dt
 import pytest
 
 from experiments import messages
-from experiments.results.current import NOT_STARTED_MESSAGE
 from experiments.stats import SampleMean, estimate_effect
 from experiments.stats.power import mid_experiment_power
 from experiments_api.exceptions import error_body
@@ -145,7 +144,7 @@ def test_a_draft_has_no_power_yet(make_client):
 
     assert (response.status_code, response.json()) == (
         400,
-        error_body(type="validation_error", code="invalid_input", detail=NOT_STARTED_MESSAGE),
+        error_body(type="validation_error", code="invalid_input", detail=messages.EXPERIMENT_NOT_STARTED),
     )
 
 

@@ -9,7 +9,7 @@ from experiments import messages
 from experiments.metrics import daily_exposures
 from experiments.metrics.days import day_end, local_day
 from experiments.models import Experiment
-from experiments.results.current import NOT_STARTED_MESSAGE, baseline_key, current_metric_result
+from experiments.results.current import baseline_key, current_metric_result
 from experiments.results.daily import experiment_metrics
 from experiments.stats import estimate_effect, statistic_for
 from experiments.stats.config import StatsConfig
@@ -43,7 +43,7 @@ def _metric(experiment: Experiment, metric_uuid: str) -> dict:
 def metric_power(*, experiment: Experiment, metric_uuid: str, target_mde: float) -> dict:
     """Power now and the units and days still needed, per test variant, for the relative `target_mde`."""
     if experiment.start_date is None:
-        raise DomainError(NOT_STARTED_MESSAGE)
+        raise DomainError(messages.EXPERIMENT_NOT_STARTED)
     metric = _metric(experiment, metric_uuid)
     config = StatsConfig.from_dict(experiment.stats_config)
     result = current_metric_result(experiment=experiment, metric=metric)

@@ -15,7 +15,7 @@ from experiments.models import (
     ExperimentToSavedMetric,
     ExperimentType,
 )
-from experiments_api.serializers import UserBasicSerializer
+from experiments_api.serializers import FormJSONField, UserBasicSerializer
 from flags.models import FeatureFlag
 
 LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
@@ -101,19 +101,21 @@ class ExperimentSerializer(serializers.ModelSerializer):
     )
     exposure_cohort = serializers.PrimaryKeyRelatedField(read_only=True)
     saved_metrics = ExperimentToSavedMetricSerializer(source="saved_metric_links", many=True, read_only=True)
-    saved_metrics_ids = serializers.JSONField(write_only=True, required=False, allow_null=True)
+    saved_metrics_ids = FormJSONField(write_only=True, required=False, allow_null=True, initial=list)
     created_by = UserBasicSerializer(read_only=True)
-    parameters = serializers.JSONField(required=False, allow_null=True)
-    filters = serializers.JSONField(required=False)
-    secondary_metrics = serializers.JSONField(required=False, allow_null=True)
-    exposure_criteria = serializers.JSONField(required=False, allow_null=True)
-    metrics = serializers.JSONField(required=False)
-    metrics_secondary = serializers.JSONField(required=False)
-    stats_config = serializers.JSONField(required=False)
-    scheduling_config = serializers.JSONField(required=False, allow_null=True)
-    primary_metrics_ordered_uuids = serializers.JSONField(required=False, allow_null=True)
-    secondary_metrics_ordered_uuids = serializers.JSONField(required=False, allow_null=True)
-    type = serializers.ChoiceField(choices=ExperimentType.choices, required=False, allow_null=True)
+    parameters = FormJSONField(required=False, allow_null=True, initial=dict)
+    filters = FormJSONField(required=False, initial=dict)
+    secondary_metrics = FormJSONField(required=False, allow_null=True, initial=list)
+    exposure_criteria = FormJSONField(required=False, allow_null=True, initial=dict)
+    metrics = FormJSONField(required=False, initial=list)
+    metrics_secondary = FormJSONField(required=False, initial=list)
+    stats_config = FormJSONField(required=False, initial=dict)
+    scheduling_config = FormJSONField(required=False, allow_null=True, initial=dict)
+    primary_metrics_ordered_uuids = FormJSONField(required=False, allow_null=True, initial=list)
+    secondary_metrics_ordered_uuids = FormJSONField(required=False, allow_null=True, initial=list)
+    type = serializers.ChoiceField(
+        choices=ExperimentType.choices, required=False, allow_null=True, initial=ExperimentType.PRODUCT
+    )
     conclusion = serializers.ChoiceField(choices=ExperimentConclusion.choices, required=False, allow_null=True)
     conclusion_comment = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=4000)
     status = serializers.CharField(read_only=True)
