@@ -133,6 +133,7 @@ class ExperimentLifecycleActionsMixin:
         """Mid-experiment power of a launched experiment's metric: per test variant, the power to detect the
         relative `target_mde` (default 0.1) now, and the units and days (at the last 7 days' exposure rate) still
         needed for 80% power. 400 for a draft, 404 for a metric uuid the experiment does not have."""
+        experiment = self.get_object()
         params = MidExperimentPowerParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return Response(metric_power(experiment=self.get_object(), **params.validated_data))
+        return Response(metric_power(experiment=experiment, **params.validated_data))
