@@ -7,6 +7,7 @@ COPY experiments_api ./experiments_api
 COPY experiments ./experiments
 COPY flags ./flags
 COPY events ./events
+COPY pages ./pages
 COPY manage.py ./
 RUN pip install --no-cache-dir .
 # Static files for WhiteNoise; the production settings need a SECRET_KEY even for this build step.

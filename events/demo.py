@@ -12,8 +12,9 @@ from flags.evaluation import VARIANT_SALT, bucket_hash
 
 DEMO_BATCH_SIZE = 1_000
 BASE_CONVERSION_RATE = 0.10
-# Each variant after the first converts this much more often (in absolute terms), so results show an effect.
-CONVERSION_LIFT_PER_VARIANT = 0.03
+# Each variant after the first converts this much more often (in absolute terms): a clear win on conversion.
+CONVERSION_LIFT_PER_VARIANT = 0.05
+# The control's mean purchase; other variants buy proportionally less per purchase, so revenue per user is flat.
 MEAN_PURCHASE_AMOUNT = 40.0
 
 
@@ -22,12 +23,13 @@ def demo_events_create(*, project: Project, flag_key: str, variants: list[str], 
     `users` simulated users first seen over the last `days` days; returns how many events were stored.
 
     Users are split evenly between `variants` with the flag's own variant hash, so the demo agrees with what
-    the server answers for an evenly split flag. Event uuids are deterministic per project and flag, so running
-    it again within a day (DEDUP_WINDOW) stores nothing new.
+    the server answers for an evenly split flag. The draws depend on the flag key only, so every project's demo
+    shows the same results (a clear win on conversion, a flat revenue per user), and running it again within a day
+    (DEDUP_WINDOW) stores nothing new (uuids are unique per project).
     """
     if not variants or days < 1 or users < 1:
         return 0
-    generator = random.Random(f"{project.pk}:{flag_key}")
+    generator = random.Random(flag_key)
     end = timezone.now() - timedelta(minutes=5)
     events = []
     for number in range(users):
@@ -45,6 +47,7 @@ def demo_events_create(*, project: Project, flag_key: str, variants: list[str], 
             first_seen=first_seen,
             end=end,
             conversion_rate=conversion_rate,
+            mean_amount=MEAN_PURCHASE_AMOUNT * BASE_CONVERSION_RATE / conversion_rate,
         )
     stored = 0
     for start in range(0, len(events), DEMO_BATCH_SIZE):
@@ -61,6 +64,7 @@ def _user_events(
     first_seen,
     end,
     conversion_rate: float,
+    mean_amount: float,
 ) -> list[dict]:
     flag_properties = {"$feature_flag": flag_key, "$feature_flag_response": variant, f"$feature/{flag_key}": variant}
     events = [_event(generator, "$feature_flag_called", distinct_id, first_seen, flag_properties)]
@@ -72,7 +76,7 @@ def _user_events(
         )
     if generator.random() < conversion_rate:
         moment = min(moment + timedelta(minutes=generator.uniform(1, 60)), end)
-        amount = round(generator.expovariate(1 / MEAN_PURCHASE_AMOUNT), 2)
+        amount = round(generator.expovariate(1 / mean_amount), 2)
         events.append(
             _event(generator, "purchase", distinct_id, moment, {f"$feature/{flag_key}": variant, "amount": amount})
         )

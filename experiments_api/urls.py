@@ -1,4 +1,5 @@
-"""URL configuration: the index page, the project-scoped API, the schema and docs, admin, health, and JSON errors."""
+"""URL configuration: the index page, the project-scoped API, the schema and docs, admin, health, results pages, and
+JSON errors."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -23,6 +24,7 @@ urlpatterns = [
     ),
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
+    path("", include("pages.urls")),
     # The endpoints PostHog's SDKs call: capture, flag evaluation, local evaluation.
     path("", include("events.urls")),
     # Anything else is a JSON 404 in PostHog's envelope, also under DEBUG.

@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before rest_framework: its templates override the browsable API's (a link to the results page).
+    "pages",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
