@@ -70,7 +70,7 @@
           indexAxis: "y",
           plugins: { legend: { display: false }, tooltip: { enabled: false } },
           scales: {
-            x: { min: -span, max: span, ticks: { callback: tickFormat(metric.percent), maxTicksLimit: 5, font: { size: 10 } }, grid: { color: zeroLine } },
+            x: { min: -span, max: span, ticks: { callback: tickFormat(metric.percent), stepSize: span, font: { size: 11 } }, grid: { color: zeroLine } },
             y: { display: false },
           },
         },
