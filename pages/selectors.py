@@ -1,12 +1,12 @@
 """What the results pages show, read through the experiments services (no statistics are computed here): the
 projects a user belongs to, their experiments, and one experiment's metrics, daily series, exposures and health."""
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.metrics import MULTIPLE_VARIANT_KEY
@@ -142,7 +142,7 @@ def _value(row: dict, metric_type: str) -> float | None:
     """The variant's mean (conversion rate for funnels) from the statistics engine; None when undefined."""
     try:
         return float(statistic_for(row, metric_type).mean)
-    except (ValueError, ZeroDivisionError, KeyError):
+    except (ValueError, ZeroDivisionError):
         return None
 
 
@@ -209,13 +209,13 @@ def _latest_error(series: dict, daily: list[DailyResult]) -> str | None:
     return errors[last_failed]
 
 
-def _metric_results(experiment: Experiment, metric: dict, role: str) -> MetricResults:
+def _metric_results(experiment: Experiment, metric: dict, role: str, saved_names: dict[str, str]) -> MetricResults:
     metric_type = metric.get("metric_type") or "mean"
     goal = metric.get("goal") or "increase"
     fingerprint = experiment_metric_fingerprint(experiment, metric)
     results = MetricResults(
         uuid=metric["uuid"],
-        name=metric_title(metric),
+        name=metric.get("name") or saved_names.get(metric["uuid"]) or metric_title(metric),
         role=role,
         metric_type=metric_type,
         metric=metric,
@@ -231,14 +231,17 @@ def _metric_results(experiment: Experiment, metric: dict, role: str) -> MetricRe
     return results
 
 
-def _secondary_uuids(experiment: Experiment) -> set[str]:
-    inline = {metric.get("uuid") for metric in experiment.metrics_secondary or [] if isinstance(metric, dict)}
-    saved = {
-        link.saved_metric.query.get("uuid")
-        for link in experiment.saved_metric_links.all()
-        if (link.metadata or {}).get("type") == "secondary" and isinstance(link.saved_metric.query, dict)
-    }
-    return inline | saved
+def _saved_metrics(experiment: Experiment) -> tuple[dict[str, str], set[str]]:
+    """The linked saved metrics' names by query uuid, and the uuids of those linked as secondary."""
+    names, secondary = {}, set()
+    for link in experiment.saved_metric_links.all():
+        query = link.saved_metric.query
+        if not isinstance(query, dict) or not query.get("uuid"):
+            continue
+        names[query["uuid"]] = link.saved_metric.name
+        if (link.metadata or {}).get("type") == "secondary":
+            secondary.add(query["uuid"])
+    return names, secondary
 
 
 @dataclass(frozen=True)
@@ -286,9 +289,12 @@ def _exposure_health(experiment: Experiment) -> ExposureHealth:
 def experiment_results(*, experiment: Experiment) -> ExperimentResults:
     """Every metric's stored daily results (primary first), the exposures and the health warnings."""
     config = StatsConfig.from_dict(experiment.stats_config)
-    secondary = _secondary_uuids(experiment)
+    saved_names, saved_secondary = _saved_metrics(experiment)
+    secondary = saved_secondary | {
+        metric.get("uuid") for metric in experiment.metrics_secondary or [] if isinstance(metric, dict)
+    }
     metrics = [
-        _metric_results(experiment, metric, "secondary" if metric["uuid"] in secondary else "primary")
+        _metric_results(experiment, metric, "secondary" if metric["uuid"] in secondary else "primary", saved_names)
         for metric in experiment_metrics(experiment)
     ]
     metrics.sort(key=lambda metric: metric.role != "primary")
@@ -312,5 +318,5 @@ def experiment_days_run(experiment: Experiment) -> int | None:
     """Whole days since launch (through the end date once stopped)."""
     if experiment.start_date is None:
         return None
-    last = experiment.end_date or dt.datetime.now(dt.UTC)
+    last = experiment.end_date or timezone.now()
     return max((last - experiment.start_date).days, 0)

@@ -14,14 +14,21 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
-from experiments.models import Experiment
+from experiments.models import Experiment, ExperimentToSavedMetric
 from experiments.results.backfill import metric_result_upsert
 from experiments.results.requests import timeseries_recalculation_request
 from experiments_api.demo import DEMO_EXPERIMENT, seed_demo
 from experiments_api.models import User
 from pages import formatting, messages
 from pages.views import CSV_COLUMNS
-from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, mean_metric, member_of
+from tests.factories import (
+    ExperimentFactory,
+    FeatureFlagFactory,
+    ProjectFactory,
+    SavedMetricFactory,
+    mean_metric,
+    member_of,
+)
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import store
 
@@ -337,3 +344,21 @@ def test_a_frequentist_experiment_shows_p_values(user, project, django_capture_o
 
     assert '<th scope="col">p-value</th>' in page and 'class="p-value"' in page
     assert "Chance to win" not in page
+
+
+def test_secondary_and_saved_metrics_are_listed_under_their_role(user, project):
+    experiment = launched_experiment(
+        project, metrics_secondary=[mean_metric("purchase", uuid="22222222-2222-4222-8222-222222222222")]
+    )
+    saved = SavedMetricFactory(
+        project=project,
+        name="Saved checkout views",
+        query=mean_metric("checkout viewed", uuid="33333333-3333-4333-8333-333333333333"),
+    )
+    ExperimentToSavedMetric.objects.create(experiment=experiment, saved_metric=saved, metadata={"type": "secondary"})
+
+    page = text(session_for(user).get(f"/projects/{project.pk}/experiments/{experiment.pk}/"))
+
+    primary, secondary = page.split("Primary metric")[1].split("Secondary metrics")
+    assert "Page views" in primary
+    assert re.findall(r'<h3 id="metric-[^"]+">([^<]+?) <', secondary) == ["purchase", "Saved checkout views"]
