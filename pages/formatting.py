@@ -21,10 +21,17 @@ def delta_text(delta: float | None, *, relative: bool, proportion: bool) -> str:
     return f"{delta:+,.2f}"
 
 
-def interval_text(interval: tuple[float, float] | None, *, relative: bool, proportion: bool) -> str:
-    if interval is None:
+def interval_text(interval: tuple[float | None, float | None] | None, *, relative: bool, proportion: bool) -> str:
+    """ "low to high"; a one-sided interval's open end (None) reads "or more" / "or less"."""
+    if interval is None or interval == (None, None):
         return "—"
-    low, high = (delta_text(bound, relative=relative, proportion=proportion) for bound in interval)
+    low, high = (
+        None if bound is None else delta_text(bound, relative=relative, proportion=proportion) for bound in interval
+    )
+    if high is None:
+        return f"{low} or more"
+    if low is None:
+        return f"{high} or less"
     return f"{low} to {high}"
 
 

@@ -16,7 +16,7 @@ from experiments.results.daily import experiment_metrics
 from experiments.results.query import experiment_exposure_query
 from experiments.results.timeseries import timeseries_results_get
 from experiments.selectors import experiments_with_relations, filter_experiments
-from experiments.stats import StatsConfig, statistic_for
+from experiments.stats import StatsConfig, estimate_effect, statistic_for
 from experiments.stats.health import MIN_EXPOSURES, SRM_MIN_EXPOSURES, SRM_P_VALUE_THRESHOLD
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project
@@ -64,7 +64,7 @@ class VariantResult:
     exposures: int
     value: float | None
     delta: float | None = None
-    interval: tuple[float, float] | None = None
+    interval: tuple[float | None, float | None] | None = None  # an open end of a one-sided interval is None
     chance_to_win: float | None = None
     p_value: float | None = None
     significant: bool | None = None
@@ -154,15 +154,28 @@ def _verdict(*, failures: tuple, interval, significant: bool | None, better: boo
     return "win" if better else "loss"
 
 
-def _variant_result(row: dict, *, metric_type: str, goal: str, baseline: bool) -> VariantResult:
+def _delta(interval: tuple | None, row: dict, baseline: dict, metric_type: str, relative: bool) -> float | None:
+    """The effect estimate: the centre of the interval, about which both engines' intervals are symmetric; for a
+    one-sided interval (its open end is null) the unadjusted estimate from the stored statistics."""
+    if interval is None:
+        return None
+    if None not in interval:
+        return (interval[0] + interval[1]) / 2
+    treatment, control = statistic_for(row, metric_type), statistic_for(baseline, metric_type)
+    return float(estimate_effect(treatment, control, relative=relative).estimate)
+
+
+def _variant_result(
+    row: dict, *, metric_type: str, goal: str, baseline: dict | None = None, relative: bool = True
+) -> VariantResult:
+    """`baseline` is the control's row for a test variant, None for the control itself."""
     failures = tuple(row.get("validation_failures") or ())
     common = {"key": row["key"], "exposures": row["number_of_samples"], "value": _value(row, metric_type)}
-    if baseline:
+    if baseline is None:
         return VariantResult(**common, failures=failures)
-    interval = row.get("credible_interval") or row.get("confidence_interval")
-    interval = (float(interval[0]), float(interval[1])) if interval else None
-    # Both engines' intervals are symmetric around the point estimate of the effect.
-    delta = (interval[0] + interval[1]) / 2 if interval else None
+    bounds = row.get("credible_interval") or row.get("confidence_interval")
+    interval = tuple(None if bound is None else float(bound) for bound in bounds) if bounds else None
+    delta = _delta(interval, row, baseline, metric_type, relative)
     decrease = goal == "decrease"
     chance_to_win = row.get("chance_to_win")
     if chance_to_win is not None and decrease:
@@ -180,17 +193,18 @@ def _variant_result(row: dict, *, metric_type: str, goal: str, baseline: bool) -
     )
 
 
-def _daily_results(series: dict, *, metric_type: str, goal: str) -> list[DailyResult]:
+def _daily_results(series: dict, *, metric_type: str, goal: str, relative: bool) -> list[DailyResult]:
     daily = []
     for day, result in series["timeseries"].items():
         if not result or not isinstance(result.get("baseline"), dict):
             continue
+        baseline = result["baseline"]
         daily.append(
             DailyResult(
                 day=day,
-                baseline=_variant_result(result["baseline"], metric_type=metric_type, goal=goal, baseline=True),
+                baseline=_variant_result(baseline, metric_type=metric_type, goal=goal),
                 variants=tuple(
-                    _variant_result(row, metric_type=metric_type, goal=goal, baseline=False)
+                    _variant_result(row, metric_type=metric_type, goal=goal, baseline=baseline, relative=relative)
                     for row in result.get("variant_results") or ()
                 ),
             )
@@ -209,13 +223,15 @@ def _latest_error(series: dict, daily: list[DailyResult]) -> str | None:
     return errors[last_failed]
 
 
-def _metric_results(experiment: Experiment, metric: dict, role: str, saved_names: dict[str, str]) -> MetricResults:
+def _metric_results(
+    experiment: Experiment, metric: dict, *, role: str, name: str | None, relative: bool
+) -> MetricResults:
     metric_type = metric.get("metric_type") or "mean"
     goal = metric.get("goal") or "increase"
     fingerprint = experiment_metric_fingerprint(experiment, metric)
     results = MetricResults(
         uuid=metric["uuid"],
-        name=metric.get("name") or saved_names.get(metric["uuid"]) or metric_title(metric),
+        name=metric.get("name") or name or metric_title(metric),
         role=role,
         metric_type=metric_type,
         metric=metric,
@@ -225,7 +241,7 @@ def _metric_results(experiment: Experiment, metric: dict, role: str, saved_names
     if experiment.start_date is None:
         return results
     series = timeseries_results_get(experiment=experiment, metric_uuid=metric["uuid"], fingerprint=fingerprint)
-    results.daily = _daily_results(series, metric_type=metric_type, goal=goal)
+    results.daily = _daily_results(series, metric_type=metric_type, goal=goal, relative=relative)
     results.error = _latest_error(series, results.daily)
     results.recalculating = series["recalculation_status"] is not None
     return results
@@ -294,7 +310,13 @@ def experiment_results(*, experiment: Experiment) -> ExperimentResults:
         metric.get("uuid") for metric in experiment.metrics_secondary or [] if isinstance(metric, dict)
     }
     metrics = [
-        _metric_results(experiment, metric, "secondary" if metric["uuid"] in secondary else "primary", saved_names)
+        _metric_results(
+            experiment,
+            metric,
+            role="secondary" if metric["uuid"] in secondary else "primary",
+            name=saved_names.get(metric["uuid"]),
+            relative=config.relative,
+        )
         for metric in experiment_metrics(experiment)
     ]
     metrics.sort(key=lambda metric: metric.role != "primary")

@@ -331,9 +331,24 @@ def test_the_browsable_api_links_an_experiment_to_its_results_page(user, project
     assert not any("results" in key for key in body)
 
 
-def test_a_frequentist_experiment_shows_p_values(user, project, django_capture_on_commit_callbacks):
-    experiment = launched_experiment(project, stats_config={"method": "frequentist"})
+def test_a_one_sided_frequentist_experiment_shows_p_values_and_an_open_interval(
+    user, project, django_capture_on_commit_callbacks
+):
+    experiment = launched_experiment(
+        project, stats_config={"method": "frequentist", "frequentist": {"alternative": "greater"}}
+    )
     exposures(experiment, {"control": 80, "test": 80})
+    moment = experiment.start_date + dt.timedelta(hours=2)
+    views = {"control": lambda n: n % 2 + 1, "test": lambda n: n % 3 + 2}  # means 1.5 and 2.99
+    store(
+        project,
+        [
+            RawEvent("$pageview", f"{variant}-{n}", moment + dt.timedelta(minutes=view), {})
+            for variant, count in views.items()
+            for n in range(80)
+            for view in range(count(n))
+        ],
+    )
     metric = experiment.metrics[0]
     with django_capture_on_commit_callbacks(execute=True):
         timeseries_recalculation_request(
@@ -342,8 +357,15 @@ def test_a_frequentist_experiment_shows_p_values(user, project, django_capture_o
 
     page = text(session_for(user).get(f"/projects/{project.pk}/experiments/{experiment.pk}/"))
 
-    assert '<th scope="col">p-value</th>' in page and 'class="p-value"' in page
-    assert "Chance to win" not in page
+    assert '<th scope="col">p-value</th>' in page and "Chance to win" not in page
+    row = page[page.index('<tr data-variant="test"') :]
+    row = row[: row.index("</tr>")]
+    control_mean, test_mean = 120 / 80, 239 / 80
+    p_value = float(re.search(r'class="p-value" data-raw="([^"]+)"', row).group(1))
+    assert p_value < 0.001
+    assert formatting.delta_text(test_mean / control_mean - 1, relative=True, proportion=False) == "+99.2%"
+    assert "+99.2%" in row and re.search(r"\+\d+\.\d% or more", row)
+    assert messages.SIGNIFICANT_WIN in row
 
 
 def test_secondary_and_saved_metrics_are_listed_under_their_role(user, project):

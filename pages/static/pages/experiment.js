@@ -53,9 +53,11 @@
   function drawIntervals(section, metric) {
     const canvases = section.querySelectorAll("canvas.interval-chart");
     if (!metric.interval || !canvases.length) return;
-    // One axis for every variant of the metric, always showing zero.
-    const bounds = metric.interval.ranges.flat().concat([0]);
+    // One axis for every variant of the metric, always showing zero; a one-sided interval's open end (null)
+    // runs to the edge of the axis.
+    const bounds = metric.interval.ranges.flat().concat(metric.interval.deltas, [0]).filter((bound) => bound !== null);
     const span = Math.max(...bounds.map(Math.abs)) * 1.1 || 1;
+    const range = ([low, high]) => [low === null ? -span : low, high === null ? span : high];
     canvases.forEach((canvas) => {
       const index = Number(canvas.dataset.index);
       const verdict = metric.interval.verdicts[index];
@@ -64,7 +66,7 @@
         type: "bar",
         data: {
           labels: [metric.interval.labels[index]],
-          datasets: [{ data: [metric.interval.ranges[index]], backgroundColor: fill, borderSkipped: false, barPercentage: 0.5, categoryPercentage: 1 }],
+          datasets: [{ data: [range(metric.interval.ranges[index])], backgroundColor: fill, borderSkipped: false, barPercentage: 0.5, categoryPercentage: 1 }],
         },
         options: {
           indexAxis: "y",
