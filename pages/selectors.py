@@ -1,5 +1,6 @@
-"""What the results pages show, read through the experiments services (no statistics are computed here): the
-projects a user belongs to, their experiments, and one experiment's metrics, daily series, exposures and health."""
+"""What the results pages show, read through the experiments services and the stats package (no statistics of
+their own): the projects a user belongs to, their experiments, and one experiment's metrics, daily series,
+exposures and health."""
 
 from dataclasses import dataclass, field
 

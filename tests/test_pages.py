@@ -60,7 +60,7 @@ def demo(django_capture_on_commit_callbacks):
 
 def launched_experiment(project, **extra) -> Experiment:
     start = timezone.now() - dt.timedelta(days=3)
-    flag = FeatureFlagFactory(project=project, key=f"flag-{project.pk}")
+    flag = FeatureFlagFactory(project=project)
     return ExperimentFactory(
         project=project,
         feature_flag=flag,
@@ -384,3 +384,16 @@ def test_secondary_and_saved_metrics_are_listed_under_their_role(user, project):
     primary, secondary = page.split("Primary metric")[1].split("Secondary metrics")
     assert "Page views" in primary
     assert re.findall(r'<h3 id="metric-[^"]+">([^<]+?) <', secondary) == ["purchase", "Saved checkout views"]
+
+
+def test_the_experiment_list_reads_a_fixed_number_of_queries(user, project, django_assert_num_queries):
+    client = session_for(user)
+    launched_experiment(project)
+    client.get(f"/projects/{project.pk}/experiments/")  # the session and user are loaded and cached once
+    for number in range(5):
+        ExperimentFactory(project=project, name=f"More {number}")
+
+    with django_assert_num_queries(5):
+        response = client.get(f"/projects/{project.pk}/experiments/")
+
+    assert response.content.decode().count('class="status status-') == 6
