@@ -1,4 +1,4 @@
-"""`/` is a small HTML page linking the docs, the login, the admin and the API; the embedded default's demo user
+"""`/` is a small HTML page linking the docs, the results pages, the login, the admin and the API; the embedded default's demo user
 logs in there and administers the server at /admin/."""
 
 import re
@@ -11,6 +11,7 @@ from experiments_api.demo import seed_demo
 LINK = re.compile(r'<a href="([^"]+)">')
 DOCS_AND_ADMIN_LINKS = ["/api/schema/swagger-ui", "/api/schema/redoc", "/api/schema", "/admin/"]
 LOGIN_LINK = "/api-auth/login/"
+RESULTS_LINK = "/projects/"
 RESOURCE_LINKS = [
     f"/api/projects/@current/{resource}"
     for resource in ("experiment_holdouts", "experiment_saved_metrics", "experiments", "feature_flags", "cohorts")
@@ -24,8 +25,8 @@ def links(client: Client) -> list[str]:
     return LINK.findall(response.content.decode())
 
 
-def test_the_index_page_links_the_docs_the_login_the_admin_and_the_api(client, db):
-    assert sorted(links(client)) == sorted([*DOCS_AND_ADMIN_LINKS, LOGIN_LINK, *RESOURCE_LINKS])
+def test_the_index_page_links_the_docs_the_results_the_login_the_admin_and_the_api(client, db):
+    assert sorted(links(client)) == sorted([*DOCS_AND_ADMIN_LINKS, RESULTS_LINK, LOGIN_LINK, *RESOURCE_LINKS])
 
 
 def test_the_index_page_answers_head_but_no_unsafe_method(client, db):
@@ -56,6 +57,6 @@ def test_the_demo_user_logs_in_follows_every_index_link_and_administers_the_serv
 
     assert (logged_in.status_code, logged_in["Location"]) == (302, "/")
     # Signed in, the page names the user instead of linking the login.
-    assert answers == {link: 200 for link in DOCS_AND_ADMIN_LINKS + RESOURCE_LINKS}
+    assert answers == {link: 200 for link in DOCS_AND_ADMIN_LINKS + [RESULTS_LINK] + RESOURCE_LINKS}
     assert b"Site administration" in admin_index.content
     assert client.get("/admin/experiments/experiment/").status_code == 200
