@@ -52,7 +52,7 @@ class Worker:
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-            "SECRET_KEY": "celery-worker-test",
+            "SECRET_KEY": settings.SECRET_KEY,
         }
         command = [
             str(Path(sys.executable).parent / "celery"),

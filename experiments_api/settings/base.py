@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.checks.security.base import SECRET_KEY_WARNING_MSG, _check_secret_key
 from django.core.exceptions import ImproperlyConfigured
 
 from experiments_api.env import env_bool, env_int, env_list, env_str
@@ -12,11 +13,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DEBUG = env_bool("DEBUG", default=False)
 
 _DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY") or (_DEVELOPMENT_SECRET_KEY if DEBUG else None)
+_GENERATE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+SECRET_KEY = (env_str("SECRET_KEY") or "").strip() or (_DEVELOPMENT_SECRET_KEY if DEBUG else None)
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=true for local development."
     )
+# Django's deploy check security.W009, enforced as an error: `check --deploy` alone would only warn.
+if not DEBUG and not _check_secret_key(SECRET_KEY):
+    raise ImproperlyConfigured(f"{SECRET_KEY_WARNING_MSG % 'SECRET_KEY'} Generate one with: {_GENERATE_SECRET_KEY}")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])

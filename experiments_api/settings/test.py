@@ -5,7 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-long-enough-for-django-deploy-checks")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/experiments_api")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
