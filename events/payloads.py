@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-import json
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from rest_framework import status
 
 from events import messages
 from events.validation import parse_timestamp
+from experiments_api.parsers import JSONTooDeepError, json_loads_limited
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_COMPRESSION_NAMES = ("gzip", "gzip-js")
@@ -65,8 +65,10 @@ def request_payload(request: HttpRequest) -> Any:
     if not body.strip():
         raise PayloadError(messages.EMPTY_BODY)
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as error:
+        return json_loads_limited(body)
+    except JSONTooDeepError as error:
+        raise PayloadError(str(error)) from error
+    except ValueError as error:
         raise PayloadError(messages.MALFORMED_JSON) from error
 
 
