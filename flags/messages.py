@@ -9,6 +9,7 @@ FLAG_USED_BY_RUNNING_EXPERIMENT = (
 FLAG_VERSION_CONFLICT = (
     "The feature flag was changed by someone else (version {current}, expected {expected}). Reload and try again."
 )
+FLAG_KEY_TAKEN_CONCURRENTLY = "A feature flag with this key was created and removed by a concurrent request. Try again."
 FLAG_FILTERS_NOT_OBJECT = "Feature flag filters must be an object."
 GROUPS_NOT_LIST = "filters.groups must be a list of release conditions."
 GROUP_NOT_OBJECT = "Release condition at index {index} must be an object."

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
 
 from experiments_api.exceptions import ConflictError, DomainError
 from experiments_api.models import Project, User
@@ -41,6 +42,27 @@ def feature_flag_create(*, project: Project, user: User | None, data: dict) -> F
         return FeatureFlag.objects.create(
             project=project, created_by=user, last_modified_by=user, **serializer.validated_data
         )
+
+
+def feature_flag_get_or_create(*, project: Project, user: User | None, data: dict) -> tuple[FeatureFlag, bool]:
+    """The project's live flag with `data["key"]`, or a new one created from `data`; returns (flag, created).
+
+    Concurrent callers with the same new key end up with the one flag that won the unique constraint, as if they
+    had come one at a time: a loser's insert is rolled back to its savepoint and the winner's flag is read instead.
+    """
+    existing = FeatureFlag.objects.alive().filter(project=project, key=data["key"]).first()
+    if existing is not None:
+        return existing, False
+    try:
+        return feature_flag_create(project=project, user=user, data=data), True
+    except ValidationError as error:
+        if "unique" not in error.get_codes().get("key", []):
+            raise
+    # Taken by a concurrent writer since the read above; under READ COMMITTED this read sees its flag.
+    existing = FeatureFlag.objects.alive().filter(project=project, key=data["key"]).first()
+    if existing is None:
+        raise ConflictError(messages.FLAG_KEY_TAKEN_CONCURRENTLY, attr="key")
+    return existing, False
 
 
 @transaction.atomic

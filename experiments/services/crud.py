@@ -33,7 +33,7 @@ from experiments.services.metric_lists import (
 from experiments_api.exceptions import DomainError
 from experiments_api.models import Project, User
 from flags.models import FeatureFlag
-from flags.services import feature_flag_create, feature_flag_update
+from flags.services import feature_flag_get_or_create, feature_flag_update
 
 DEFAULT_STATS_METHOD = "bayesian"
 # Request keys consumed by the service rather than stored on the experiment.
@@ -98,25 +98,26 @@ def _check_metrics(experiment: Experiment, saved: list[tuple[ExperimentSavedMetr
 
 @transaction.atomic
 def experiment_create(*, project: Project, user: User, data: dict) -> Experiment:
-    """Create an experiment, reusing an eligible flag with its key or creating an inactive-until-launch one."""
+    """Create an experiment, reusing an eligible flag with its key or creating an inactive-until-launch one.
+
+    Parallel creates with one new key share the flag the first of them creates, as they would one at a time."""
     data = dict(data)
     flag_key = data.pop("feature_flag")["key"]
     saved_links = _saved_metric_links(project, _pop_control_keys(data).get("saved_metrics_ids"))
     holdout = data.get("holdout")
-    flag = FeatureFlag.objects.alive().filter(project=project, key=flag_key).first()
-    if flag is not None:
+    flag_data = new_flag_data(
+        key=flag_key,
+        experiment_name=data["name"],
+        parameters=data.get("parameters"),
+        holdout=holdout,
+        active=data.get("start_date") is not None,
+    )
+    flag, created = feature_flag_get_or_create(project=project, user=user, data=flag_data)
+    if created:
+        variants_used = flag_data["filters"]["multivariate"]["variants"]
+    else:
         ensure_flag_eligible(flag)
         variants_used = flag.variants
-    else:
-        flag_data = new_flag_data(
-            key=flag_key,
-            experiment_name=data["name"],
-            parameters=data.get("parameters"),
-            holdout=holdout,
-            active=data.get("start_date") is not None,
-        )
-        flag = feature_flag_create(project=project, user=user, data=flag_data)
-        variants_used = flag_data["filters"]["multivariate"]["variants"]
 
     experiment = Experiment(project=project, created_by=user, feature_flag=flag, **data)
     experiment.stats_config = _with_default_stats_method(data.get("stats_config"))
