@@ -2,11 +2,15 @@
 
 import logging
 
-from django.db import DataError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.db import DataError, InterfaceError, OperationalError
+from django.db.models import ProtectedError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf
 from django.views.decorators.csrf import csrf_exempt
 from exceptions_hog import exception_handler as envelope_exception_handler
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -16,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    """Raised by services for a refused business rule; the exception handler renders it as a 4xx."""
+    """Raised by services for a refused business rule; the exception handler renders it with its status."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_input"
@@ -38,17 +42,62 @@ class NotFoundError(DomainError):
     default_code = "not_found"
 
 
+class ServiceUnavailable(DomainError):
+    """A dependency (database, cache, broker) cannot be reached: 503 with `Retry-After`, and nothing was written."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+    retry_after_seconds = 30
+
+
 def _as_api_exception(exc: DomainError) -> exceptions.APIException:
     detail = exceptions.ErrorDetail(exc.message, code=exc.code)
     if exc.status_code == status.HTTP_400_BAD_REQUEST:
         return exceptions.ValidationError({exc.attr: [detail]} if exc.attr else [detail])
     api_exception = exceptions.APIException(detail)
     api_exception.status_code = exc.status_code
-    api_exception.default_type = "invalid_request"
+    api_exception.default_type = "server_error" if exc.status_code >= 500 else "invalid_request"
     return api_exception
 
 
+# Exceptions the envelope handler maps itself; anything else is a 500.
+_ENVELOPE_EXCEPTIONS = (exceptions.APIException, Http404, PermissionDenied, ProtectedError)
+
+
+def service_unavailable_for(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 to answer when `exc` is a dependency failure (logged with its traceback), else None.
+
+    A lost or refused database connection, a statement timeout or a deadlock are OperationalError/InterfaceError;
+    every redis-py error comes from the cache (the broker's own errors reach us as kombu's OperationalError).
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
+        dependency = "database"
+    elif isinstance(exc, BrokerOperationalError):
+        dependency = "task queue"
+    elif isinstance(exc, RedisError):
+        dependency = "cache"
+    else:
+        return None
+    logger.error("The %s is unavailable", dependency, exc_info=exc)
+    return ServiceUnavailable(messages.DEPENDENCY_UNAVAILABLE.format(dependency=dependency))
+
+
+def dependency_unavailable_response(exc: BaseException) -> JsonResponse | None:
+    """The 503 envelope with Retry-After for a dependency failure outside DRF views, or None for other errors."""
+    error = service_unavailable_for(exc)
+    if error is None:
+        return None
+    response = JsonResponse(
+        error_body(type="server_error", code=error.code, detail=error.message), status=error.status_code
+    )
+    response["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if (unavailable := service_unavailable_for(exc)) is not None:
+        exc = unavailable
+    retry_after = getattr(exc, "retry_after_seconds", None)
     if isinstance(exc, DomainError):
         exc = _as_api_exception(exc)
     elif isinstance(exc, DataError):
@@ -57,13 +106,15 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.ValidationError(
             [exceptions.ErrorDetail(messages.DATABASE_REJECTED_VALUE, code="invalid_input")]
         )
-    return envelope_exception_handler(exc, context)
-
-
-def report_exception(exc: BaseException, context: dict | None) -> None:
-    """Log unexpected errors with their traceback; clients only ever see the generic 500 envelope."""
-    if not isinstance(exc, exceptions.APIException):
+    elif not isinstance(exc, _ENVELOPE_EXCEPTIONS):
+        # Reported here, then answered as the generic 500: the envelope handler would otherwise read the HTTP
+        # status from whatever `status_code` attribute a foreign exception carries (redis-py's is None: a 200).
         logger.error("Unhandled error in API view", exc_info=exc)
+        exc = exceptions.APIException()
+    response = envelope_exception_handler(exc, context)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def error_body(*, type: str, code: str, detail: str, attr: str | None = None) -> dict:

@@ -10,7 +10,7 @@ from rest_framework import status
 from events import messages
 from events.payloads import PayloadError
 from events.selectors import project_for_api_token
-from experiments_api.exceptions import error_body
+from experiments_api.exceptions import dependency_unavailable_response, error_body
 from experiments_api.models import Project
 
 
@@ -20,7 +20,8 @@ def error_response(status_code: int, *, type: str, code: str, detail: str, attr:
 
 def sdk_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """Wrap a POST view called by SDKs (also from browsers, hence CORS and no CSRF check; they send a project
-    token, not a cookie). A PayloadError raised by the view becomes its 400/401/413 envelope."""
+    token, not a cookie). A PayloadError raised by the view becomes its 400/401/413 envelope, a dependency failure
+    (database down) a 503 with Retry-After."""
 
     @csrf_exempt
     @wraps(view)
@@ -41,6 +42,10 @@ def sdk_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpR
                 response = error_response(
                     error.status_code, type=error.error_type, code=error.code, detail=error.message, attr=error.attr
                 )
+            except Exception as error:
+                response = dependency_unavailable_response(error)
+                if response is None:
+                    raise
         return _with_cors_headers(request, response)
 
     return wrapper

@@ -20,6 +20,7 @@ from events.views.common import project_for_token, sdk_endpoint
 from experiments_api import messages as api_messages
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
+from experiments_api.throttling import SDKBurstThrottle, SDKSustainedThrottle
 from flags.evaluation import FlagMatch, flag_evaluate, flag_for_local_evaluation
 
 # From these API versions on, answers carry the detailed `flags` map next to `featureFlags`.
@@ -126,6 +127,7 @@ class LocalEvaluationView(APIView):
     """
 
     permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
+    throttle_classes = [SDKBurstThrottle, SDKSustainedThrottle]
     required_scopes = ["feature_flag:read"]
 
     @cached_property

@@ -143,10 +143,7 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
-EXCEPTIONS_HOG = {
-    "ENABLE_IN_DEBUG": True,
-    "EXCEPTION_REPORTING": "experiments_api.exceptions.report_exception",
-}
+EXCEPTIONS_HOG = {"ENABLE_IN_DEBUG": True}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Experiments API",
@@ -175,9 +172,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TIMEZONE = "UTC"
 
+# Short socket timeouts: an unreachable Redis makes a request answer 503 at once instead of hanging a worker.
+CACHE_REDIS_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": CACHE_REDIS_OPTIONS,
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
