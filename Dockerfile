@@ -15,4 +15,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 RUN useradd --create-home app && chown -R app /app
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "experiments_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "-c", "python:experiments_api.gunicorn_config", "experiments_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
