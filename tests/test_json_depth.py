@@ -32,7 +32,8 @@ def router_paths(project_id: int, ids: dict[str, int] | None = None) -> list[str
     """A concrete path for every route of the project-scoped API; `ids` maps a resource to a real object's id."""
     paths = []
     for pattern in projects_router.urls:
-        resource = str(pattern.pattern).split("/")[2]
+        # "^projects/(?P<project_id>[^/]+)/<resource>/..."
+        resource = str(pattern.pattern).split(")/", 1)[1].split("/")[0]
         values = {
             "project_id": str(project_id),
             "pk": str((ids or {}).get(resource, 1)),
