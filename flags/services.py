@@ -56,7 +56,8 @@ def feature_flag_get_or_create(*, project: Project, user: User | None, data: dic
     try:
         return feature_flag_create(project=project, user=user, data=data), True
     except ValidationError as error:
-        if "unique" not in error.get_codes().get("key", []):
+        codes = error.get_codes()
+        if not (isinstance(codes, dict) and "unique" in codes.get("key", [])):
             raise
     # Taken by a concurrent writer since the read above; under READ COMMITTED this read sees its flag.
     existing = FeatureFlag.objects.alive().filter(project=project, key=data["key"]).first()
