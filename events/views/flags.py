@@ -123,7 +123,8 @@ class LocalEvaluationView(APIView):
 
     Needs a personal API key with `feature_flag:read` whose user is a member of the project. Without `token`, the
     key's current project is used. Flags an SDK could not evaluate exactly as this server does are left out, so
-    the SDK asks the server for them. 401 for an unknown token, 403 without the scope or project access.
+    the SDK asks the server for them. 401 for an unknown token, 403 without the scope or project access. Rate
+    limited like the API, but an unreachable cache lets requests through rather than answering 503.
     """
 
     permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
