@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,14 +53,18 @@ def get(url: str, **headers: str) -> int:
 
 
 def serve_and_log(command: list[str], port: int, environment: dict) -> tuple[list[int], str]:
-    """Start the server, send the requests carrying secrets, stop it, and return the statuses and its whole log."""
+    """Start the server, send the requests carrying secrets, stop it once it has logged each of them, and return
+    the statuses and its whole log."""
     server = subprocess.Popen(
         command, cwd=settings.BASE_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert server.poll() is None, server.communicate()[0]
+            assert server.poll() is None, "".join(lines)
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -72,10 +77,15 @@ def serve_and_log(command: list[str], port: int, environment: dict) -> tuple[lis
             get(f"{base}/api/projects/@current/experiments/?{QUERY}"),
             get(f"{base}/flags/?{QUERY}"),
         ]
+        # A server logs a request line after sending the response: wait for all of them.
+        deadline = time.monotonic() + 10
+        while sum(' HTTP/1.1" ' in line for line in list(lines)) < len(statuses) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         server.terminate()
-        log = server.communicate(timeout=30)[0]
-    return statuses, log
+        server.wait(timeout=30)
+        reader.join(timeout=10)
+    return statuses, "".join(lines)
 
 
 def assert_redacted(log: str) -> None:
@@ -83,6 +93,7 @@ def assert_redacted(log: str) -> None:
         assert secret not in log
     assert f"/no_such_page?{REDACTED_QUERY}" in log
     assert f"/api/projects/@current/experiments/?{REDACTED_QUERY}" in log
+    assert f"/flags/?{REDACTED_QUERY}" in log
 
 
 @pytest.mark.django_db
