@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 SERVER_ENVIRONMENT = {
     "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
     "DEBUG": "false",
-    "SECRET_KEY": "bench-only-secret-key",
+    "SECRET_KEY": "bench-only-secret-key-" + "x" * 50,
     "ALLOWED_HOSTS": "127.0.0.1",
     "LOG_LEVEL": "WARNING",
 }
