@@ -188,6 +188,9 @@ class ExperimentTimeseriesRecalculation(models.Model):
     status = models.CharField(max_length=20, choices=RecalculationStatus.choices, default=RecalculationStatus.PENDING)
     last_successful_date = models.DateField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)
+    # The lease of the task running it (see experiments/results/leases.py): renewed at every saved day.
+    lease_owner = models.UUIDField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

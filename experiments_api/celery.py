@@ -20,10 +20,11 @@ def sweep_for_abandoned_tasks_every_time(sender: Celery, **kwargs) -> None:
 
 
 app.conf.beat_schedule = {
-    # A worker killed mid-task is redelivered by the broker; this also catches records whose message was lost.
+    # A worker killed mid-task is redelivered by the broker; this also takes over expired leases within a minute and
+    # catches records whose message was lost.
     "requeue-stuck-timeseries-recalculations": {
         "task": "experiments.tasks.requeue_stuck_timeseries_recalculations",
-        "schedule": 5 * 60,
+        "schedule": 60,
     },
     "requeue-stuck-metrics-recalculations": {
         "task": "experiments.tasks.requeue_stuck_metrics_recalculations",

@@ -9,11 +9,12 @@ from rest_framework.response import Response
 from experiments import messages
 from experiments.definitions.metric import METRIC_UUID_MAX_LENGTH
 from experiments.models import RecalculationStatus, RecalculationTrigger
-from experiments.results.batch import (
+from experiments.results.requests import (
     metrics_recalculation_request,
     metrics_recalculation_response,
+    recalculation_response,
+    timeseries_recalculation_request,
 )
-from experiments.results.requests import recalculation_response, timeseries_recalculation_request
 from experiments.results.timeseries import timeseries_results_get
 
 # Only a well-formed UUID reaches the lookup: anything else is an unknown route (404), never a failed UUID cast.
@@ -91,22 +92,33 @@ class MetricsRecalculationSerializer(serializers.Serializer):
     created_at = serializers.CharField()
 
 
+def _requested(body: dict, created: bool) -> Response:
+    """A recalculation request's answer: 201 with a new record, 200 with the one already pending or in progress."""
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+SERVICE_UNAVAILABLE_RESPONSE = OpenApiResponse(description="The task queue is unreachable; nothing was written.")
+
+
 class ExperimentTimeseriesActionsMixin:
     @extend_schema(
         request=RecalculateTimeseriesSerializer,
-        responses={201: RecalculationSerializer, 200: OpenApiResponse(RecalculationSerializer, "Already queued")},
+        responses={
+            201: RecalculationSerializer,
+            200: OpenApiResponse(RecalculationSerializer, "Already queued"),
+            503: SERVICE_UNAVAILABLE_RESPONSE,
+        },
     )
     @action(detail=True, methods=["post"])
     def recalculate_timeseries(self, request: Request, *args, **kwargs) -> Response:
         """Queue a recomputation of a metric's daily results from the start date. Idempotent per
         (experiment, fingerprint): 200 with the pending/in-progress request, or 201 with a new one (whose stored
-        results are deleted first). 400 when `metric`/`fingerprint` is missing or the experiment is a draft."""
+        results are deleted first). 400 when `metric`/`fingerprint` is missing or the experiment is a draft; 503 with
+        `Retry-After` when the task queue is unreachable (nothing is written)."""
         params = RecalculateTimeseriesSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         recalculation, created = timeseries_recalculation_request(experiment=self.get_object(), **params.validated_data)
-        return Response(
-            recalculation_response(recalculation), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return _requested(recalculation_response(recalculation), created)
 
     @extend_schema(parameters=[TimeseriesResultsParamsSerializer], responses={200: dict})
     @action(detail=True, methods=["get"])
@@ -122,17 +134,16 @@ class ExperimentTimeseriesActionsMixin:
         responses={
             201: MetricsRecalculationSerializer,
             200: OpenApiResponse(MetricsRecalculationSerializer, "A batch is already pending or in progress"),
+            503: SERVICE_UNAVAILABLE_RESPONSE,
         },
     )
     @action(detail=True, methods=["post"], url_path="metrics_recalculation")
     def metrics_recalculation(self, request: Request, *args, **kwargs) -> Response:
         """Recalculate every metric now, one Celery task per metric. 201 with a new pending batch, or 200 with the
-        one already pending or in progress. 400 for a draft."""
+        one already pending or in progress. 400 for a draft; 503 with `Retry-After` when the task queue is
+        unreachable (nothing is written)."""
         recalculation, created = metrics_recalculation_request(experiment=self.get_object())
-        return Response(
-            metrics_recalculation_response(recalculation),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return _requested(metrics_recalculation_response(recalculation), created)
 
     @extend_schema(responses={200: MetricsRecalculationSerializer})
     @action(detail=True, methods=["get"], url_path="metrics_recalculation/latest")

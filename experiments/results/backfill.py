@@ -1,15 +1,14 @@
 """The worker's side of a timeseries recalculation: every local day's cumulative result from one read of the events.
 
-Idempotent and resumable: each day is upserted with the record's `last_successful_date` in one transaction, so a
-run that dies (worker killed, time limit, database error) is redelivered or retried and continues after the last
-day it saved; running twice writes the same rows.
+Idempotent and resumable: the run holds a lease on the record (leases.py), and each day is upserted with the
+record's `last_successful_date` and a renewed lease in one transaction, so a run that dies (worker killed, time
+limit, database error) is redelivered or retried, takes the expired lease over and continues after the last day
+it saved; running twice writes the same rows.
 """
 
 import datetime as dt
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
 from experiments import messages
@@ -22,8 +21,8 @@ from experiments.models import (
     RecalculationStatus,
 )
 from experiments.results.current import experiment_days, metric_results_as_of
+from experiments.results.leases import Lease, LeaseLost, lease_claim, lease_wait_seconds
 from experiments_api.exceptions import DomainError
-
 
 def metric_result_upsert(
     *,
@@ -57,34 +56,6 @@ def metric_result_upsert(
     )
 
 
-def stalled_before() -> dt.datetime:
-    """Work not updated since this instant has outlived any task's time limit (plus a margin): it is stalled."""
-    return timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=5)
-
-
-def _claim(recalculation: ExperimentTimeseriesRecalculation) -> bool:
-    """Move the record to in_progress; False if it is done, failed and superseded by a newer request, or in progress
-    with a live task (updated within a task's time limit), so a redelivered copy never runs beside it."""
-    claimable = Q(status__in=(RecalculationStatus.PENDING, RecalculationStatus.FAILED)) | Q(
-        status=RecalculationStatus.IN_PROGRESS, updated_at__lt=stalled_before()
-    )
-    try:
-        with transaction.atomic():
-            return bool(
-                ExperimentTimeseriesRecalculation.objects.filter(claimable, pk=recalculation.pk).update(
-                    status=RecalculationStatus.IN_PROGRESS, error_message=None, updated_at=timezone.now()
-                )
-            )
-    except IntegrityError:
-        return False
-
-
-def _set_status(recalculation: ExperimentTimeseriesRecalculation, status: str, error: str | None = None) -> None:
-    ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(
-        status=status, error_message=error, updated_at=timezone.now()
-    )
-
-
 def _pending_days(recalculation: ExperimentTimeseriesRecalculation, days: list[dt.date]) -> list[dt.date]:
     done = recalculation.last_successful_date
     return [day for day in days if done is None or day > done]
@@ -94,7 +65,7 @@ def _metric_uuid(recalculation: ExperimentTimeseriesRecalculation) -> str | None
     return recalculation.metric.get("uuid") if isinstance(recalculation.metric, dict) else None
 
 
-def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
+def _backfill(recalculation: ExperimentTimeseriesRecalculation, lease: Lease) -> None:
     experiment = recalculation.experiment
     if experiment.start_date is None:
         raise DomainError(messages.TIMESERIES_NOT_STARTED)
@@ -113,6 +84,7 @@ def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
     result_by_day = dict(zip(days, results, strict=True))
     for day in pending:
         with transaction.atomic():
+            lease.renew(last_successful_date=day)
             metric_result_upsert(
                 experiment=experiment,
                 metric_uuid=metric_uuid,
@@ -120,17 +92,19 @@ def _backfill(recalculation: ExperimentTimeseriesRecalculation) -> None:
                 query_to=day_end(day, tz),
                 result=result_by_day[day],
             )
-            ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(
-                last_successful_date=day, updated_at=timezone.now()
-            )
         recalculation.last_successful_date = day
 
 
-def _record_failure(recalculation: ExperimentTimeseriesRecalculation, error: str) -> None:
-    """The record becomes failed; the first day not yet saved gets a failed row carrying the error."""
+def _record_failure(recalculation: ExperimentTimeseriesRecalculation, lease: Lease, error: str) -> None:
+    """The record becomes failed (its lease released); the first day not yet saved gets a failed row carrying the
+    error. Nothing is written when another task has taken the record over."""
     experiment = recalculation.experiment
     metric_uuid = _metric_uuid(recalculation)
-    if experiment.start_date is not None and metric_uuid:
+    with transaction.atomic():
+        if not lease.release(status=RecalculationStatus.FAILED, error_message=error):
+            return
+        if experiment.start_date is None or not metric_uuid:
+            return
         pending = _pending_days(recalculation, experiment_days(experiment))
         if pending:
             metric_result_upsert(
@@ -141,12 +115,13 @@ def _record_failure(recalculation: ExperimentTimeseriesRecalculation, error: str
                 result=None,
                 error=error,
             )
-    _set_status(recalculation, RecalculationStatus.FAILED, error)
 
 
-def timeseries_recalculation_run(*, recalculation_id) -> None:
-    """Compute and store every day of a recalculation, resuming after `last_successful_date`.
+def timeseries_recalculation_run(*, recalculation_id) -> float | None:
+    """Compute and store every day of a recalculation under a lease, resuming after `last_successful_date`.
 
+    Returns the seconds to wait before trying again when another task holds a live lease on it (the caller runs
+    again then, so an abandoned run is taken over once its lease expires), else None: done, or nothing to do.
     A metric the engine cannot compute (DomainError) fails the record for good; any other error fails it and is
     re-raised so the task is retried, which resumes where this run stopped.
     """
@@ -157,14 +132,22 @@ def timeseries_recalculation_run(*, recalculation_id) -> None:
         .filter(pk=recalculation_id)
         .first()
     )
-    if recalculation is None or not _claim(recalculation):
-        return
+    if recalculation is None:
+        return None
+    lease = lease_claim(recalculation.pk)
+    if lease is None:
+        return lease_wait_seconds(recalculation.pk)
+    # A previous owner may have saved more days since the record was read.
+    recalculation.refresh_from_db(fields=["last_successful_date"])
     try:
-        _backfill(recalculation)
+        _backfill(recalculation, lease)
+    except LeaseLost:
+        return None
     except DomainError as error:
-        _record_failure(recalculation, error.message)
-        return
+        _record_failure(recalculation, lease, error.message)
+        return None
     except Exception as error:
-        _record_failure(recalculation, str(error) or type(error).__name__)
+        _record_failure(recalculation, lease, str(error) or type(error).__name__)
         raise
-    _set_status(recalculation, RecalculationStatus.COMPLETED)
+    lease.release(status=RecalculationStatus.COMPLETED, error_message=None)
+    return None

@@ -1,11 +1,12 @@
-"""Batch recalculation of every metric of an experiment: one record, one Celery task per metric (a group).
+"""Batch recalculation of every metric of an experiment: one record, one Celery task per metric.
 
 Each task computes the metric's current result (query_to = now, or the end date) with the results engine, stores it
 as an ExperimentMetricResult, and counts itself in the record under a row lock, so progress and errors are exact
-even when tasks run concurrently or are redelivered after a worker dies.
+even when tasks run concurrently or are redelivered after a worker dies (each metric is one short step: a
+redelivered copy simply computes it again and counts it once).
 """
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from experiments import messages
 from experiments.models import (
@@ -13,60 +14,29 @@ from experiments.models import (
     Experiment,
     ExperimentMetricsRecalculation,
     RecalculationStatus,
-    RecalculationTrigger,
 )
-from experiments.results.current import current_query_to
-from experiments.results.daily import current_result_store, experiment_metrics, stalled_before
-from experiments_api.exceptions import DomainError
-
-
-def active_metrics_recalculation(experiment: Experiment) -> ExperimentMetricsRecalculation | None:
-    return ExperimentMetricsRecalculation.objects.filter(
-        experiment=experiment, status__in=ACTIVE_RECALCULATION_STATUSES
-    ).first()
-
-
-def _enqueue(recalculation: ExperimentMetricsRecalculation, metric_uuids: list[str]) -> None:
-    from celery import group
-
-    from experiments.tasks import recalculate_experiment_metric
-
-    group(recalculate_experiment_metric.s(str(recalculation.pk), metric_uuid) for metric_uuid in metric_uuids).delay()
-
-
-def metrics_recalculation_request(
-    *, experiment: Experiment, trigger: str = RecalculationTrigger.MANUAL
-) -> tuple[ExperimentMetricsRecalculation, bool]:
-    """The active batch (and False), or a new pending one whose per-metric tasks start once this commits (and True).
-    A draft cannot be recalculated: there is no exposure window yet."""
-    if experiment.start_date is None:
-        raise DomainError(messages.METRICS_RECALCULATION_NOT_STARTED)
-    with transaction.atomic():
-        existing = active_metrics_recalculation(experiment)
-        if existing is not None:
-            return existing, False
-        metric_uuids = [metric["uuid"] for metric in experiment_metrics(experiment)]
-        try:
-            with transaction.atomic():
-                recalculation = ExperimentMetricsRecalculation.objects.create(
-                    project_id=experiment.project_id,
-                    experiment=experiment,
-                    trigger=trigger,
-                    total_metrics=len(metric_uuids),
-                    metric_uuids=metric_uuids,
-                    status=RecalculationStatus.PENDING if metric_uuids else RecalculationStatus.COMPLETED,
-                )
-        except IntegrityError:
-            return active_metrics_recalculation(experiment), False
-        if metric_uuids:
-            transaction.on_commit(lambda: _enqueue(recalculation, metric_uuids))
-    return recalculation, True
+from experiments.results.current import current_query_to, experiment_metrics
+from experiments.results.daily import current_result_store
+from experiments.results.leases import stalled_before
+from experiments.results.requests import metrics_recalculation_request
 
 
 def metrics_recalculation_trigger_if_scheduled(*, experiment: Experiment, trigger: str) -> None:
     """Launching, ending or changing the metrics of an experiment that opted into timeseries starts a batch."""
     if (experiment.scheduling_config or {}).get("timeseries") and experiment.start_date is not None:
         metrics_recalculation_request(experiment=experiment, trigger=trigger)
+
+
+def _unprocessed(recalculation: ExperimentMetricsRecalculation) -> list[str]:
+    return [uuid for uuid in recalculation.metric_uuids if uuid not in recalculation.processed_metric_uuids]
+
+
+def metrics_recalculation_unprocessed_uuids(*, recalculation_id) -> list[str]:
+    """The metrics of an active batch still to compute (none when the batch is unknown or finished)."""
+    recalculation = ExperimentMetricsRecalculation.objects.filter(
+        pk=recalculation_id, status__in=ACTIVE_RECALCULATION_STATUSES
+    ).first()
+    return [] if recalculation is None else _unprocessed(recalculation)
 
 
 def _count(recalculation_id, metric_uuid: str, error: str | None) -> None:
@@ -123,30 +93,12 @@ def metrics_recalculation_metric_run(*, recalculation_id, metric_uuid: str) -> N
         raise unexpected
 
 
-def metrics_recalculation_response(recalculation: ExperimentMetricsRecalculation) -> dict:
-    return {
-        "id": str(recalculation.pk),
-        "experiment_id": recalculation.experiment_id,
-        "status": recalculation.status,
-        "total_metrics": recalculation.total_metrics,
-        "completed_metrics": recalculation.completed_metrics,
-        "failed_metrics": recalculation.failed_metrics,
-        "metric_errors": recalculation.metric_errors,
-        "trigger": recalculation.trigger,
-        "created_at": recalculation.created_at.isoformat(),
-    }
-
-
-def stuck_metrics_recalculations() -> list[tuple[str, list[str]]]:
+def stuck_metrics_recalculation_ids() -> list[str]:
     """Batches with no progress for longer than a task may run (their messages were lost, or every retry of a
-    worker died): each with the metric uuids still to process."""
-    stuck = ExperimentMetricsRecalculation.objects.filter(
-        status__in=ACTIVE_RECALCULATION_STATUSES, updated_at__lt=stalled_before()
-    )
+    worker died): requeued, their unprocessed metrics are computed."""
     return [
-        (
-            str(recalculation.pk),
-            [uuid for uuid in recalculation.metric_uuids if uuid not in recalculation.processed_metric_uuids],
-        )
-        for recalculation in stuck
+        str(pk)
+        for pk in ExperimentMetricsRecalculation.objects.filter(
+            status__in=ACTIVE_RECALCULATION_STATUSES, updated_at__lt=stalled_before()
+        ).values_list("pk", flat=True)
     ]

@@ -12,6 +12,13 @@ from experiments.stats import StatsConfig, apply_multiple_testing_correction, co
 from experiments_api.exceptions import DomainError
 
 
+def experiment_metrics(experiment: Experiment) -> list[dict]:
+    """Inline primary and secondary metrics, then linked saved metrics, those with a uuid."""
+    saved = [link.saved_metric.query for link in experiment.saved_metric_links.select_related("saved_metric")]
+    metrics = [*(experiment.metrics or []), *(experiment.metrics_secondary or []), *saved]
+    return [metric for metric in metrics if isinstance(metric, dict) and metric.get("uuid")]
+
+
 def baseline_key(experiment: Experiment) -> str:
     return (experiment.stats_config or {}).get("baseline_variant_key") or "control"
 

@@ -1,5 +1,5 @@
 """Scheduled work: each running experiment that opted into timeseries gets today's cumulative result of every
-metric (api.md §7), and recalculations stuck in progress (a lost worker) are found for requeueing."""
+metric (api.md §7), and recalculations whose task died (an expired lease) or was lost are found for requeueing."""
 
 import datetime as dt
 
@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment, ExperimentTimeseriesRecalculation, RecalculationStatus
-from experiments.results.current import current_metric_result, current_query_to
+from experiments.results.backfill import metric_result_upsert
+from experiments.results.current import current_metric_result, current_query_to, experiment_metrics
+from experiments.results.leases import expired_lease, stalled_before
 from experiments_api.exceptions import DomainError
-
-from .backfill import metric_result_upsert, stalled_before
 
 RECENT_LAUNCH = dt.timedelta(days=30)
 
@@ -29,13 +29,6 @@ def timeseries_experiment_ids() -> list[int]:
         )
         .values_list("pk", flat=True)
     )
-
-
-def experiment_metrics(experiment: Experiment) -> list[dict]:
-    """Inline primary and secondary metrics, then linked saved metrics, those with a uuid."""
-    saved = [link.saved_metric.query for link in experiment.saved_metric_links.select_related("saved_metric")]
-    metrics = [*(experiment.metrics or []), *(experiment.metrics_secondary or []), *saved]
-    return [metric for metric in metrics if isinstance(metric, dict) and metric.get("uuid")]
 
 
 def daily_results_compute(*, experiment_id: int) -> None:
@@ -82,12 +75,11 @@ def current_result_store(
 
 
 def stuck_recalculation_ids() -> list:
-    """In progress with no progress saved for longer than a task may run, or pending that long (its enqueue was
-    lost): a worker died or the broker dropped the message."""
-    cutoff = stalled_before()
+    """In progress under an expired lease (its worker died), or pending for longer than a task may run (its message
+    was lost): requeued, the task takes the record over and resumes after the last saved day."""
+    now = timezone.now()
     return list(
         ExperimentTimeseriesRecalculation.objects.filter(
-            Q(status=RecalculationStatus.IN_PROGRESS, updated_at__lt=cutoff)
-            | Q(status=RecalculationStatus.PENDING, created_at__lt=cutoff)
+            expired_lease(now) | Q(status=RecalculationStatus.PENDING, created_at__lt=stalled_before())
         ).values_list("pk", flat=True)
     )

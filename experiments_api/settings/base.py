@@ -172,7 +172,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# A task a dead worker held goes back on the queue this long after its delivery: longer than a lease and than any
+# countdown (retries, lease waits), so only abandoned messages are redelivered; a long task redelivered while it
+# still runs finds its lease live and waits.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 90)}
+# A worker holds a recalculation this long past its last progress; then another task may take it over.
+RECALCULATION_LEASE_SECONDS = env_int("RECALCULATION_LEASE_SECONDS", 60)
 CELERY_TIMEZONE = "UTC"
 
 # Short socket timeouts: an unreachable Redis makes a request answer 503 at once instead of hanging a worker.

@@ -1,0 +1,32 @@
+"""Enqueue Celery tasks by name once the current transaction commits, so producers never import task modules.
+
+The task is looked up in the Celery app's registry and sent with `.delay`, which also honours `task_always_eager`
+(the embedded mode runs it in-process; `send_task` would not). Before the transaction commits, the broker is
+checked: when it cannot be reached, `ServiceUnavailable` rolls the transaction back instead of committing work
+that would never be queued.
+"""
+
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+from experiments_api.celery import app
+from experiments_api import messages
+from experiments_api.exceptions import ServiceUnavailable
+
+
+def broker_reachable_or_raise() -> None:
+    """Raise ServiceUnavailable unless a fresh connection to the broker opens (in-process mode has no broker)."""
+    if app.conf.task_always_eager:
+        return
+    with app.connection_for_write() as connection:
+        try:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=app.conf.broker_connection_timeout)
+        except OperationalError as error:
+            raise ServiceUnavailable(messages.BROKER_UNAVAILABLE) from error
+
+
+def enqueue_on_commit(task_name: str, *args) -> None:
+    """Run the registered task `task_name` with `args` once the transaction commits (at once outside one)."""
+    task = app.tasks[task_name]
+    broker_reachable_or_raise()
+    transaction.on_commit(lambda: task.delay(*args))
