@@ -6,6 +6,7 @@ checked: when it cannot be reached, `ServiceUnavailable` rolls the transaction b
 that would never be queued.
 """
 
+from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
@@ -25,8 +26,16 @@ def broker_reachable_or_raise() -> None:
             raise ServiceUnavailable(messages.BROKER_UNAVAILABLE) from error
 
 
+def registered_task(task_name: str) -> Task:
+    """The task named `task_name`; the apps' task modules are imported on first use (a web process never imports
+    them itself), and an unknown name raises NotRegistered."""
+    if task_name not in app.tasks:
+        app.loader.import_default_modules()
+    return app.tasks[task_name]
+
+
 def enqueue_on_commit(task_name: str, *args) -> None:
     """Run the registered task `task_name` with `args` once the transaction commits (at once outside one)."""
-    task = app.tasks[task_name]
+    task = registered_task(task_name)
     broker_reachable_or_raise()
     transaction.on_commit(lambda: task.delay(*args))

@@ -1,8 +1,11 @@
-"""A real Celery worker process consuming from Redis (not eager mode) runs timeseries recalculations, and a worker
-killed mid-task (SIGKILL) loses nothing: the unacknowledged task is redelivered to a new worker, which resumes after
-the last day saved."""
+"""A real Celery worker process consuming from Redis (not eager mode) runs recalculations enqueued by name, and a
+recalculation survives its worker: killed whole (SIGKILL), its pool child killed, or its database connection
+terminated mid-task, a recalculation completes with every day computed exactly once and the same results as an
+uninterrupted run. The worker runs at the default settings except a short lease and visibility timeout, so the
+takeover that takes about a minute in production takes seconds here."""
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -18,13 +21,18 @@ from django.conf import settings
 from django.db import connection
 
 from experiments.metrics.days import day_end, days_from, local_day
-from experiments.models import ExperimentMetricResult, ExperimentTimeseriesRecalculation, RecalculationStatus
-from experiments.results.backfill import stalled_before
+from experiments.models import (
+    ExperimentMetricResult,
+    ExperimentMetricsRecalculation,
+    ExperimentTimeseriesRecalculation,
+    RecalculationStatus,
+)
+from experiments.results.current import metric_results_as_of
 from experiments.results.requests import timeseries_recalculation_request
 from experiments_api.celery import app as celery_app
 from tests.factories import member_of
 from tests.metric_reference import RawEvent
-from tests.test_metric_aggregation import make_experiment, store
+from tests.test_metric_aggregation import events_node, make_experiment, mean, store
 from tests.test_timeseries import FINGERPRINT, METRIC
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -32,8 +40,12 @@ pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
 START = dt.datetime(2025, 4, 1, 8, 0, tzinfo=dt.UTC)
 DAYS = 10
-# A worker's unacknowledged task goes back to the queue once this many seconds passed since its delivery.
-VISIBILITY_TIMEOUT = 3
+# A lease expires this many seconds after a worker's last progress (a minute by default).
+LEASE_SECONDS = 3
+# A dead worker's unacknowledged task goes back to the queue this many seconds after its delivery (longer than a
+# lease and than a lease wait, as by default).
+VISIBILITY_TIMEOUT = 6
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 
 
 def database_url() -> str:
@@ -43,15 +55,18 @@ def database_url() -> str:
 
 
 class Worker:
-    """`celery worker --pool=solo`: one process, so a SIGKILL kills the task with it."""
+    """`celery worker` on this test run's queue. The solo pool is one process (a SIGKILL kills the task with it);
+    the prefork pool runs the task in a child process."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, pool: str = "solo") -> None:
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+            "RECALCULATION_LEASE_SECONDS": str(LEASE_SECONDS),
             "SECRET_KEY": settings.SECRET_KEY,
         }
         command = [
@@ -59,7 +74,9 @@ class Worker:
             "-A",
             "experiments_api",
             "worker",
-            "--pool=solo",
+            f"--pool={pool}",
+            "--concurrency=1",
+            f"--queues={QUEUE}",
             "--loglevel=INFO",
             "--without-mingle",
             "--without-gossip",
@@ -69,6 +86,10 @@ class Worker:
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT
         )
+
+    def pool_children(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -83,15 +104,29 @@ class Worker:
                 self.kill()
 
 
+def delete_queue(client: redis.Redis, queue: str) -> None:
+    """Remove this run's queue (its list, priority lists and binding) and its unacknowledged messages, nothing else
+    of the shared Redis database."""
+    for key in client.scan_iter(match=f"{queue}*"):
+        client.delete(key)
+    client.delete(f"_kombu.binding.{queue}")
+    for tag, payload in client.hgetall("unacked").items():
+        _message, _exchange, routing_key = json.loads(payload)
+        if routing_key == queue:
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+
+
 @pytest.fixture
 def start_worker(transactional_db, tmp_path):
-    """Starts workers on demand; the broker queue is emptied first and every worker is stopped at the end."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    """Starts workers on demand; this run's queue is emptied before and after, and every worker is stopped."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    delete_queue(broker, QUEUE)
     celery_app.conf.task_always_eager = False
     workers = []
 
-    def start() -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(workers)}.log")
+    def start(pool: str = "solo") -> Worker:
+        worker = Worker(tmp_path / f"worker-{len(workers)}.log", pool)
         workers.append(worker)
         return worker
 
@@ -99,6 +134,7 @@ def start_worker(transactional_db, tmp_path):
     celery_app.conf.task_always_eager = True
     for worker in workers:
         worker.stop()
+    delete_queue(broker, QUEUE)
 
 
 def wait_for(condition, what: str, workers=(), timeout: float = 90):
@@ -112,8 +148,8 @@ def wait_for(condition, what: str, workers=(), timeout: float = 90):
     raise AssertionError(f"Timed out waiting for {what}.\n{logs}")
 
 
-def ten_day_experiment():
-    experiment = make_experiment(timezone="Europe/Paris", start=START, end=START + dt.timedelta(days=DAYS - 1))
+def ten_day_experiment(**extra):
+    experiment = make_experiment(timezone="Europe/Paris", start=START, end=START + dt.timedelta(days=DAYS - 1), **extra)
     events = []
     for number in range(200):
         unit, variant = f"unit-{number}", ("control", "test")[number % 2]
@@ -166,61 +202,133 @@ def test_a_worker_recalculates_a_ten_day_experiment(start_worker, make_client):
     assert len(body["timeseries"]) == DAYS
     samples = [day["baseline"]["number_of_samples"] for day in body["timeseries"].values()]
     assert samples == sorted(samples) and samples[-1] == 100
+    assert ExperimentTimeseriesRecalculation.objects.values_list("lease_owner", "leased_until").get(
+        pk=response.json()["id"]
+    ) == (None, None)
 
 
-def worker_waits_on_a_lock() -> bool:
+def test_a_worker_runs_a_batch_recalculation_enqueued_by_name(start_worker, make_client):
+    pageviews = {**mean(events_node("$feature_flag_called")), "uuid": "exposures"}
+    experiment = ten_day_experiment(metrics=[METRIC, pageviews])
+    worker = start_worker()
+    client = make_client(member_of(experiment.project))
+
+    response = client.post(f"/api/projects/{experiment.project_id}/experiments/{experiment.pk}/metrics_recalculation/")
+
+    assert (response.status_code, response.json()["status"], response.json()["total_metrics"]) == (201, "pending", 2)
+    batch = wait_for(
+        lambda: ExperimentMetricsRecalculation.objects.filter(
+            pk=response.json()["id"], status=RecalculationStatus.COMPLETED
+        ).first(),
+        "the batch to complete",
+        [worker],
+    )
+    assert (batch.completed_metrics, batch.failed_metrics, batch.metric_errors) == (2, 0, {})
+    assert sorted(ExperimentMetricResult.objects.values_list("metric_uuid", flat=True)) == ["exposures", "metric-1"]
+
+
+def worker_waiting_on_a_lock() -> int | None:
+    """The backend pid of the session the worker blocks in, if it is waiting on a row lock now."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
-        return cursor.fetchone()[0] > 0
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+class InterruptedRecalculation:
+    """A recalculation whose worker saved four days and is stuck on the fifth: another session holds an uncommitted
+    row for that day. `resolve()` lets go of it once the fault is injected."""
+
+    def __init__(self, start_worker, pool: str = "solo") -> None:
+        self.experiment = ten_day_experiment()
+        self.days = local_days(self.experiment)
+        self.tz = self.experiment.project.tzinfo
+        self.blocker = psycopg.connect(database_url().replace("postgres://", "postgresql://"))
+        self.blocker.execute(
+            "INSERT INTO experiments_experimentmetricresult (experiment_id, metric_uuid, fingerprint, query_to, "
+            "status, created_at, updated_at) VALUES (%s, %s, %s, %s, 'pending', now(), now())",
+            [self.experiment.pk, METRIC["uuid"], FINGERPRINT, day_end(self.days[4], self.tz)],
+        )
+        self.worker = start_worker(pool)
+        self.recalculation, _ = timeseries_recalculation_request(
+            experiment=self.experiment, metric=METRIC, fingerprint=FINGERPRINT
+        )
+        self.backend_pid = wait_for(
+            lambda: (
+                recalculation_state(self.recalculation.pk) == (RecalculationStatus.IN_PROGRESS, self.days[3])
+                and worker_waiting_on_a_lock()
+            ),
+            "the worker to save four days and wait on the fifth",
+            [self.worker],
+        )
+        self.saved_before = self.saved()
+
+    def saved(self) -> dict:
+        return {row.query_to: row.updated_at for row in self.rows()}
+
+    def rows(self) -> list[ExperimentMetricResult]:
+        return list(
+            ExperimentMetricResult.objects.filter(experiment=self.experiment, fingerprint=FINGERPRINT).order_by(
+                "query_to"
+            )
+        )
+
+    def resolve(self) -> None:
+        self.blocker.rollback()
+        self.blocker.close()
+
+    def assert_completed_as_if_uninterrupted(self, workers) -> None:
+        wait_for(
+            lambda: recalculation_state(self.recalculation.pk) == (RecalculationStatus.COMPLETED, self.days[-1]),
+            "the recalculation to be taken over and completed",
+            workers,
+        )
+        rows = self.rows()
+        boundaries = [day_end(day, self.tz) for day in self.days]
+        assert [row.query_to for row in rows] == boundaries
+        assert all(row.status == "completed" for row in rows)
+        assert [row.result for row in rows] == metric_results_as_of(
+            experiment=self.experiment, metric=METRIC, boundaries=boundaries
+        )
+        # The days saved before the fault were not recomputed: the takeover resumed after the last saved day.
+        assert {row.query_to: row.updated_at for row in rows[:4]} == self.saved_before
 
 
 def test_a_killed_worker_loses_nothing(start_worker):
-    experiment = ten_day_experiment()
-    days = local_days(experiment)
-    tz = experiment.project.tzinfo
-    # Another session holds an uncommitted row for the fifth day, so the worker stops there, mid-task.
-    blocker = psycopg.connect(database_url().replace("postgres://", "postgresql://"))
-    blocker.execute(
-        "INSERT INTO experiments_experimentmetricresult (experiment_id, metric_uuid, fingerprint, query_to, status, "
-        "created_at, updated_at) VALUES (%s, %s, %s, %s, 'pending', now(), now())",
-        [experiment.pk, METRIC["uuid"], FINGERPRINT, day_end(days[4], tz)],
-    )
-    first = start_worker()
-    recalculation, _ = timeseries_recalculation_request(experiment=experiment, metric=METRIC, fingerprint=FINGERPRINT)
-    wait_for(
-        lambda: (
-            recalculation_state(recalculation.pk) == (RecalculationStatus.IN_PROGRESS, days[3])
-            and worker_waits_on_a_lock()
-        ),
-        "the worker to save four days and wait on the fifth",
-        [first],
-    )
-    saved_before = {
-        row.query_to: row.updated_at
-        for row in ExperimentMetricResult.objects.filter(experiment=experiment, fingerprint=FINGERPRINT)
-    }
+    interrupted = InterruptedRecalculation(start_worker)
+    first = interrupted.worker
 
     first.kill()
-    blocker.rollback()
-    blocker.close()
+    interrupted.resolve()
 
-    assert recalculation_state(recalculation.pk) == (RecalculationStatus.IN_PROGRESS, days[3])
-    assert len(saved_before) == 4
-    # In production the broker redelivers only after its visibility timeout (an hour), longer than a task may run,
-    # so the record then looks stalled and the redelivered task may take it over; here that timeout is seconds.
-    ExperimentTimeseriesRecalculation.objects.filter(pk=recalculation.pk).update(
-        updated_at=stalled_before() - dt.timedelta(seconds=1)
-    )
+    assert recalculation_state(interrupted.recalculation.pk) == (RecalculationStatus.IN_PROGRESS, interrupted.days[3])
+    assert len(interrupted.saved_before) == 4
+    # The broker redelivers the dead worker's task after its visibility timeout; the new worker waits for the lease
+    # to expire, then takes it over.
     second = start_worker()
-    wait_for(
-        lambda: recalculation_state(recalculation.pk) == (RecalculationStatus.COMPLETED, days[-1]),
-        "a new worker to finish the redelivered task",
-        [first, second],
-    )
-    rows = ExperimentMetricResult.objects.filter(experiment=experiment, fingerprint=FINGERPRINT).order_by("query_to")
-    assert [row.query_to for row in rows] == [day_end(day, tz) for day in days]
-    assert all(row.status == "completed" for row in rows)
-    # The days saved before the kill were not recomputed: the new worker resumed after the last saved day.
-    assert {row.query_to: row.updated_at for row in rows[:4]} == saved_before
+    interrupted.assert_completed_as_if_uninterrupted([first, second])
+
+
+def test_a_killed_pool_child_is_taken_over_by_the_redelivered_task(start_worker):
+    interrupted = InterruptedRecalculation(start_worker, pool="prefork")
+    (child,) = interrupted.worker.pool_children()
+
+    os.kill(child, signal.SIGKILL)
+    interrupted.resolve()
+
+    # The parent requeues the task at once (reject_on_worker_lost); its copy finds the lease live, reschedules
+    # itself for when it expires, and then takes over instead of reporting success.
+    interrupted.assert_completed_as_if_uninterrupted([interrupted.worker])
+
+
+def test_a_task_whose_database_connection_is_dropped_is_retried_and_completes(start_worker):
+    interrupted = InterruptedRecalculation(start_worker)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [interrupted.backend_pid])
+
+    interrupted.resolve()
+
+    # The failure cannot be recorded on the dead connection: the retry waits for the lease, then takes over.
+    interrupted.assert_completed_as_if_uninterrupted([interrupted.worker])

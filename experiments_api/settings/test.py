@@ -1,6 +1,7 @@
 """Test settings: the suite runs against a real PostgreSQL and Redis, never a silent SQLite fallback."""
 
 import os
+import uuid
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -19,5 +20,7 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests run tasks in-process unless a test starts a real worker (see tests/test_celery_worker.py).
+# Tests run tasks in-process unless a test starts a real worker (see tests/test_celery_worker.py), which consumes this
+# run's own queue only, so runs sharing a Redis database never take each other's messages.
 CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_DEFAULT_QUEUE = f"tests-{uuid.uuid4().hex}"
