@@ -10,8 +10,8 @@ from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from experiments_api.celery import app
 from experiments_api import messages
+from experiments_api.celery import app
 from experiments_api.exceptions import ServiceUnavailable
 
 

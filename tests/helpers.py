@@ -6,6 +6,7 @@ from experiments_api.exceptions import error_body
 NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.NOT_FOUND)
 PROJECT_NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.PROJECT_NOT_FOUND)
 NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=messages.NOT_A_PROJECT_MEMBER)
+BROKER_UNAVAILABLE = error_body(type="server_error", code="service_unavailable", detail=messages.BROKER_UNAVAILABLE)
 
 
 def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:

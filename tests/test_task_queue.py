@@ -20,9 +20,9 @@ from experiments.models import (
 )
 from experiments.results.requests import METRICS_TASK, TIMESERIES_TASK
 from experiments_api.celery import app as celery_app
-from experiments_api.exceptions import BROKER_UNAVAILABLE, error_body
 from experiments_api.queue import enqueue_on_commit
 from tests.factories import member_of
+from tests.helpers import BROKER_UNAVAILABLE
 from tests.test_metric_aggregation import START, events_node, make_experiment, mean
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 PURCHASES = {**mean(events_node("purchase")), "uuid": "purchases"}
 FINGERPRINT = "f" * 64
-UNAVAILABLE = error_body(type="server_error", code="service_unavailable", detail=BROKER_UNAVAILABLE)
 
 
 def pending_batch(experiment) -> ExperimentMetricsRecalculation:
@@ -113,7 +112,7 @@ def test_a_timeseries_request_with_the_broker_down_is_a_503_that_writes_nothing(
             url(experiment, "recalculate_timeseries/"), {"metric": PURCHASES, "fingerprint": FINGERPRINT}
         )
 
-    assert (response.status_code, response.json(), response["Retry-After"]) == (503, UNAVAILABLE, "30")
+    assert (response.status_code, response.json(), response["Retry-After"]) == (503, BROKER_UNAVAILABLE, "30")
     assert callbacks == []
     assert not ExperimentTimeseriesRecalculation.objects.exists()
     # The stored results the request would have replaced are still there: the whole request rolled back.
@@ -126,7 +125,7 @@ def test_a_batch_request_with_the_broker_down_is_a_503_that_writes_nothing(broke
 
     response = client.post(url(experiment, "metrics_recalculation/"))
 
-    assert (response.status_code, response.json(), response["Retry-After"]) == (503, UNAVAILABLE, "30")
+    assert (response.status_code, response.json(), response["Retry-After"]) == (503, BROKER_UNAVAILABLE, "30")
     assert not ExperimentMetricsRecalculation.objects.exists()
 
 
@@ -148,6 +147,6 @@ def test_launching_an_opted_in_experiment_with_the_broker_down_is_a_503_and_leav
 
     response = client.post(url(draft, "launch/"))
 
-    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert (response.status_code, response.json()) == (503, BROKER_UNAVAILABLE)
     draft.refresh_from_db()
     assert (draft.start_date, ExperimentMetricsRecalculation.objects.exists()) == (None, False)

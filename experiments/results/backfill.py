@@ -24,6 +24,7 @@ from experiments.results.current import experiment_days, metric_results_as_of
 from experiments.results.leases import Lease, LeaseLost, lease_claim, lease_wait_seconds
 from experiments_api.exceptions import DomainError
 
+
 def metric_result_upsert(
     *,
     experiment: Experiment,
