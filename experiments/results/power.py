@@ -9,8 +9,7 @@ from experiments import messages
 from experiments.metrics import daily_exposures
 from experiments.metrics.days import day_end, local_day
 from experiments.models import Experiment
-from experiments.results.current import baseline_key, current_metric_result
-from experiments.results.daily import experiment_metrics
+from experiments.results.current import baseline_key, current_metric_result, experiment_metrics
 from experiments.stats import estimate_effect, statistic_for
 from experiments.stats.config import StatsConfig
 from experiments.stats.power import mid_experiment_power
