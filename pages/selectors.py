@@ -12,9 +12,9 @@ from django.utils import timezone
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.metrics import MULTIPLE_VARIANT_KEY
 from experiments.models import Experiment
-from experiments.results.batch import active_metrics_recalculation
-from experiments.results.daily import experiment_metrics
+from experiments.results.current import experiment_metrics
 from experiments.results.query import experiment_exposure_query
+from experiments.results.requests import active_metrics_recalculation
 from experiments.results.timeseries import timeseries_results_get
 from experiments.selectors import experiments_with_relations, filter_experiments
 from experiments.stats import StatsConfig, estimate_effect, statistic_for

@@ -64,6 +64,16 @@ def _active_timeseries(experiment: Experiment, fingerprint: str) -> models.Query
     )
 
 
+def active_metrics_recalculation(experiment: Experiment) -> ExperimentMetricsRecalculation | None:
+    return _active_batches(experiment).first()
+
+
+def _active_batches(experiment: Experiment) -> models.QuerySet[ExperimentMetricsRecalculation]:
+    return ExperimentMetricsRecalculation.objects.filter(
+        experiment=experiment, status__in=ACTIVE_RECALCULATION_STATUSES
+    )
+
+
 def timeseries_recalculation_request(
     *, experiment: Experiment, metric: dict, fingerprint: str
 ) -> tuple[ExperimentTimeseriesRecalculation, bool]:
@@ -107,9 +117,7 @@ def metrics_recalculation_request(
 
     return recalculation_request(
         experiment=experiment,
-        active=ExperimentMetricsRecalculation.objects.filter(
-            experiment=experiment, status__in=ACTIVE_RECALCULATION_STATUSES
-        ),
+        active=_active_batches(experiment),
         create=create,
         task_name=METRICS_TASK,
         not_started_message=messages.METRICS_RECALCULATION_NOT_STARTED,
