@@ -2,28 +2,22 @@
 
 The task is looked up in the Celery app's registry and sent with `.delay`, which also honours `task_always_eager`
 (the embedded mode runs it in-process; `send_task` would not). Before the transaction commits, the broker is
-checked: when it cannot be reached, `ServiceUnavailable` rolls the transaction back instead of committing work
-that would never be queued.
+checked: when it cannot be reached, kombu's OperationalError rolls the transaction back instead of committing work
+that would never be queued, and the exception handler answers it as a 503 with `Retry-After`.
 """
 
 from celery import Task
 from django.db import transaction
-from kombu.exceptions import OperationalError
 
-from experiments_api import messages
 from experiments_api.celery import app
-from experiments_api.exceptions import ServiceUnavailable
 
 
 def broker_reachable_or_raise() -> None:
-    """Raise ServiceUnavailable unless a fresh connection to the broker opens (in-process mode has no broker)."""
+    """Raise kombu's OperationalError unless a fresh connection to the broker opens (in-process mode has none)."""
     if app.conf.task_always_eager:
         return
     with app.connection_for_write() as connection:
-        try:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=app.conf.broker_connection_timeout)
-        except OperationalError as error:
-            raise ServiceUnavailable(messages.BROKER_UNAVAILABLE) from error
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=app.conf.broker_connection_timeout)
 
 
 def registered_task(task_name: str) -> Task:

@@ -1,12 +1,13 @@
 """Error bodies in PostHog's envelope `{type, code, detail, attr}`, for whole-body assertions in tests."""
 
+import socket
+
 from experiments_api import messages
 from experiments_api.exceptions import error_body
 
 NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.NOT_FOUND)
 PROJECT_NOT_FOUND = error_body(type="invalid_request", code="not_found", detail=messages.PROJECT_NOT_FOUND)
 NOT_A_MEMBER = error_body(type="authentication_error", code="permission_denied", detail=messages.NOT_A_PROJECT_MEMBER)
-BROKER_UNAVAILABLE = error_body(type="server_error", code="service_unavailable", detail=messages.BROKER_UNAVAILABLE)
 
 
 def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> dict:
@@ -25,3 +26,18 @@ def project_not_allowed_for_key(project_id: int) -> dict:
         code="permission_denied",
         detail=messages.PROJECT_NOT_ALLOWED_FOR_KEY.format(project_id=project_id),
     )
+
+
+def unavailable(dependency: str) -> dict:
+    return error_body(
+        type="server_error",
+        code="service_unavailable",
+        detail=messages.DEPENDENCY_UNAVAILABLE.format(dependency=dependency),
+    )
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

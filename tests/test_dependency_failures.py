@@ -6,7 +6,6 @@ request; the shared Redis and PostgreSQL keep running for everyone else.
 
 import json
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,25 +17,10 @@ from django.test import override_settings
 
 from events.models import Event
 from experiments.models import Experiment
-from experiments_api import messages
-from experiments_api.exceptions import ServiceUnavailable, error_body
+from experiments_api.exceptions import ServiceUnavailable
 from experiments_api.settings.base import CACHE_REDIS_OPTIONS
 from tests.factories import ExperimentFactory, FeatureFlagFactory
-
-
-def unavailable(dependency: str) -> dict:
-    return error_body(
-        type="server_error",
-        code="service_unavailable",
-        detail=messages.DEPENDENCY_UNAVAILABLE.format(dependency=dependency),
-    )
-
-
-def closed_port() -> int:
-    """A local port nothing listens on: connecting to it is refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.helpers import closed_port, unavailable
 
 
 def assert_unavailable(response, dependency: str) -> None:

@@ -3,7 +3,6 @@ transaction commits, found by name in a process that never imported a task modul
 reached, a 503 with `Retry-After` that leaves nothing written. tests/test_celery_worker.py runs them in a worker."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +21,13 @@ from experiments.results.requests import METRICS_TASK, TIMESERIES_TASK
 from experiments_api.celery import app as celery_app
 from experiments_api.queue import enqueue_on_commit
 from tests.factories import member_of
-from tests.helpers import BROKER_UNAVAILABLE
+from tests.helpers import closed_port, unavailable
 from tests.test_metric_aggregation import START, events_node, make_experiment, mean
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
+TASK_QUEUE_UNAVAILABLE = unavailable("task queue")
 PURCHASES = {**mean(events_node("purchase")), "uuid": "purchases"}
 FINGERPRINT = "f" * 64
 
@@ -81,9 +81,7 @@ def test_a_process_that_never_imported_the_task_modules_finds_tasks_by_name():
 
 def point_the_broker_at_a_closed_port(monkeypatch) -> None:
     """A broker URL pointing at a local port nothing listens on, with tasks sent to it (not run in-process)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     monkeypatch.setitem(celery_app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
@@ -112,7 +110,7 @@ def test_a_timeseries_request_with_the_broker_down_is_a_503_that_writes_nothing(
             url(experiment, "recalculate_timeseries/"), {"metric": PURCHASES, "fingerprint": FINGERPRINT}
         )
 
-    assert (response.status_code, response.json(), response["Retry-After"]) == (503, BROKER_UNAVAILABLE, "30")
+    assert (response.status_code, response.json(), response["Retry-After"]) == (503, TASK_QUEUE_UNAVAILABLE, "30")
     assert callbacks == []
     assert not ExperimentTimeseriesRecalculation.objects.exists()
     # The stored results the request would have replaced are still there: the whole request rolled back.
@@ -125,7 +123,7 @@ def test_a_batch_request_with_the_broker_down_is_a_503_that_writes_nothing(broke
 
     response = client.post(url(experiment, "metrics_recalculation/"))
 
-    assert (response.status_code, response.json(), response["Retry-After"]) == (503, BROKER_UNAVAILABLE, "30")
+    assert (response.status_code, response.json(), response["Retry-After"]) == (503, TASK_QUEUE_UNAVAILABLE, "30")
     assert not ExperimentMetricsRecalculation.objects.exists()
 
 
@@ -147,6 +145,6 @@ def test_launching_an_opted_in_experiment_with_the_broker_down_is_a_503_and_leav
 
     response = client.post(url(draft, "launch/"))
 
-    assert (response.status_code, response.json()) == (503, BROKER_UNAVAILABLE)
+    assert (response.status_code, response.json()) == (503, TASK_QUEUE_UNAVAILABLE)
     draft.refresh_from_db()
     assert (draft.start_date, ExperimentMetricsRecalculation.objects.exists()) == (None, False)
