@@ -6,16 +6,26 @@ of a variant result in PostHog's shape.
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .bayesian import bayesian_test
+from .bayesian import GaussianPrior, bayesian_test
 from .frequentist import frequentist_test
 from .statistics import Statistic
 
-if TYPE_CHECKING:
-    from .config import StatsConfig
 
-InferenceMethod = Callable[[Statistic, Statistic, "StatsConfig"], dict]
+class InferenceSettings(Protocol):
+    """What the methods read of a parsed `StatsConfig` (config.py imports this registry, not the reverse)."""
+
+    relative: bool
+    ci_level: float
+    alpha: float
+    sequential: bool
+    sequential_tuning: float
+    alternative: str
+    prior: GaussianPrior | None
+
+
+InferenceMethod = Callable[[Statistic, Statistic, InferenceSettings], dict]
 
 
 def _bound(value: float) -> float | None:
@@ -23,7 +33,7 @@ def _bound(value: float) -> float | None:
     return None if math.isinf(value) else float(value)
 
 
-def _frequentist(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
+def _frequentist(treatment: Statistic, control: Statistic, config: InferenceSettings) -> dict:
     outcome = frequentist_test(
         treatment,
         control,
@@ -41,7 +51,7 @@ def _frequentist(treatment: Statistic, control: Statistic, config: "StatsConfig"
     }
 
 
-def _bayesian(treatment: Statistic, control: Statistic, config: "StatsConfig") -> dict:
+def _bayesian(treatment: Statistic, control: Statistic, config: InferenceSettings) -> dict:
     outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative, prior=config.prior)
     return {
         "method": "bayesian",
