@@ -5,6 +5,7 @@ from datetime import datetime
 
 from events.models import Event, EventDefinition
 from experiments_api.models import Project
+from flags.cache import project_flag_definitions
 from flags.models import FeatureFlag
 
 FEATURE_PROPERTY_PREFIX = "$feature/"
@@ -56,8 +57,10 @@ def project_for_api_token(token: str) -> Project | None:
 
 def flags_for_sdk(*, project: Project, include_inactive: bool = False) -> list[dict]:
     """The project's live flags as plain dicts, the input of flags.evaluation; inactive ones only on request
-    (local evaluation lists them so SDKs know they are off)."""
-    flags = FeatureFlag.objects.alive().filter(project=project)
-    if not include_inactive:
-        flags = flags.filter(active=True)
-    return list(flags.order_by("id").values(*SDK_FLAG_FIELDS))
+    (local evaluation lists them so SDKs know they are off). Served from flags.cache: do not mutate them."""
+    flags = project_flag_definitions(project.pk, load=lambda: _live_flags(project))
+    return flags if include_inactive else [flag for flag in flags if flag["active"]]
+
+
+def _live_flags(project: Project) -> list[dict]:
+    return list(FeatureFlag.objects.alive().filter(project=project).order_by("id").values(*SDK_FLAG_FIELDS))

@@ -92,13 +92,18 @@ def flag_evaluate(flag: Mapping, *, distinct_id: str, person_properties: Mapping
             )
 
     out_of_rollout_index = None
+    rollout_hash = None  # computed once, at the first condition with a rollout percentage
     for index, condition in _conditions_in_evaluation_order(filters):
         if not all(property_filter_matches(prop, person_properties) for prop in condition.get("properties") or []):
             continue
-        if not _in_rollout(bucket_hash(flag["key"], distinct_id), condition.get("rollout_percentage")):
-            if out_of_rollout_index is None:
-                out_of_rollout_index = index
-            continue
+        rollout_percentage = condition.get("rollout_percentage")
+        if rollout_percentage is not None:
+            if rollout_hash is None:
+                rollout_hash = bucket_hash(flag["key"], distinct_id)
+            if not _in_rollout(rollout_hash, rollout_percentage):
+                if out_of_rollout_index is None:
+                    out_of_rollout_index = index
+                continue
         variant = _condition_variant(flag, condition, distinct_id)
         return FlagMatch(
             enabled=True,
@@ -144,6 +149,8 @@ def _holdout_group_matches(group: Mapping, *, distinct_id: str, person_propertie
 def _conditions_in_evaluation_order(filters: Mapping) -> list[tuple[int, dict]]:
     """Conditions that force a variant go first (a stable sort, as PostHog's server does), keeping their indexes."""
     indexed = list(enumerate(filters.get("groups") or []))
+    if not any(condition.get("variant") for _index, condition in indexed):
+        return indexed
     return sorted(indexed, key=lambda item: 0 if item[1].get("variant") else 1)
 
 

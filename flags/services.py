@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError
 from experiments_api.exceptions import ConflictError, DomainError
 from experiments_api.models import Project, User
 from flags import messages
+from flags.cache import project_flags_changed
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import running_experiment_using_flag
 from flags.serializers import CohortSerializer, FeatureFlagSerializer, duplicate_flag_key_error
@@ -39,9 +40,11 @@ def feature_flag_create(*, project: Project, user: User | None, data: dict) -> F
     serializer = FeatureFlagSerializer(data=data, context={"project": project})
     serializer.is_valid(raise_exception=True)
     with _duplicate_key_refused():
-        return FeatureFlag.objects.create(
+        flag = FeatureFlag.objects.create(
             project=project, created_by=user, last_modified_by=user, **serializer.validated_data
         )
+        project_flags_changed(project.pk)
+    return flag
 
 
 def feature_flag_get_or_create(*, project: Project, user: User | None, data: dict) -> tuple[FeatureFlag, bool]:
@@ -94,6 +97,7 @@ def feature_flag_update(
     flag.last_modified_by = user
     with _duplicate_key_refused():
         flag.save()
+    project_flags_changed(flag.project_id)
     return flag
 
 
@@ -102,11 +106,15 @@ def feature_flags_holdout_groups_set(
     *, flags: QuerySet[FeatureFlag], holdout_groups: list[dict] | None, user: User | None
 ) -> None:
     """Write a holdout's groups (or None to clear them) into `filters.holdout_groups` of each flag."""
+    project_ids = set()
     for flag in FeatureFlag.objects.select_for_update().filter(pk__in=flags.values("pk")).order_by("pk"):
         flag.filters = {**flag.filters, "holdout_groups": holdout_groups}
         flag.version += 1
         flag.last_modified_by = user
         flag.save(update_fields=["filters", "version", "last_modified_by", "updated_at"])
+        project_ids.add(flag.project_id)
+    for project_id in project_ids:
+        project_flags_changed(project_id)
 
 
 def cohort_create(*, project: Project, user: User | None, data: dict) -> Cohort:

@@ -186,7 +186,7 @@ CACHE_REDIS_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "experiments_api.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": CACHE_REDIS_OPTIONS,
         }
@@ -194,6 +194,10 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# How long a server process may keep a project's flag definitions (see flags.cache); changes invalidate them at
+# once through the shared cache, so without Redis (a cache per process) they are not kept at all by default.
+FLAG_DEFINITIONS_CACHE_SECONDS = env_int("FLAG_DEFINITIONS_CACHE_SECONDS", 60 if REDIS_URL else 0)
 
 CAPTURE_MAX_BODY_BYTES = env_int("CAPTURE_MAX_BODY_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CAPTURE_MAX_BODY_BYTES
