@@ -38,8 +38,9 @@ DEFAULT_ORDER = "-created_at"
 
 def experiments_with_relations(queryset: QuerySet[Experiment]) -> QuerySet[Experiment]:
     """Everything the serializer reads, loaded in a fixed number of queries whatever the page size."""
+    # Each link's `experiment` is set by the prefetch itself; saved metrics shared by many links are loaded once.
     return queryset.select_related("feature_flag", "created_by", "holdout__created_by").prefetch_related(
-        "saved_metric_links__saved_metric", "saved_metric_links__experiment"
+        "saved_metric_links__saved_metric"
     )
 
 

@@ -1,14 +1,106 @@
-"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields, and a
-JSON field the browsable API's HTML form can fill."""
+"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields, a JSON
+field the browsable API's HTML form can fill, and a faster read path for model serializers that list many rows."""
 
+import copy
+from functools import cached_property
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from rest_framework import serializers
-from rest_framework.fields import empty
+from rest_framework.fields import SkipField, empty
+from rest_framework.relations import PKOnlyObject
 from rest_framework.utils import html
 
 from experiments_api.models import User
 
+# A model column a DRF field returns unchanged: (DRF field, model fields, the value's type); any value for JSON.
+_ANY_VALUE = object
+_UNCHANGED_VALUES = (
+    (serializers.JSONField, (models.JSONField,), _ANY_VALUE),
+    (serializers.BooleanField, (models.BooleanField,), bool),
+    (serializers.IntegerField, (models.IntegerField, models.AutoField), int),
+    (serializers.ChoiceField, (models.CharField, models.TextField), str),
+    (serializers.CharField, (models.CharField, models.TextField), str),
+)
+_DRF_LOOKUP = None  # a plan entry whose value DRF looks up itself
 
-class UserBasicSerializer(serializers.ModelSerializer):
+
+class FastReadMixin:
+    """`to_representation` for model serializers that list many rows: DRF's output with less work per field.
+
+    DRF calls `get_attribute` and `to_representation` on every field of every row, about 2 µs each, which was most
+    of the time of a page of 50 experiments. Here each readable field's plan is worked out once per serializer: a
+    field reading one model column that DRF returns as is (JSON, and strings, booleans and integers from columns of
+    those types) is copied; a field on any other single column (dates, uuids) is converted without the attribute
+    lookup machinery; every other field (nested serializers, methods, dotted sources, relations) goes through DRF as
+    usual. A value of an unexpected type is converted by its field, so the output is always DRF's.
+    """
+
+    def get_fields(self) -> dict:
+        """ModelSerializer's fields, built once per class (they depend only on the class) and copied per instance."""
+        cls = type(self)
+        template = cls.__dict__.get("_fields_template")
+        if template is None:
+            template = super().get_fields()
+            cls._fields_template = template
+        return copy.deepcopy(template)
+
+    def to_representation(self, instance) -> dict:
+        data = {}
+        for name, attribute, unchanged_type, field in self._read_plan:
+            if attribute is _DRF_LOOKUP:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                empty = (value.pk if isinstance(value, PKOnlyObject) else value) is None
+                data[name] = None if empty else field.to_representation(value)
+                continue
+            value = getattr(instance, attribute)
+            if value is None:
+                data[name] = None
+            elif unchanged_type is _ANY_VALUE or type(value) is unchanged_type:
+                data[name] = value
+            else:
+                data[name] = field.to_representation(value)
+        return data
+
+    @cached_property
+    def _read_plan(self) -> list[tuple[str, str | None, type | None, serializers.Field]]:
+        """(output name, model attribute or _DRF_LOOKUP, the type of values returned unchanged or None, field)."""
+        plan = []
+        for field in self._readable_fields:
+            column = self._column(field)
+            if column is None:
+                plan.append((field.field_name, _DRF_LOOKUP, None, field))
+                continue
+            unchanged_type = next(
+                (
+                    value_type
+                    for field_class, column_classes, value_type in _UNCHANGED_VALUES
+                    if isinstance(field, field_class) and isinstance(column, column_classes)
+                ),
+                None,
+            )
+            if isinstance(field, serializers.JSONField) and field.binary:
+                unchanged_type = None
+            plan.append((field.field_name, column.attname, unchanged_type, field))
+        return plan
+
+    def _column(self, field: serializers.Field) -> models.Field | None:
+        """The concrete model column (not a relation) that `field` reads, when it reads exactly one."""
+        if isinstance(field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.RelatedField):
+            return None
+        if isinstance(field, serializers.ManyRelatedField | serializers.ReadOnlyField) or len(field.source_attrs) != 1:
+            return None
+        try:
+            column = self.Meta.model._meta.get_field(field.source_attrs[0])
+        except FieldDoesNotExist:  # a property of the model
+            return None
+        return column if column.concrete and not column.is_relation else None
+
+
+class UserBasicSerializer(FastReadMixin, serializers.ModelSerializer):
     class Meta:
         model = User
         fields = [

@@ -15,7 +15,7 @@ from experiments.models import (
     ExperimentToSavedMetric,
     ExperimentType,
 )
-from experiments_api.serializers import FormJSONField, UserBasicSerializer
+from experiments_api.serializers import FastReadMixin, FormJSONField, UserBasicSerializer
 from flags.models import FeatureFlag
 
 LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
@@ -38,7 +38,7 @@ def with_experiment_date_range(metric, experiment: Experiment):
     return normalised
 
 
-class ExperimentFeatureFlagSerializer(serializers.ModelSerializer):
+class ExperimentFeatureFlagSerializer(FastReadMixin, serializers.ModelSerializer):
     """PostHog's minimal flag object embedded in an experiment."""
 
     team_id = serializers.IntegerField(source="project_id", read_only=True)
@@ -66,7 +66,7 @@ class ExperimentFeatureFlagSerializer(serializers.ModelSerializer):
         return False
 
 
-class ExperimentHoldoutSummarySerializer(serializers.ModelSerializer):
+class ExperimentHoldoutSummarySerializer(FastReadMixin, serializers.ModelSerializer):
     created_by = UserBasicSerializer(read_only=True)
 
     class Meta:
@@ -75,7 +75,7 @@ class ExperimentHoldoutSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ExperimentToSavedMetricSerializer(serializers.ModelSerializer):
+class ExperimentToSavedMetricSerializer(FastReadMixin, serializers.ModelSerializer):
     """A saved-metric link; `query.fingerprint` is computed for the experiment's current settings."""
 
     query = serializers.SerializerMethodField()
@@ -92,7 +92,7 @@ class ExperimentToSavedMetricSerializer(serializers.ModelSerializer):
         return query
 
 
-class ExperimentSerializer(serializers.ModelSerializer):
+class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
     feature_flag_key = serializers.CharField(source="feature_flag.key", max_length=400)
     feature_flag = ExperimentFeatureFlagSerializer(read_only=True)
     holdout = ExperimentHoldoutSummarySerializer(read_only=True)
