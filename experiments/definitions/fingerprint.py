@@ -4,7 +4,6 @@ Stored daily results and recalculation requests are matched by fingerprint, so a
 setting that affects its numbers (start date, stats method, exposure criteria, ...) yields new rows.
 """
 
-import copy
 import datetime as dt
 import hashlib
 import json
@@ -21,7 +20,8 @@ def effective_stats_method(stats_config: dict | None) -> str:
 
 
 def _clean_metric(metric: dict) -> dict:
-    cleaned = copy.deepcopy(metric)
+    """The metric without the keys that do not change its results; nested values are shared, never modified."""
+    cleaned = dict(metric)
     for key in IGNORED_METRIC_KEYS:
         cleaned.pop(key, None)
     if "breakdownFilter" in cleaned:
