@@ -38,6 +38,7 @@ ERROR_RESPONSES = {
     404: error_response("The project or the object does not exist."),
     429: error_response("Too many requests for this API key; retry after `Retry-After` seconds."),
     500: error_response("An unexpected server error (the envelope only, never a traceback)."),
+    503: error_response("A dependency (database, cache, broker) is unavailable; retry after `Retry-After` seconds."),
 }
 CONFLICT_RESPONSE = error_response("The object changed meanwhile; read it again and retry.")
 UNSUPPORTED_MEDIA_TYPE_RESPONSE = error_response("The request body is not JSON.")

@@ -88,7 +88,9 @@ def test_the_error_envelope_is_one_component(schema):
 
 def test_every_operation_documents_its_errors_with_the_envelope(schema):
     for path, method, operation in operations(schema):
-        expected = {"401", "403", "404", "429", "500"} | ({"415"} if method in ("post", "put", "patch") else set())
+        expected = {"401", "403", "404", "429", "500", "503"} | (
+            {"415"} if method in ("post", "put", "patch") else set()
+        )
         for status in expected:
             assert response_schema(operation, status) == ERROR_REF, (method, path, status)
         if not (path.endswith("/eligible_feature_flags/")):
