@@ -35,3 +35,12 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 
     def get_offset(self, request: Request) -> int:
         return parse_non_negative_int(request, self.offset_query_param, minimum=0) or 0
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        """Every page carries all four keys; `next` and `previous` are null at the ends (OpenAPI 3.1 types)."""
+        page = super().get_paginated_response_schema(schema)
+        for link in ("next", "previous"):
+            page["properties"][link].pop("nullable")
+            page["properties"][link]["type"] = ["string", "null"]
+        page["required"] = ["count", "next", "previous", "results"]
+        return page

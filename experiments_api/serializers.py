@@ -1,11 +1,13 @@
-"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields, a JSON
-field the browsable API's HTML form can fill, and a faster read path for model serializers that list many rows."""
+"""Serializers shared by every app: the basic user object PostHog nests in `created_by` and similar fields, JSON
+fields the browsable API's HTML form can fill, typed for the OpenAPI schema (their content is checked by the
+serializers' `validate_<field>`), and a faster read path for model serializers that list many rows."""
 
 import copy
 from functools import cached_property
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 from rest_framework.relations import PKOnlyObject
@@ -128,3 +130,31 @@ class FormJSONField(serializers.JSONField):
         if html.is_html_input(dictionary) and not str(dictionary.get(self.field_name, "")).strip():
             return empty
         return super().get_value(dictionary)
+
+
+JSON_OBJECT_SCHEMA = {"type": "object", "additionalProperties": True}
+
+
+@extend_schema_field(JSON_OBJECT_SCHEMA)
+class JSONObjectField(FormJSONField):
+    """A JSON object."""
+
+
+@extend_schema_field({**JSON_OBJECT_SCHEMA, "type": ["object", "null"]})
+class StoredJSONObjectField(FormJSONField):
+    """A JSON object that requests must send, but that rows stored without one answer as null."""
+
+
+@extend_schema_field({"type": "array", "items": JSON_OBJECT_SCHEMA})
+class JSONObjectListField(FormJSONField):
+    """A JSON list of objects."""
+
+
+@extend_schema_field({"type": "string"})
+class JSONStringField(FormJSONField):
+    """A JSON string, kept as sent so the serializer can answer a non-string with its own message."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class JSONStringListField(FormJSONField):
+    """A JSON list of strings."""

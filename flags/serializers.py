@@ -4,7 +4,7 @@ import re
 
 from rest_framework import serializers
 
-from experiments_api.serializers import UserBasicSerializer
+from experiments_api.serializers import JSONObjectField, UserBasicSerializer
 from flags import messages
 from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
 from flags.validators import validate_cohort_filters, validate_flag_filters
@@ -40,13 +40,13 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
 
     key = serializers.CharField(max_length=FeatureFlag._meta.get_field("key").max_length)
     name = serializers.CharField(max_length=FLAG_NAME_MAX_LENGTH, allow_blank=True, required=False)
-    filters = serializers.JSONField(required=False)
+    filters = JSONObjectField(required=False, initial=dict)
     evaluation_runtime = serializers.ChoiceField(choices=EvaluationRuntime.choices, required=False)
     creation_context = serializers.ChoiceField(choices=CreationContext.choices, required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
     evaluation_tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
-    created_by = UserBasicSerializer(read_only=True)
-    last_modified_by = UserBasicSerializer(read_only=True)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
+    last_modified_by = UserBasicSerializer(read_only=True, allow_null=True)
     experiment_set = serializers.SerializerMethodField()
 
     class Meta:
@@ -103,8 +103,8 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
 
 
 class CohortSerializer(serializers.ModelSerializer):
-    created_by = UserBasicSerializer(read_only=True)
-    filters = serializers.JSONField(required=False)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
+    filters = JSONObjectField(required=False, initial=dict)
 
     class Meta:
         model = Cohort
@@ -135,3 +135,23 @@ class CohortSerializer(serializers.ModelSerializer):
 
     def validate_filters(self, filters: object) -> dict:
         return validate_cohort_filters(filters)
+
+
+class LocalEvaluationFlagSerializer(serializers.Serializer):
+    """A flag definition as SDKs evaluate it locally (a holdout appears as `filters.holdout`)."""
+
+    id = serializers.IntegerField()
+    team_id = serializers.IntegerField()
+    key = serializers.CharField()
+    name = serializers.CharField()
+    filters = serializers.DictField()
+    active = serializers.BooleanField()
+    deleted = serializers.BooleanField()
+    version = serializers.IntegerField()
+    ensure_experience_continuity = serializers.BooleanField()
+
+
+class LocalEvaluationSerializer(serializers.Serializer):
+    flags = LocalEvaluationFlagSerializer(many=True)
+    group_type_mapping = serializers.DictField(child=serializers.CharField())
+    cohorts = serializers.DictField()

@@ -1,16 +1,21 @@
 """HTTP endpoints of feature flags and cohorts under /api/projects/:project_id/."""
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 
 from experiments_api.mixins import DestroyNotAllowedMixin, ServiceWriteMixin
 from experiments_api.routing import ProjectScopedViewSet
+from experiments_api.schema import CONFLICT_RESPONSE
 from flags.filters import FeatureFlagFilter
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import feature_flags_for_serializer
 from flags.serializers import CohortSerializer, FeatureFlagSerializer
 from flags.services import cohort_create, cohort_update, feature_flag_create, feature_flag_update
 
+FLAG_UPDATE_SCHEMA = extend_schema(responses={200: FeatureFlagSerializer, 409: CONFLICT_RESPONSE})
 
+
+@extend_schema_view(update=FLAG_UPDATE_SCHEMA, partial_update=FLAG_UPDATE_SCHEMA)
 class FeatureFlagViewSet(
     ServiceWriteMixin,
     DestroyNotAllowedMixin,

@@ -1,12 +1,30 @@
-"""Shared fixtures: a project with a member, API clients authenticated by personal API key, a headless browser."""
+"""Shared fixtures: a project with a member, API clients authenticated by personal API key, a headless browser,
+and the check of every response against the OpenAPI schema."""
 
 import pytest
 from django.core.cache import cache
 from django.db import connections
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.browser import BrowserPage, chromium
 from tests.factories import ProjectFactory, api_key_for, member_of
+from tests.schema_validation import validate_response
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _responses_match_the_schema():
+    """Every response a test client receives is checked against the served OpenAPI schema (see schema_validation)."""
+    send = Client.request
+
+    def request_and_validate(self, **request):
+        response = send(self, **request)
+        validate_response(response.wsgi_request, response)
+        return response
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Client, "request", request_and_validate)
+        yield
 
 
 @pytest.fixture(autouse=True)

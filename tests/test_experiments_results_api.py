@@ -312,9 +312,26 @@ def test_timeseries_results_before_anything_ran_are_pending_with_every_day_null(
     )
 
 
+def stored_result(samples: int) -> dict:
+    """A day's result in the shape the statistics engine stores."""
+    return {
+        "baseline": {
+            "key": "control",
+            "number_of_samples": samples,
+            "sum": 1,
+            "sum_squares": 1,
+            "validation_failures": [],
+        },
+        "variant_results": [
+            {"key": "test", "number_of_samples": samples, "sum": 2, "sum_squares": 4, "validation_failures": []}
+        ],
+        "sample_ratio_mismatch": None,
+    }
+
+
 def test_timeseries_results_report_partial_then_failed_days(client, experiment):
     completed_at = timezone.now()
-    result = {"baseline": {"key": "control", "number_of_samples": 4}, "variant_results": [{"key": "test"}]}
+    result = stored_result(4)
     first = metric_result(
         experiment, DAYS[0], status=MetricResultStatus.COMPLETED, result=result, completed_at=completed_at
     )
@@ -352,11 +369,11 @@ def test_timeseries_results_report_partial_then_failed_days(client, experiment):
 
 def test_timeseries_results_are_completed_once_every_day_is(client, experiment):
     for number, day in enumerate(DAYS):
-        metric_result(experiment, day, status=MetricResultStatus.COMPLETED, result={"day": number})
+        metric_result(experiment, day, status=MetricResultStatus.COMPLETED, result=stored_result(number))
 
     body = timeseries(client, experiment).json()
 
-    assert (body["status"], body["timeseries"]) == ("completed", {day: {"day": n} for n, day in enumerate(DAYS)})
+    assert (body["status"], body["timeseries"]) == ("completed", {day: stored_result(n) for n, day in enumerate(DAYS)})
 
 
 def test_timeseries_results_show_a_recalculation_while_it_is_pending_or_in_progress(client, experiment):

@@ -1,4 +1,5 @@
-"""The OpenAPI 3 schema at /api/schema/ validates and documents bearer auth; the docs pages render."""
+"""The OpenAPI 3.1 schema at /api/schema/ validates and tells the truth: bearer auth, the error envelope on every
+error status, nullable fields, typed action responses, JSON bodies and readable operation ids; the docs render."""
 
 import pytest
 import yaml
@@ -47,3 +48,158 @@ def test_documentation_pages_render(client, db, path):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"/api/schema" in response.content
+
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+EXPERIMENTS = "/api/projects/{project_id}/experiments/"
+EXPERIMENT = "/api/projects/{project_id}/experiments/{id}/"
+
+
+def operations(schema: dict):
+    for path, path_item in schema["paths"].items():
+        for method, operation in path_item.items():
+            yield path, method, operation
+
+
+def response_schema(operation: dict, status: str) -> dict:
+    return operation["responses"][status]["content"]["application/json"]["schema"]
+
+
+def test_the_error_envelope_is_one_component(schema):
+    assert schema["components"]["schemas"]["Error"] == {
+        "type": "object",
+        "description": "PostHog's error envelope, answered by every error of the API.",
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": "validation_error, authentication_error, invalid_request, throttled_error or "
+                "server_error.",
+            },
+            "code": {
+                "type": "string",
+                "description": "A machine-readable code, such as `required`, `not_found`, `throttled`.",
+            },
+            "detail": {"type": "string", "description": "A human-readable message."},
+            "attr": {"type": ["string", "null"], "description": "The field the error is about, if any."},
+        },
+        "required": ["attr", "code", "detail", "type"],
+    }
+
+
+def test_every_operation_documents_its_errors_with_the_envelope(schema):
+    for path, method, operation in operations(schema):
+        expected = {"401", "403", "404", "429", "500", "503"} | (
+            {"415"} if method in ("post", "put", "patch") else set()
+        )
+        for status in expected:
+            assert response_schema(operation, status) == ERROR_REF, (method, path, status)
+        if not (path.endswith("/eligible_feature_flags/")):
+            assert response_schema(operation, "400") == ERROR_REF, (method, path)
+
+
+def test_conflicts_are_documented_where_they_happen(schema):
+    assert response_schema(schema["paths"][f"{EXPERIMENT}ship_variant/"]["post"], "409") == ERROR_REF
+    flag = schema["paths"]["/api/projects/{project_id}/feature_flags/{id}/"]
+    assert response_schema(flag["patch"], "409") == response_schema(flag["put"], "409") == ERROR_REF
+
+
+@pytest.mark.parametrize("resource", ["experiments", "feature_flags", "cohorts"])
+def test_a_forbidden_delete_is_an_empty_405(schema, resource):
+    responses = schema["paths"][f"/api/projects/{{project_id}}/{resource}/{{id}}/"]["delete"]["responses"]
+
+    assert "204" not in responses
+    assert responses["405"] == {
+        "description": 'DELETE is not allowed (empty body): soft-delete with PATCH `{"deleted": true}` instead.'
+    }
+
+
+def test_holdouts_really_delete(schema):
+    responses = schema["paths"]["/api/projects/{project_id}/experiment_holdouts/{id}/"]["delete"]["responses"]
+
+    assert responses["204"] == {"description": "No response body"}
+    assert "405" not in responses
+
+
+def test_request_bodies_are_json_only(schema):
+    bodies = [
+        operation["requestBody"] for _path, _method, operation in operations(schema) if "requestBody" in operation
+    ]
+
+    assert bodies
+    assert all(list(body["content"]) == ["application/json"] for body in bodies)
+
+
+def test_experiment_responses_declare_nullable_fields_and_every_field_required(schema):
+    experiment = schema["components"]["schemas"]["Experiment"]
+
+    assert experiment["properties"]["holdout"]["oneOf"] == [
+        {"$ref": "#/components/schemas/ExperimentHoldoutSummary"},
+        {"type": "null"},
+    ]
+    assert experiment["properties"]["exposure_cohort"]["type"] == ["integer", "null"]
+    assert experiment["properties"]["created_by"]["oneOf"][1] == {"type": "null"}
+    assert experiment["properties"]["metrics"]["type"] == "array"
+    assert experiment["properties"]["exposure_criteria"]["type"] == ["object", "null"]
+    assert set(experiment["required"]) == set(experiment["properties"])
+
+
+def test_query_answers_200_with_one_schema_per_kind(schema):
+    operation = schema["paths"]["/api/projects/{project_id}/query/"]["post"]
+
+    assert operation["operationId"] == "query_run"
+    assert "201" not in operation["responses"]
+    result = response_schema(operation, "200")
+    assert result == {"$ref": "#/components/schemas/QueryResult"}
+    assert schema["components"]["schemas"]["QueryResult"]["discriminator"] == {
+        "propertyName": "kind",
+        "mapping": {
+            "ExperimentQuery": "#/components/schemas/ExperimentQueryResult",
+            "ExperimentExposureQuery": "#/components/schemas/ExperimentExposureQueryResult",
+        },
+    }
+
+
+def test_the_exposure_cohort_answer_wraps_the_cohort(schema):
+    operation = schema["paths"][f"{EXPERIMENT}create_exposure_cohort_for_experiment/"]["post"]
+
+    assert response_schema(operation, "201") == {"$ref": "#/components/schemas/ExposureCohortResult"}
+    assert schema["components"]["schemas"]["ExposureCohortResult"]["properties"] == {
+        "cohort": {"$ref": "#/components/schemas/Cohort"}
+    }
+
+
+def test_timeseries_results_require_their_parameters_and_are_typed(schema):
+    operation = schema["paths"][f"{EXPERIMENT}timeseries_results/"]["get"]
+
+    query = {
+        parameter["name"]: parameter["required"] for parameter in operation["parameters"] if parameter["in"] == "query"
+    }
+    assert query == {"metric_uuid": True, "fingerprint": True}
+    assert response_schema(operation, "200") == {"$ref": "#/components/schemas/TimeseriesResults"}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "component"),
+    [
+        (f"{EXPERIMENT}recalculate_timeseries/", "post", "Recalculation"),
+        (f"{EXPERIMENT}metrics_recalculation/", "post", "MetricsRecalculation"),
+        (f"{EXPERIMENTS}stats/", "get", "VelocityStats"),
+        ("/api/feature_flag/local_evaluation/", "get", "LocalEvaluation"),
+        ("/flags/definitions/", "get", "LocalEvaluation"),
+    ],
+)
+def test_action_responses_are_typed(schema, path, method, component):
+    assert response_schema(schema["paths"][path][method], "200") == {"$ref": f"#/components/schemas/{component}"}
+
+
+def test_operation_ids_are_unique_and_named_after_their_resource(schema):
+    ids = {(path, method): operation["operationId"] for path, method, operation in operations(schema)}
+
+    assert len(set(ids.values())) == len(ids)
+    assert ids[(EXPERIMENTS, "get")] == "experiments_list"
+    assert ids[(f"{EXPERIMENT}launch/", "post")] == "experiments_launch"
+    assert ids[("/api/feature_flag/local_evaluation/", "get")] == "feature_flags_local_evaluation"
+    assert ids[("/flags/definitions/", "get")] == "feature_flags_definitions"
+    for (path, method), operation_id in ids.items():
+        [tag] = schema["paths"][path][method]["tags"]
+        assert operation_id.startswith(f"{tag}_"), (path, method, operation_id)

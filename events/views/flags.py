@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from functools import cached_property
 
 from django.http import HttpRequest, JsonResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
@@ -22,6 +21,7 @@ from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
 from experiments_api.throttling import SDKBurstThrottle, SDKSustainedThrottle
 from flags.evaluation import FlagMatch, flag_evaluate, flag_for_local_evaluation
+from flags.serializers import LocalEvaluationSerializer
 
 # From these API versions on, answers carry the detailed `flags` map next to `featureFlags`.
 FLAGS_DETAILED_FROM_VERSION = 2
@@ -146,7 +146,8 @@ class LocalEvaluationView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("token", str, description="The project API token (phc_…).")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: LocalEvaluationSerializer},
+        tags=["feature_flags"],
     )
     def get(self, request: Request) -> Response:
         definitions = [

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -30,6 +30,7 @@ from experiments.selectors import (
 from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
 from experiments_api.mixins import DestroyNotAllowedMixin
 from experiments_api.routing import ProjectScopedViewSet
+from experiments_api.schema import ErrorSerializer
 from flags.serializers import CohortSerializer, FeatureFlagSerializer
 
 
@@ -43,6 +44,28 @@ class VelocityStatsSerializer(serializers.Serializer):
 
 class RequiresFlagResultSerializer(serializers.Serializer):
     result = serializers.BooleanField()
+
+
+class ExposureCohortResultSerializer(serializers.Serializer):
+    cohort = CohortSerializer()
+
+
+class EligibleFlagsPageSerializer(serializers.Serializer):
+    results = FeatureFlagSerializer(many=True)
+    count = serializers.IntegerField()
+
+
+class InvalidPageSerializer(serializers.Serializer):
+    """PostHog's own body for a malformed `limit`/`offset` on eligible_feature_flags."""
+
+    error = serializers.CharField()
+
+
+ELIGIBLE_FLAGS_BAD_REQUEST = PolymorphicProxySerializer(
+    component_name="EligibleFeatureFlagsError",
+    serializers=[ErrorSerializer, InvalidPageSerializer],
+    resource_type_field_name=None,
+)
 
 
 REQUIRES_FLAG_LOOKBACK_DAYS = 7
@@ -102,7 +125,7 @@ class ExperimentViewSet(
         copy = experiment_duplicate(experiment=self.get_object(), user=request.user, **params.validated_data)
         return Response(self._serialize(copy), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={201: CohortSerializer})
+    @extend_schema(request=None, responses={201: ExposureCohortResultSerializer})
     @action(detail=True, methods=["post"])
     def create_exposure_cohort_for_experiment(self, request: Request, *args, **kwargs) -> Response:
         """Create a dynamic cohort of the users exposed since launch, using `exposure_criteria.exposure_config`
@@ -114,7 +137,10 @@ class ExperimentViewSet(
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(parameters=[EligibleFlagsParamsSerializer], responses={200: FeatureFlagSerializer(many=True)})
+    @extend_schema(
+        parameters=[EligibleFlagsParamsSerializer],
+        responses={200: EligibleFlagsPageSerializer, 400: ELIGIBLE_FLAGS_BAD_REQUEST},
+    )
     @action(detail=False, methods=["get"], required_scopes=["feature_flag:read"])
     def eligible_feature_flags(self, request: Request, *args, **kwargs) -> Response:
         """Flags that can back an experiment: live, ≥ 2 variants, `control` first. `{results, count}`;

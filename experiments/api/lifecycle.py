@@ -21,6 +21,7 @@ from experiments.results.power import metric_power
 from experiments.services import lifecycle
 from experiments.services.planning import running_time_calculate
 from experiments_api.permissions import ensure_key_allows_project, ensure_key_has_scope
+from experiments_api.schema import CONFLICT_RESPONSE
 
 FLAG_WRITE_SCOPE = "feature_flag:write"
 
@@ -77,7 +78,7 @@ class ExperimentLifecycleActionsMixin:
         """Back to draft: clears dates, conclusion and archived; the flag is untouched. 400 for a draft."""
         return self._respond(lifecycle.experiment_reset(experiment=self.get_object(), user=request.user))
 
-    @extend_schema(request=ShipVariantSerializer, responses={200: ExperimentSerializer})
+    @extend_schema(request=ShipVariantSerializer, responses={200: ExperimentSerializer, 409: CONFLICT_RESPONSE})
     @action(detail=True, methods=["post"])
     def ship_variant(self, request: Request, *args, **kwargs) -> Response:
         """Serve `variant_key` to 100% of the split (and everyone with `release_to_everyone`), ending the

@@ -1,20 +1,23 @@
 """POST /api/projects/:project_id/query/ for the experiment query kinds, answered synchronously as PostHog does."""
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from experiments import messages
+from experiments.api.serializers.results import QUERY_RESULT
 from experiments.models import Experiment
 from experiments.results.query import EXPERIMENT_QUERY, QUERY_KINDS, experiment_query_run
 from experiments_api.routing import ProjectScopedViewSet
+from experiments_api.serializers import JSONObjectField
 
 
 class ExperimentQueryNodeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=QUERY_KINDS)
     experiment_id = serializers.IntegerField()
-    metric = serializers.JSONField(required=False)
+    metric = JSONObjectField(required=False, help_text="Required for an ExperimentQuery.")
 
     def validate(self, attrs: dict) -> dict:
         if attrs["kind"] == EXPERIMENT_QUERY and not isinstance(attrs.get("metric"), dict):
@@ -22,6 +25,7 @@ class ExperimentQueryNodeSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_serializer(component_name="Query")
 class QueryRequestSerializer(serializers.Serializer):
     query = ExperimentQueryNodeSerializer()
 
@@ -43,6 +47,7 @@ class QueryViewSet(ProjectScopedViewSet):
     def safely_get_queryset(self, queryset):
         return queryset.select_related("project", "feature_flag", "holdout")
 
+    @extend_schema(operation_id="query_run", responses={200: QUERY_RESULT})
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

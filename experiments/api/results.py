@@ -1,14 +1,18 @@
 """Timeseries actions of the experiments viewset: request a recalculation, read the daily results."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from experiments import messages
+from experiments.api.serializers.results import (
+    MetricsRecalculationSerializer,
+    RecalculationSerializer,
+    TimeseriesResultsSerializer,
+)
 from experiments.definitions.metric import METRIC_UUID_MAX_LENGTH
-from experiments.models import RecalculationStatus, RecalculationTrigger
 from experiments.results.requests import (
     metrics_recalculation_request,
     metrics_recalculation_response,
@@ -16,6 +20,8 @@ from experiments.results.requests import (
     timeseries_recalculation_request,
 )
 from experiments.results.timeseries import timeseries_results_get
+from experiments_api.schema import error_response
+from experiments_api.serializers import JSONObjectField, JSONStringField
 
 # Only a well-formed UUID reaches the lookup: anything else is an unknown route (404), never a failed UUID cast.
 UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -36,8 +42,10 @@ class RecalculateTimeseriesSerializer(serializers.Serializer):
     """PostHog answers these errors without an `attr`, so they are raised as non-field errors. The metric is
     otherwise stored as sent; its uuid is checked because daily results are stored under it."""
 
-    metric = serializers.JSONField(required=False, allow_null=True)
-    fingerprint = serializers.JSONField(required=False, allow_null=True)
+    metric = JSONObjectField(required=False, allow_null=True, help_text="Required: the metric, with its `uuid`.")
+    fingerprint = JSONStringField(
+        required=False, allow_null=True, help_text="Required: the metric's fingerprint (at most 64 characters)."
+    )
 
     def validate(self, attrs: dict) -> dict:
         metric, fingerprint = attrs.get("metric"), attrs.get("fingerprint")
@@ -60,6 +68,8 @@ class RecalculateTimeseriesSerializer(serializers.Serializer):
 
 
 class TimeseriesResultsParamsSerializer(serializers.Serializer):
+    """Both parameters are required; a missing or empty one is answered with PostHog's message (no `attr`)."""
+
     metric_uuid = serializers.CharField(required=False, allow_blank=True, max_length=255)
     fingerprint = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
@@ -71,33 +81,12 @@ class TimeseriesResultsParamsSerializer(serializers.Serializer):
         return attrs
 
 
-class RecalculationSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    experiment_id = serializers.IntegerField()
-    metric_uuid = serializers.CharField(allow_null=True)
-    fingerprint = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "in_progress"])
-    created_at = serializers.CharField()
-
-
-class MetricsRecalculationSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    experiment_id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=RecalculationStatus.choices)
-    total_metrics = serializers.IntegerField()
-    completed_metrics = serializers.IntegerField()
-    failed_metrics = serializers.IntegerField()
-    metric_errors = serializers.DictField(child=serializers.CharField())
-    trigger = serializers.ChoiceField(choices=RecalculationTrigger.choices)
-    created_at = serializers.CharField()
-
-
 def _requested(body: dict, created: bool) -> Response:
     """A recalculation request's answer: 201 with a new record, 200 with the one already pending or in progress."""
     return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-SERVICE_UNAVAILABLE_RESPONSE = OpenApiResponse(description="The task queue is unreachable; nothing was written.")
+SERVICE_UNAVAILABLE_RESPONSE = error_response("The task queue is unreachable; nothing was written.")
 
 
 class ExperimentTimeseriesActionsMixin:
@@ -120,7 +109,13 @@ class ExperimentTimeseriesActionsMixin:
         recalculation, created = timeseries_recalculation_request(experiment=self.get_object(), **params.validated_data)
         return _requested(recalculation_response(recalculation), created)
 
-    @extend_schema(parameters=[TimeseriesResultsParamsSerializer], responses={200: dict})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric_uuid", str, required=True, description="The metric's `uuid`."),
+            OpenApiParameter("fingerprint", str, required=True, description="The metric's `fingerprint`."),
+        ],
+        responses={200: TimeseriesResultsSerializer},
+    )
     @action(detail=True, methods=["get"])
     def timeseries_results(self, request: Request, *args, **kwargs) -> Response:
         """A metric's cumulative daily results (one entry per experiment day, null where not computed), with the

@@ -142,7 +142,7 @@ REST_FRAMEWORK = {
         "personal_api_key_sustained": env_str("THROTTLE_RATE_SUSTAINED", "4800/hour"),
     },
     "EXCEPTION_HANDLER": "experiments_api.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "experiments_api.schema.ApiAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -153,11 +153,21 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "A self-hostable server speaking PostHog's Experiments HTTP API.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI and Redoc load their scripts from drf-spectacular-sidecar's bundled static files, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operation ids and tags are named after the resource, without the common prefix.
+    "SCHEMA_PATH_PREFIX": r"^/api(/projects/\{project_id\})?",
+    # The API takes JSON; the browsable API's form parsers still work, but are not advertised to SDKs.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "ENUM_NAME_OVERRIDES": {
+        "TimeseriesStatusEnum": "experiments.api.serializers.results.TIMESERIES_STATUSES",
+        "ActiveRecalculationStatusEnum": "experiments.models.ACTIVE_RECALCULATION_STATUSES",
+        "RecalculationStatusEnum": "experiments.models.RecalculationStatus",
+    },
 }
 
 REDIS_URL = env_str("REDIS_URL")

@@ -15,7 +15,14 @@ from experiments.models import (
     ExperimentToSavedMetric,
     ExperimentType,
 )
-from experiments_api.serializers import FastReadMixin, FormJSONField, UserBasicSerializer
+from experiments_api.serializers import (
+    FastReadMixin,
+    JSONObjectField,
+    JSONObjectListField,
+    JSONStringListField,
+    StoredJSONObjectField,
+    UserBasicSerializer,
+)
 from flags.models import FeatureFlag
 
 LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
@@ -67,7 +74,7 @@ class ExperimentFeatureFlagSerializer(FastReadMixin, serializers.ModelSerializer
 
 
 class ExperimentHoldoutSummarySerializer(FastReadMixin, serializers.ModelSerializer):
-    created_by = UserBasicSerializer(read_only=True)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ExperimentHoldout
@@ -95,24 +102,24 @@ class ExperimentToSavedMetricSerializer(FastReadMixin, serializers.ModelSerializ
 class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
     feature_flag_key = serializers.CharField(source="feature_flag.key", max_length=400)
     feature_flag = ExperimentFeatureFlagSerializer(read_only=True)
-    holdout = ExperimentHoldoutSummarySerializer(read_only=True)
+    holdout = ExperimentHoldoutSummarySerializer(read_only=True, allow_null=True)
     holdout_id = serializers.PrimaryKeyRelatedField(
         queryset=ExperimentHoldout.objects.all(), source="holdout", allow_null=True, required=False
     )
-    exposure_cohort = serializers.PrimaryKeyRelatedField(read_only=True)
+    exposure_cohort = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     saved_metrics = ExperimentToSavedMetricSerializer(source="saved_metric_links", many=True, read_only=True)
-    saved_metrics_ids = FormJSONField(write_only=True, required=False, allow_null=True, initial=list)
-    created_by = UserBasicSerializer(read_only=True)
-    parameters = FormJSONField(required=False, allow_null=True, initial=dict)
-    filters = FormJSONField(required=False, initial=dict)
-    secondary_metrics = FormJSONField(required=False, allow_null=True, initial=list)
-    exposure_criteria = FormJSONField(required=False, allow_null=True, initial=dict)
-    metrics = FormJSONField(required=False, initial=list)
-    metrics_secondary = FormJSONField(required=False, initial=list)
-    stats_config = FormJSONField(required=False, initial=dict)
-    scheduling_config = FormJSONField(required=False, allow_null=True, initial=dict)
-    primary_metrics_ordered_uuids = FormJSONField(required=False, allow_null=True, initial=list)
-    secondary_metrics_ordered_uuids = FormJSONField(required=False, allow_null=True, initial=list)
+    saved_metrics_ids = JSONObjectListField(write_only=True, required=False, allow_null=True, initial=list)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
+    parameters = JSONObjectField(required=False, allow_null=True, initial=dict)
+    filters = JSONObjectField(required=False, initial=dict)
+    secondary_metrics = JSONObjectListField(required=False, allow_null=True, initial=list)
+    exposure_criteria = JSONObjectField(required=False, allow_null=True, initial=dict)
+    metrics = JSONObjectListField(required=False, initial=list)
+    metrics_secondary = JSONObjectListField(required=False, initial=list)
+    stats_config = StoredJSONObjectField(required=False, initial=dict)
+    scheduling_config = JSONObjectField(required=False, allow_null=True, initial=dict)
+    primary_metrics_ordered_uuids = JSONStringListField(required=False, allow_null=True, initial=list)
+    secondary_metrics_ordered_uuids = JSONStringListField(required=False, allow_null=True, initial=list)
     type = serializers.ChoiceField(
         choices=ExperimentType.choices, required=False, allow_null=True, initial=ExperimentType.PRODUCT
     )

@@ -4,13 +4,13 @@ from rest_framework import serializers
 
 from experiments import messages
 from experiments.models import ExperimentHoldout
-from experiments_api.serializers import UserBasicSerializer
+from experiments_api.serializers import JSONObjectListField, UserBasicSerializer
 from flags.validators import are_property_filters, is_percentage
 
 
 class ExperimentHoldoutSerializer(serializers.ModelSerializer):
-    filters = serializers.JSONField()
-    created_by = UserBasicSerializer(read_only=True)
+    filters = JSONObjectListField(initial=list)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ExperimentHoldout

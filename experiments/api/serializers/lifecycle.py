@@ -2,6 +2,7 @@
 
 import math
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from experiments import messages
@@ -40,7 +41,7 @@ class CopyToProjectSerializer(serializers.Serializer):
 
 
 class ActivitySerializer(serializers.ModelSerializer):
-    user = UserBasicSerializer(read_only=True)
+    user = UserBasicSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ExperimentActivity
@@ -61,6 +62,7 @@ class FiniteFloatField(serializers.FloatField):
 RAW_BASELINE_FIELDS = ("n", "sum", "sum_squares")
 
 
+@extend_schema_serializer(component_name="RunningTime")
 class RunningTimeRequestSerializer(serializers.Serializer):
     """Inputs of the sample-size calculation; a baseline comes either as `baseline_value` (a conversion rate for
     funnels, a mean with `variance` otherwise) or as raw statistics `n`, `sum`, `sum_squares`, which win when

@@ -6,15 +6,15 @@ from experiments import messages
 from experiments.definitions.metric import validate_experiment_metric
 from experiments.models import ExperimentSavedMetric
 from experiments_api.exceptions import DomainError
-from experiments_api.serializers import UserBasicSerializer
+from experiments_api.serializers import JSONObjectField, UserBasicSerializer
 from flags.serializers import TAG_MAX_LENGTH
 
 
 class ExperimentSavedMetricSerializer(serializers.ModelSerializer):
-    query = serializers.JSONField()
-    metadata = serializers.JSONField(required=False, allow_null=True)
+    query = JSONObjectField(initial=dict)
+    metadata = JSONObjectField(required=False, allow_null=True, initial=dict)
     tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
-    created_by = UserBasicSerializer(read_only=True)
+    created_by = UserBasicSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ExperimentSavedMetric

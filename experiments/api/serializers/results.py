@@ -1,0 +1,121 @@
+"""Response shapes of the results endpoints (timeseries, recalculations, query kinds), for the OpenAPI schema.
+
+The views answer plain dicts built by `experiments.results`; these serializers only document them, and the test
+suite checks every response against the schema they produce.
+"""
+
+from drf_spectacular.utils import PolymorphicProxySerializer
+from rest_framework import serializers
+
+from experiments.models import ACTIVE_RECALCULATION_STATUSES, RecalculationStatus, RecalculationTrigger
+from experiments.results.query import EXPERIMENT_QUERY, EXPOSURE_QUERY
+
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], so generated SDKs get one readable enum per choice set.
+TIMESERIES_STATUSES = ["pending", "failed", "completed", "partial"]
+
+
+class SampleRatioMismatchSerializer(serializers.Serializer):
+    p_value = serializers.FloatField()
+    mismatch = serializers.BooleanField()
+    sufficient_data = serializers.BooleanField()
+
+
+class VariantResultSerializer(serializers.Serializer):
+    """A variant's sums, the failures that keep it from being tested, and the configured test's inference."""
+
+    key = serializers.CharField()
+    number_of_samples = serializers.IntegerField()
+    sum = serializers.FloatField()
+    sum_squares = serializers.FloatField()
+    denominator_sum = serializers.FloatField(required=False)
+    denominator_sum_squares = serializers.FloatField(required=False)
+    numerator_denominator_sum_product = serializers.FloatField(required=False)
+    step_counts = serializers.ListField(child=serializers.IntegerField(), required=False)
+    validation_failures = serializers.ListField(child=serializers.CharField())
+    method = serializers.ChoiceField(choices=["bayesian", "frequentist"], required=False)
+    chance_to_win = serializers.FloatField(required=False)
+    credible_interval = serializers.ListField(child=serializers.FloatField(), required=False)
+    p_value = serializers.FloatField(required=False)
+    confidence_interval = serializers.ListField(child=serializers.FloatField(), required=False)
+    significant = serializers.BooleanField(required=False)
+
+
+class MetricResultSerializer(serializers.Serializer):
+    baseline = VariantResultSerializer()
+    variant_results = VariantResultSerializer(many=True)
+    sample_ratio_mismatch = SampleRatioMismatchSerializer(allow_null=True)
+
+
+class TimeseriesResultsSerializer(serializers.Serializer):
+    experiment_id = serializers.IntegerField()
+    metric_uuid = serializers.CharField()
+    status = serializers.ChoiceField(choices=TIMESERIES_STATUSES)
+    timeseries = serializers.DictField(
+        child=MetricResultSerializer(allow_null=True), help_text="Day (YYYY-MM-DD) → result, null where not computed."
+    )
+    errors = serializers.DictField(child=serializers.CharField(), allow_null=True)
+    computed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    recalculation_status = serializers.ChoiceField(choices=ACTIVE_RECALCULATION_STATUSES, allow_null=True)
+    recalculation_created_at = serializers.DateTimeField(allow_null=True)
+
+
+class RecalculationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    experiment_id = serializers.IntegerField()
+    metric_uuid = serializers.CharField(allow_null=True)
+    fingerprint = serializers.CharField()
+    status = serializers.ChoiceField(choices=ACTIVE_RECALCULATION_STATUSES)
+    created_at = serializers.DateTimeField()
+
+
+class MetricsRecalculationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    experiment_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RecalculationStatus.choices)
+    total_metrics = serializers.IntegerField()
+    completed_metrics = serializers.IntegerField()
+    failed_metrics = serializers.IntegerField()
+    metric_errors = serializers.DictField(child=serializers.CharField())
+    trigger = serializers.ChoiceField(choices=RecalculationTrigger.choices)
+    created_at = serializers.DateTimeField()
+
+
+class ExperimentQueryResultSerializer(MetricResultSerializer):
+    kind = serializers.ChoiceField(choices=[EXPERIMENT_QUERY])
+    metric = serializers.DictField()
+
+
+class ExposureSeriesSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    days = serializers.ListField(child=serializers.DateField())
+    exposure_counts = serializers.ListField(child=serializers.IntegerField(), help_text="Cumulative, per day.")
+
+
+class ExposureDateRangeSerializer(serializers.Serializer):
+    date_from = serializers.DateTimeField()
+    date_to = serializers.DateTimeField(allow_null=True)
+
+
+class ExposureSampleRatioMismatchSerializer(serializers.Serializer):
+    expected = serializers.DictField(child=serializers.FloatField())
+    p_value = serializers.FloatField()
+
+
+class ExperimentExposureQueryResultSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[EXPOSURE_QUERY])
+    timeseries = ExposureSeriesSerializer(many=True)
+    total_exposures = serializers.DictField(child=serializers.IntegerField())
+    date_range = ExposureDateRangeSerializer()
+    sample_ratio_mismatch = ExposureSampleRatioMismatchSerializer(allow_null=True)
+
+
+QUERY_RESULT = PolymorphicProxySerializer(
+    component_name="QueryResult",
+    serializers={
+        EXPERIMENT_QUERY: ExperimentQueryResultSerializer,
+        EXPOSURE_QUERY: ExperimentExposureQueryResultSerializer,
+    },
+    resource_type_field_name="kind",
+)
