@@ -56,29 +56,6 @@ def filter_experiments_by_status(queryset: QuerySet[Experiment], status: str) ->
     return queryset
 
 
-def filter_experiments(
-    queryset: QuerySet[Experiment],
-    *,
-    order: str = DEFAULT_ORDER,
-    archived: bool = False,
-    status: str | None = None,
-    search: str | None = None,
-    created_by_id: int | None = None,
-    feature_flag_id: int | None = None,
-) -> QuerySet[Experiment]:
-    """The list endpoint's filters (§4.1): only non-archived experiments unless `archived` is true."""
-    queryset = queryset.filter(archived=archived)
-    if status is not None:
-        queryset = filter_experiments_by_status(queryset, status)
-    if search:
-        queryset = queryset.filter(name__icontains=search)
-    if created_by_id is not None:
-        queryset = queryset.filter(created_by_id=created_by_id)
-    if feature_flag_id is not None:
-        queryset = queryset.filter(feature_flag_id=feature_flag_id)
-    return experiments_with_relations(order_experiments(queryset, order))
-
-
 def order_experiments(queryset: QuerySet[Experiment], order: str) -> QuerySet[Experiment]:
     """Order by an allow-listed field; `duration` and `status` are computed, `created_by` sorts by name then email."""
     descending = order.startswith("-")

@@ -10,13 +10,14 @@ from django.http import Http404
 from django.utils import timezone
 
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
+from experiments.filters import ExperimentFilter
 from experiments.metrics import MULTIPLE_VARIANT_KEY
 from experiments.models import Experiment
 from experiments.results.current import experiment_metrics
 from experiments.results.query import experiment_exposure_query
 from experiments.results.requests import active_metrics_recalculation
 from experiments.results.timeseries import timeseries_results_get
-from experiments.selectors import experiments_with_relations, filter_experiments
+from experiments.selectors import experiments_with_relations
 from experiments.stats import StatsConfig, estimate_effect, statistic_for
 from experiments.stats.health import MIN_EXPOSURES, SRM_MIN_EXPOSURES, SRM_P_VALUE_THRESHOLD
 from experiments_api.exceptions import DomainError
@@ -43,7 +44,8 @@ def member_project_get(*, user: AbstractBaseUser, project_id: int) -> Project:
 
 def project_experiments(*, project: Project) -> QuerySet[Experiment]:
     """The API list's default: live, not archived, newest first."""
-    return filter_experiments(Experiment.objects.alive().filter(project=project))
+    experiments = Experiment.objects.alive().filter(project=project)
+    return experiments_with_relations(ExperimentFilter(data={}, queryset=experiments).qs)
 
 
 def project_experiment_get(*, project: Project, experiment_id: int) -> Experiment:

@@ -14,20 +14,20 @@ from experiments import messages
 from experiments.api.lifecycle import ExperimentLifecycleActionsMixin
 from experiments.api.params import (
     EligibleFlagsParamsSerializer,
-    ExperimentListParamsSerializer,
     RequiresFlagImplementationParamsSerializer,
     parse_eligible_flags_page,
 )
 from experiments.api.results import ExperimentTimeseriesActionsMixin
 from experiments.api.serializers.experiments import DuplicateExperimentSerializer, ExperimentSerializer
+from experiments.filters import ExperimentFilter
 from experiments.models import Experiment
 from experiments.selectors import (
     eligible_feature_flags,
     experiments_with_relations,
-    filter_experiments,
     velocity_stats,
 )
 from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
+from experiments_api.filters import ListFilterBackend
 from experiments_api.mixins import DestroyNotAllowedMixin
 from experiments_api.routing import ProjectScopedViewSet
 from experiments_api.schema import ErrorSerializer
@@ -86,6 +86,8 @@ class ExperimentViewSet(
     scope_object = "experiment"
     queryset = Experiment.objects.all()
     serializer_class = ExperimentSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = ExperimentFilter
 
     def safely_get_queryset(self, queryset):
         body = self.request.data
@@ -94,11 +96,7 @@ class ExperimentViewSet(
         )
         if not restoring:
             queryset = queryset.filter(deleted=False)
-        if self.action != "list":
-            return experiments_with_relations(queryset)
-        params = ExperimentListParamsSerializer(data=self.request.query_params)
-        params.is_valid(raise_exception=True)
-        return filter_experiments(queryset, **params.validated_data)
+        return experiments_with_relations(queryset)
 
     def perform_create(self, serializer: ExperimentSerializer) -> None:
         serializer.instance = experiment_create(

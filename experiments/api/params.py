@@ -1,11 +1,11 @@
-"""Query-parameter parsing for the experiments list and eligible-flags endpoints."""
+"""Query-parameter parsing for the eligible-flags and requires_flag_implementation endpoints (the experiments list
+has its FilterSet in experiments/filters.py)."""
 
 from rest_framework import serializers
 
 from experiments import messages
-from experiments.selectors import DEFAULT_ORDER, ELIGIBLE_FLAG_ORDER_FIELDS, EXPERIMENT_ORDER_FIELDS
+from experiments.selectors import DEFAULT_ORDER, ELIGIBLE_FLAG_ORDER_FIELDS
 
-STATUS_FILTERS = ("draft", "running", "paused", "stopped", "complete", "all")
 TRUE_VALUES = ("true", "1", "yes")
 ELIGIBLE_FLAGS_DEFAULT_LIMIT = 20
 ELIGIBLE_FLAGS_MAX_LIMIT = 100
@@ -23,27 +23,6 @@ class IntegerParamField(serializers.IntegerField):
     def __init__(self, name: str, **kwargs) -> None:
         super().__init__(required=False, **kwargs)
         self.error_messages["invalid"] = messages.MUST_BE_INTEGER.format(name=name)
-
-
-class ExperimentListParamsSerializer(serializers.Serializer):
-    status = serializers.CharField(required=False)
-    archived = serializers.CharField(required=False)
-    search = serializers.CharField(required=False, allow_blank=True)
-    created_by_id = IntegerParamField("created_by_id")
-    feature_flag_id = IntegerParamField("feature_flag_id")
-    order = serializers.CharField(required=False, default=DEFAULT_ORDER)
-
-    def validate_status(self, value: str) -> str:
-        status = value.lower()
-        if status not in STATUS_FILTERS:
-            raise serializers.ValidationError(messages.INVALID_STATUS_FILTER.format(status=value))
-        return status
-
-    def validate_archived(self, value: str) -> bool:
-        return value.lower() == "true"
-
-    def validate_order(self, value: str) -> str:
-        return _validate_order(value, EXPERIMENT_ORDER_FIELDS)
 
 
 class EligibleFlagsParamsSerializer(serializers.Serializer):
