@@ -7,26 +7,16 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from experiments.models import ACTIVE_RECALCULATION_STATUSES, ExperimentTimeseriesRecalculation
 from experiments_api.demo import DEMO_PASSWORD, seed_demo
 from pages import formatting, messages
+from tests.browser import CHROMIUM, chromium, is_outside
 from tests.test_celery_worker import start_worker, wait_for  # noqa: F401  (start_worker is a fixture)
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -69,7 +59,7 @@ def shown_numbers_match_the_api(page: Page, base_url: str) -> dict[str, str]:
 
 
 def test_the_demo_results_page_in_a_browser(live_server, start_worker):  # noqa: F811
-    if not CHROMIUM.exists():
+    if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get install -y chromium).")
     worker = start_worker()
     seeded = seed_demo()
@@ -78,16 +68,15 @@ def test_the_demo_results_page_in_a_browser(live_server, start_worker):  # noqa:
     ARTIFACTS.mkdir(exist_ok=True)
     foreign_requests: list[str] = []
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport=LAPTOP)
 
         def only_this_server(route):
-            if route.request.url.startswith(live_server.url):
-                route.continue_()
-            else:
+            if is_outside(route.request.url):
                 foreign_requests.append(route.request.url)
                 route.abort()
+            else:
+                route.continue_()
 
         context.route("**/*", only_this_server)
         page = context.new_page()
@@ -123,7 +112,6 @@ def test_the_demo_results_page_in_a_browser(live_server, start_worker):  # noqa:
         page.reload()
         page.screenshot(path=str(ARTIFACTS / "experiment-page-phone.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        browser.close()
 
     assert errors == []
     assert foreign_requests == []
