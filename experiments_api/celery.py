@@ -34,4 +34,9 @@ app.conf.beat_schedule = {
         "task": "experiments.tasks.schedule_daily_timeseries_results",
         "schedule": crontab(hour=2, minute=0),
     },
+    # Events of merged persons get the survivor's id; the overrides table stays small.
+    "squash-person-overrides": {
+        "task": "persons.tasks.squash_person_overrides",
+        "schedule": crontab(minute=30),
+    },
 }
