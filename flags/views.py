@@ -1,6 +1,10 @@
 """HTTP endpoints of feature flags and cohorts under /api/projects/:project_id/."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from experiments_api.mixins import DestroyNotAllowedMixin, ServiceWriteMixin
 from experiments_api.routing import ProjectScopedViewSet
@@ -9,6 +13,12 @@ from flags.models import Cohort, FeatureFlag
 from flags.selectors import feature_flags_for_serializer
 from flags.serializers import CohortSerializer, FeatureFlagSerializer
 from flags.services import cohort_create, cohort_update, feature_flag_create, feature_flag_update
+from persons.api import PersonPagination
+from persons.selectors import persons_with_distinct_ids
+from persons.serializers import PersonSerializer
+
+# PostHog cuts each member's distinct ids to this many in the cohort's person list.
+COHORT_PERSON_DISTINCT_IDS = 10
 
 
 class FeatureFlagViewSet(
@@ -65,3 +75,15 @@ class CohortViewSet(
 
     def update_object(self, instance: Cohort, data: dict, *, partial: bool) -> Cohort:
         return cohort_update(cohort=instance, data=data, partial=partial)
+
+    @extend_schema(responses=PersonSerializer(many=True))
+    @action(detail=True, methods=["get"], required_scopes=["cohort:read", "person:read"])
+    def persons(self, request: Request, *args, **kwargs) -> Response:
+        """The cohort's members (as of its last calculation for a dynamic cohort), newest first, each with at
+        most 10 distinct ids; `{results, next, previous}`."""
+        cohort = self.get_object()
+        members = persons_with_distinct_ids(project_id=self.project.pk).filter(cohort_memberships__cohort=cohort)
+        paginator = PersonPagination()
+        page = paginator.paginate_queryset(members, request, view=self)
+        context = {**self.get_serializer_context(), "distinct_ids_limit": COHORT_PERSON_DISTINCT_IDS}
+        return paginator.get_paginated_response(PersonSerializer(page, many=True, context=context).data)
