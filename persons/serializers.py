@@ -3,6 +3,8 @@
 import json
 import uuid
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from persons.messages import PROPERTIES_NOT_LIST, PROPERTY_FILTER_INVALID, UNSET_KEY_INVALID
@@ -76,9 +78,11 @@ class PersonSerializer(serializers.ModelSerializer):
     def get_matched_recordings(self, person: Person) -> list:
         return []
 
+    @extend_schema_field(OpenApiTypes.NUMBER)
     def get_value_at_data_point(self, person: Person) -> None:
         return None
 
+    @extend_schema_field(OpenApiTypes.DATETIME)
     def get_last_seen_at(self, person: Person) -> None:
         return None
 
@@ -93,6 +97,7 @@ class PersonDetailSerializer(PersonSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class PropertyFiltersField(serializers.Field):
     """A JSON list of person property filters (query string)."""
 
