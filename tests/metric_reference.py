@@ -40,6 +40,9 @@ class Setup:
     cuped_days: int | None = None
     # distinct id → the person it belongs to (by a merge); ids not listed are their own person.
     persons: dict = field(default_factory=dict)
+    # person → its current properties; cohort id → its member persons.
+    person_properties: dict = field(default_factory=dict)
+    cohorts: dict = field(default_factory=dict)
 
     def unit_of(self, distinct_id: str) -> str:
         return self.persons.get(distinct_id, distinct_id)
@@ -96,10 +99,21 @@ def property_matches(properties: dict, property_filter: dict) -> bool:
     raise AssertionError(operator)
 
 
-def matches(event: RawEvent, source: dict) -> bool:
+def filter_matches(event: RawEvent, property_filter: dict, setup: "Setup") -> bool:
+    """An event, person (current properties of the event's person) or cohort (membership) filter."""
+    unit = setup.unit_of(event.distinct_id)
+    if property_filter.get("type") == "cohort":
+        member = unit in setup.cohorts.get(int(property_filter["value"]), set())
+        return member != (property_filter.get("operator") == "not_in")
+    if property_filter.get("type") == "person":
+        return property_matches(setup.person_properties.get(unit, {}), property_filter)
+    return property_matches(event.properties, property_filter)
+
+
+def matches(event: RawEvent, source: dict, setup: "Setup") -> bool:
     if source.get("event") is not None and event.event != source["event"]:
         return False
-    return all(property_matches(event.properties, item) for item in source.get("properties") or [])
+    return all(filter_matches(event, item, setup) for item in source.get("properties") or [])
 
 
 def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> dict[str, tuple[str, dt.datetime]]:
@@ -114,9 +128,9 @@ def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> di
             continue
         if setup.exposure_event == "$feature_flag_called" and event.properties.get("$feature_flag") != setup.flag_key:
             continue
-        if not all(property_matches(event.properties, item) for item in setup.exposure_properties):
+        if not all(filter_matches(event, item, setup) for item in setup.exposure_properties):
             continue
-        if not all(property_matches(event.properties, item) for item in setup.test_account_filters):
+        if not all(filter_matches(event, item, setup) for item in setup.test_account_filters):
             continue
         variant = event.properties.get(variant_key)
         if variant in setup.variants:
@@ -142,8 +156,8 @@ def _unit_events(events, setup, unit, source, since, until):
         for event in events
         if setup.unit_of(event.distinct_id) == unit
         and since <= event.timestamp < until
-        and matches(event, source)
-        and all(property_matches(event.properties, item) for item in setup.test_account_filters)
+        and matches(event, source, setup)
+        and all(filter_matches(event, item, setup) for item in setup.test_account_filters)
     ]
 
 

@@ -2,6 +2,7 @@
 unit in every metric kind, checked against the pure-Python reference (tests/metric_reference.py) with the merges
 arriving after the events they affect (so the overrides table does the resolving)."""
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 from zoneinfo import ZoneInfo
@@ -10,8 +11,9 @@ import pytest
 
 from events.services import events_ingest
 from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
-from persons.models import PersonOverride
-from tests.factories import ExperimentFactory, FeatureFlagFactory
+from persons.models import CohortPerson, PersonOverride
+from persons.selectors import person_for_distinct_id
+from tests.factories import CohortFactory, ExperimentFactory, FeatureFlagFactory
 from tests.metric_reference import RawEvent, Setup, exposures, sample_identified_events
 from tests.test_metric_aggregation import (
     CASES,
@@ -22,7 +24,12 @@ from tests.test_metric_aggregation import (
     assert_matches_reference,
     daily_rows,
     day_boundaries,
+    events_node,
+    funnel,
     make_experiment,
+    mean,
+    ratio,
+    retention,
 )
 
 pytestmark = pytest.mark.django_db
@@ -198,3 +205,94 @@ def test_query_endpoint_counts_a_conversion_that_crosses_a_login(client, api_cli
 
     (test,) = response.json()["variant_results"]
     assert (test["number_of_samples"], test["sum"]) == (3, 2)
+
+
+PERSON_TEST_ACCOUNTS = [
+    *TEST_ACCOUNT_FILTERS,
+    {"key": "email", "operator": "not_icontains", "value": "@corp.io", "type": "person"},
+]
+
+
+def with_person_properties(experiment, events, setup):
+    """Give the persons properties (by `$set` events long before the experiment) and put a third of them in a
+    static cohort; returns the setup knowing both."""
+    long_before = START - dt.timedelta(days=60)
+    units = sorted({setup.unit_of(event.distinct_id) for event in events})
+    sets = []
+    for index, unit in enumerate(units):
+        properties = {
+            "email": f"{unit}@{'corp.io' if index % 5 == 0 else 'mail.com'}",
+            "plan": "pro" if index % 3 == 1 else "free",
+        }
+        sets.append(RawEvent("$set", unit, long_before, {"$set": properties}))
+    ingest(experiment.project, sets)
+    cohort = CohortFactory(project=experiment.project, is_static=True)
+    members = {unit for index, unit in enumerate(units) if index % 3 == 0}
+    persons = {unit: person_for_distinct_id(project_id=experiment.project_id, distinct_id=unit) for unit in units}
+    CohortPerson.objects.bulk_create(CohortPerson(cohort=cohort, person=persons[unit]) for unit in members)
+    setup = dataclasses.replace(
+        setup,
+        person_properties={unit: person.properties for unit, person in persons.items()},
+        cohorts={cohort.pk: members},
+    )
+    return cohort, setup
+
+
+PERSON_FILTER_CASES = {
+    "person property in a mean source": lambda cohort: (
+        mean(events_node("purchase", properties=[{"key": "plan", "value": "pro", "type": "person"}])),
+        {},
+    ),
+    "cohort in a funnel step": lambda cohort: (
+        funnel(
+            events_node("$pageview"),
+            events_node("purchase", properties=[{"key": "id", "value": cohort.pk, "type": "cohort"}]),
+        ),
+        {},
+    ),
+    "not in cohort, ratio": lambda cohort: (
+        ratio(
+            events_node(
+                "purchase", properties=[{"key": "id", "value": cohort.pk, "type": "cohort", "operator": "not_in"}]
+            ),
+            events_node("$pageview"),
+        ),
+        {},
+    ),
+    "person test-account filters": lambda cohort: (
+        mean(events_node("purchase")),
+        {"test_accounts": PERSON_TEST_ACCOUNTS},
+    ),
+    "person exposure filter": lambda cohort: (
+        mean(events_node("purchase")),
+        {"exposure_properties": [{"key": "plan", "value": "free", "type": "person"}]},
+    ),
+    "cohort exposure filter, retention": lambda cohort: (
+        retention(),
+        {"exposure_properties": [{"key": "id", "value": cohort.pk, "type": "cohort"}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PERSON_FILTER_CASES)
+def test_person_and_cohort_filters_match_the_reference(case):
+    experiment, events, setup = identified_experiment({})
+    cohort, setup = with_person_properties(experiment, events, setup)
+    metric, options = PERSON_FILTER_CASES[case](cohort)
+    if "test_accounts" in options:
+        experiment.project.test_account_filters = options["test_accounts"]
+        experiment.project.save()
+        setup = dataclasses.replace(setup, test_account_filters=tuple(options["test_accounts"]))
+    if "exposure_properties" in options:
+        experiment.exposure_criteria = {
+            **experiment.exposure_criteria,
+            "exposure_config": {
+                "kind": "ExperimentEventExposureConfig",
+                "event": "$feature_flag_called",
+                "properties": options["exposure_properties"],
+            },
+        }
+        experiment.save()
+        setup = dataclasses.replace(setup, exposure_properties=tuple(options["exposure_properties"]))
+
+    assert_matches_reference(experiment, metric, events, setup)

@@ -14,15 +14,16 @@ from itertools import pairwise
 from django.db import connection, transaction
 
 from events.models import Event
-from persons.models import PersonOverride
+from persons.models import Person, PersonOverride
 
 from .dialect import Dialect, Params, dialect_for
 from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
-from .filters import event_names, properties_sql
+from .filters import event_names, person_alias, properties_sql, uses_persons
 from .spec import EventSource
 
 EVENTS_TABLE = Event._meta.db_table
 OVERRIDES_TABLE = PersonOverride._meta.db_table
+PERSONS_TABLE = Person._meta.db_table
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"
 
@@ -95,20 +96,25 @@ class QueryContext:
         ]
         if names is not None:
             conditions.append(f"{alias}.event IN ({', '.join(params(name) for name in names)})")
-        conditions.extend(properties_sql(self.dialect, f"{alias}.properties", self.exposure.test_account_filters))
+        conditions.extend(properties_sql(self.dialect, alias, self.exposure.test_account_filters))
         return conditions
 
 
-def person_join(alias: str) -> tuple[str, str]:
+def person_join(alias: str, *, with_person_row: bool = False) -> tuple[str, str]:
     """(the LEFT JOIN of the overrides to the events `alias`, the event's person): the person an event was
     ingested for, or the survivor of a merge that person went into (the small overrides table, looked up by uuid;
-    the squash job empties it as it rewrites the events)."""
+    the squash job empties it as it rewrites the events). `with_person_row` also joins that person's row (as
+    `<alias>_person`, for person-property and cohort filters; a personless event has none)."""
     overrides = f"{alias}_override"
-    return (
+    person = f"COALESCE({overrides}.new_person_id, {alias}.person_id)"
+    join = (
         f"LEFT JOIN {OVERRIDES_TABLE} {overrides} ON {overrides}.project_id = {alias}.project_id "
-        f"AND {overrides}.old_person_id = {alias}.person_id",
-        f"COALESCE({overrides}.new_person_id, {alias}.person_id)",
+        f"AND {overrides}.old_person_id = {alias}.person_id"
     )
+    if with_person_row:
+        row = person_alias(alias)
+        join += f" LEFT JOIN {PERSONS_TABLE} {row} ON {row}.project_id = {alias}.project_id AND {row}.uuid = {person}"
+    return join, person
 
 
 def add_exposures(query: Query, ctx: QueryContext) -> str:
@@ -121,9 +127,11 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
     if exposure.event == DEFAULT_EXPOSURE_EVENT:
         conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
-    conditions.extend(properties_sql(dialect, "e.properties", exposure.properties))
+    conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
-    join, person = person_join("e")
+    join, person = person_join(
+        "e", with_person_row=uses_persons(exposure.properties) or uses_persons(exposure.test_account_filters)
+    )
     query.add(
         "unit_variants",
         f"SELECT {person} AS person_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
@@ -182,7 +190,8 @@ def add_metric_rows(
         conditions.append(f"({after})")
         is_pre = "0"
     selected = "".join(f",\n  {sql} AS {name}" for name, sql in columns.items())
-    join, person = person_join("m")
+    filters = [*ctx.exposure.test_account_filters, *(f for source in sources for f in source.properties)]
+    join, person = person_join("m", with_person_row=uses_persons(filters))
     return query.add(
         "metric_rows",
         f"SELECT x.unit, m.timestamp AS ts, {is_pre} AS is_pre{selected}\n"
