@@ -11,6 +11,9 @@ from flags.validators import validate_cohort_filters, validate_flag_filters
 
 FLAG_NAME_MAX_LENGTH = 4000
 TAG_MAX_LENGTH = 255
+MAX_STATIC_PERSON_IDS = 10_000
+# PostHog's limit on one add_persons_to_static_cohort call.
+MAX_PERSONS_PER_ADD = 1000
 
 
 class CreationContext:
@@ -105,6 +108,10 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
 class CohortSerializer(serializers.ModelSerializer):
     created_by = UserBasicSerializer(read_only=True)
     filters = serializers.JSONField(required=False)
+    # Person uuids that become the members of a static cohort (unknown ones are ignored).
+    _create_static_person_ids = serializers.ListField(
+        child=serializers.UUIDField(), write_only=True, required=False, max_length=MAX_STATIC_PERSON_IDS
+    )
 
     class Meta:
         model = Cohort
@@ -122,9 +129,11 @@ class CohortSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "_create_static_person_ids",
         ]
         read_only_fields = [
             "id",
+            "is_calculating",
             "count",
             "last_calculation",
             "errors_calculating",
@@ -135,3 +144,11 @@ class CohortSerializer(serializers.ModelSerializer):
 
     def validate_filters(self, filters: object) -> dict:
         return validate_cohort_filters(filters)
+
+
+class StaticCohortPersonsSerializer(serializers.Serializer):
+    person_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PERSONS_PER_ADD)
+
+
+class StaticCohortPersonSerializer(serializers.Serializer):
+    person_id = serializers.UUIDField()

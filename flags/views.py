@@ -11,11 +11,17 @@ from experiments_api.routing import ProjectScopedViewSet
 from flags.filters import FeatureFlagFilter
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import feature_flags_for_serializer
-from flags.serializers import CohortSerializer, FeatureFlagSerializer
+from flags.serializers import (
+    CohortSerializer,
+    FeatureFlagSerializer,
+    StaticCohortPersonSerializer,
+    StaticCohortPersonsSerializer,
+)
 from flags.services import cohort_create, cohort_update, feature_flag_create, feature_flag_update
 from persons.api import PersonPagination
 from persons.selectors import persons_with_distinct_ids
 from persons.serializers import PersonSerializer
+from persons.services.cohorts import static_cohort_person_remove, static_cohort_persons_add
 
 # PostHog cuts each member's distinct ids to this many in the cohort's person list.
 COHORT_PERSON_DISTINCT_IDS = 10
@@ -75,6 +81,27 @@ class CohortViewSet(
 
     def update_object(self, instance: Cohort, data: dict, *, partial: bool) -> Cohort:
         return cohort_update(cohort=instance, data=data, partial=partial)
+
+    @extend_schema(request=StaticCohortPersonsSerializer, responses={200: None})
+    @action(detail=True, methods=["patch"])
+    def add_persons_to_static_cohort(self, request: Request, *args, **kwargs) -> Response:
+        """Add persons (uuids, at most 1000; unknown ones ignored) to a static cohort. 400 `Can only add users to
+        static cohorts`, `No valid users to add to cohort`."""
+        cohort = self.get_object()
+        body = StaticCohortPersonsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        static_cohort_persons_add(cohort=cohort, person_uuids=body.validated_data["person_ids"])
+        return Response({"success": True})
+
+    @extend_schema(request=StaticCohortPersonSerializer, responses={200: None})
+    @action(detail=True, methods=["patch"])
+    def remove_person_from_static_cohort(self, request: Request, *args, **kwargs) -> Response:
+        """Remove one person (uuid) from a static cohort; 404 `Person is not part of the cohort`."""
+        cohort = self.get_object()
+        body = StaticCohortPersonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        static_cohort_person_remove(cohort=cohort, person_uuid=body.validated_data["person_id"])
+        return Response({"success": True})
 
     @extend_schema(responses=PersonSerializer(many=True))
     @action(detail=True, methods=["get"], required_scopes=["cohort:read", "person:read"])
