@@ -7,6 +7,7 @@ from rest_framework import serializers
 from experiments_api.serializers import UserBasicSerializer
 from flags import messages
 from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
+from flags.selectors import behavioral_cohort_in_flag_filters
 from flags.validators import validate_cohort_filters, validate_flag_filters
 
 FLAG_NAME_MAX_LENGTH = 4000
@@ -90,7 +91,15 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
         return key
 
     def validate_filters(self, filters: object) -> dict:
-        return validate_flag_filters(filters)
+        filters = validate_flag_filters(filters)
+        project = self.context.get("project")
+        if project is not None:
+            cohort = behavioral_cohort_in_flag_filters(project_id=project.pk, filters=filters)
+            if cohort is not None:
+                raise serializers.ValidationError(
+                    messages.BEHAVIORAL_COHORT_IN_FLAG.format(name=cohort.name), code="behavioral_cohort_found"
+                )
+        return filters
 
     def validate(self, attrs: dict) -> dict:
         """A live flag's key must be unique in the project: on create, on a key change and on restore."""

@@ -189,3 +189,43 @@ def test_local_evaluation_ships_dynamic_cohorts(client, project):
 
     assert response.status_code == 200
     assert response.json()["cohorts"] == {str(dynamic.pk): {"type": "AND", "values": PLAN_PRO}}
+
+
+@pytest.mark.django_db
+def test_a_flag_cannot_use_a_cohort_with_event_filters(api_client, project):
+    behavioural = CohortFactory(
+        project=project,
+        name="Exposed",
+        filters={
+            "properties": {
+                "type": "OR",
+                "values": [
+                    {"key": "$pageview", "type": "behavioral", "value": "performed_event", "event_type": "events"}
+                ],
+            }
+        },
+    )
+    wrapper = CohortFactory(
+        project=project,
+        filters={"properties": {"type": "AND", "values": [{"key": "id", "value": behavioural.pk, "type": "cohort"}]}},
+    )
+    by_properties = CohortFactory(project=project, filters={"properties": {"type": "AND", "values": PLAN_PRO}})
+
+    def create(cohort):
+        filters = {
+            "groups": [{"properties": [{"key": "id", "value": cohort.pk, "type": "cohort"}], "rollout_percentage": 100}]
+        }
+        return api_client.post(
+            f"/api/projects/{project.pk}/feature_flags/", {"key": f"f-{cohort.pk}", "filters": filters}, format="json"
+        )
+
+    for cohort in (behavioural, wrapper):
+        response = create(cohort)
+        assert response.status_code == 400
+        assert response.json() == {
+            "type": "validation_error",
+            "code": "behavioral_cohort_found",
+            "detail": f"Cohort '{cohort.name}' with filters on events cannot be used in feature flags.",
+            "attr": "filters",
+        }
+    assert create(by_properties).status_code == 201
