@@ -7,13 +7,16 @@ Concurrent batches that create the same person or distinct id collide on a uniqu
 losing attempt is rolled back to its savepoint and replayed against the rows the winner committed.
 """
 
+import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 
 from persons.models import (
@@ -29,6 +32,10 @@ from persons.properties import PersonUpdate, distinct_id_is_illegal, properties_
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 5
+# Personless ids this process has seen stored (rows are never deleted but with their project), so the anonymous
+# traffic of a returning visitor does not rewrite its row batch after batch; bounded, oldest forgotten first.
+PERSONLESS_CACHE_SIZE = 100_000
+_recorded_personless: OrderedDict[tuple[int, str], None] = OrderedDict()
 # PostgreSQL's deadlock_detected and serialization_failure: the attempt is replayed like a unique-key collision.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
@@ -101,38 +108,76 @@ def with_person_retries(work: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def _remember_personless(recorded: list[tuple[int, str]]) -> None:
+    for key in recorded:
+        _recorded_personless[key] = None
+    while len(_recorded_personless) > PERSONLESS_CACHE_SIZE:
+        _recorded_personless.popitem(last=False)
+
+
 def _sqlstate(error: DatabaseError) -> str | None:
     return getattr(error.__cause__, "sqlstate", None)
 
 
+# PostgreSQL: the batch's distinct ids with their persons, locked in id order (a concurrent batch touching the same
+# persons waits for this one), as plain rows rather than model instances.
+_LOAD_SQL = f"""
+    SELECT owned.distinct_id, person.id, person.uuid, person.properties, person.is_identified, person.created_at,
+        person.version
+    FROM {PersonDistinctId._meta.db_table} owned JOIN {Person._meta.db_table} person ON person.id = owned.person_id
+    WHERE owned.project_id = %s AND owned.distinct_id = ANY(%s)
+    ORDER BY person.id
+"""
+
+
+def _owned_rows(project_id: int, wanted: set[str], *, lock: bool) -> Iterable[tuple]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_LOAD_SQL + (" FOR UPDATE OF person" if lock else ""), [project_id, list(wanted)])
+            return [
+                (*row[:3], json.loads(row[3]) if isinstance(row[3], str) else row[3], *row[4:])
+                for row in cursor.fetchall()
+            ]
+    rows = PersonDistinctId.objects.filter(project_id=project_id, distinct_id__in=wanted).order_by("person_id")
+    return rows.values_list(
+        "distinct_id",
+        "person_id",
+        "person__uuid",
+        "person__properties",
+        "person__is_identified",
+        "person__created_at",
+        "person__version",
+    )
+
+
 def _load(project_id: int, events: Sequence[PersonEvent], now: datetime) -> _Batch:
     batch = _Batch(project_id=project_id, now=now)
-    processed_ids = {event.distinct_id for event in events if event.update.process}
-    merge_ids = {event.update.merge_from for event in events if event.update.merge_from}
-    wanted = {event.distinct_id for event in events} | merge_ids
-    rows = (
-        PersonDistinctId.objects.filter(project_id=project_id, distinct_id__in=wanted)
-        .select_related("person")
-        .order_by("person_id")
-    )
-    if processed_ids:
-        rows = rows.select_for_update(of=("person",))
+    locking = any(event.update.process for event in events)
+    merging = {
+        distinct_id
+        for event in events
+        if event.update.merge_from
+        for distinct_id in (event.update.merge_from, event.distinct_id)
+    }
+    wanted = {event.distinct_id for event in events} | merging
     persons: dict[int, _Person] = {}
-    for row in rows:
-        stored = row.person
-        if stored.pk not in persons:
-            persons[stored.pk] = _Person(
-                uuid=stored.uuid,
-                properties=dict(stored.properties or {}),
-                is_identified=stored.is_identified,
-                created_at=stored.created_at,
-                version=stored.version,
-                pk=stored.pk,
+    for distinct_id, pk, person_uuid_, properties, is_identified, created_at, version in _owned_rows(
+        project_id, wanted, lock=locking
+    ):
+        if pk not in persons:
+            persons[pk] = _Person(
+                uuid=person_uuid_,
+                properties=dict(properties or {}),
+                is_identified=is_identified,
+                created_at=created_at,
+                version=version,
+                pk=pk,
             )
-        batch.owners[row.distinct_id] = persons[stored.pk]
-    if merge_ids or any(not event.update.process for event in events):
+        batch.owners[distinct_id] = persons[pk]
+    # Whether an id was seen personless only matters to ids that join a person in a merge.
+    if merging:
         batch.known_personless = set(
-            PersonlessDistinctId.objects.filter(project_id=project_id, distinct_id__in=wanted).values_list(
+            PersonlessDistinctId.objects.filter(project_id=project_id, distinct_id__in=merging).values_list(
                 "distinct_id", flat=True
             )
         )
@@ -249,9 +294,104 @@ def _event_person(batch: _Batch, event: PersonEvent) -> uuid.UUID:
 
 def _write(batch: _Batch) -> None:
     project_id = batch.project_id
+    # Sorted, so concurrent batches creating the same persons or ids wait on each other in one order.
+    batch.new_persons.sort(key=lambda person: person.uuid)
+    new_personless = sorted(
+        distinct_id
+        for distinct_id in batch.personless - batch.known_personless - set(batch.owners)
+        if (project_id, distinct_id) not in _recorded_personless
+    )
+    if connection.vendor == "postgresql":
+        _insert_rows_postgres(batch, new_personless)
+    else:
+        _insert_rows(batch, new_personless)
+    if new_personless:
+        recorded = [(project_id, distinct_id) for distinct_id in new_personless]
+        transaction.on_commit(lambda: _remember_personless(recorded))
+    new = set(map(id, batch.new_persons))
+    changed = [
+        person
+        for person in {id(p): p for p in batch.owners.values()}.values()
+        if person.pk is not None and person.changed and person.merged_into is None and id(person) not in new
+    ]
+    if changed:
+        _update_persons(changed)
+    if batch.merged:
+        _write_merges(batch)
+    _write_overrides(batch)
+    if batch.merged_personless:
+        PersonlessDistinctId.objects.filter(
+            project_id=project_id, distinct_id__in=batch.merged_personless, is_merged=False
+        ).update(is_merged=True)
+
+
+# PostgreSQL: the batch's new persons, their new distinct ids (and those joining existing persons) and new
+# personless ids in one statement; the new persons' ids come back to the caller.
+_INSERT_ROWS_SQL = f"""
+    WITH new_persons AS (
+        INSERT INTO {Person._meta.db_table} (project_id, uuid, properties, is_identified, created_at, version)
+        SELECT %(project)s, person.uuid, person.properties, person.is_identified, person.created_at, person.version
+        FROM json_to_recordset(%(persons)s::json) AS person(
+            uuid uuid, properties jsonb, is_identified boolean, created_at timestamptz, version bigint)
+        ORDER BY person.uuid
+        RETURNING id, uuid
+    ), new_distinct_ids AS (
+        INSERT INTO {PersonDistinctId._meta.db_table} (project_id, person_id, distinct_id, version)
+        SELECT %(project)s, COALESCE(owned.person_id, new_persons.id), owned.distinct_id, owned.version
+        FROM json_to_recordset(%(distinct_ids)s::json)
+            AS owned(distinct_id text, person_id bigint, person_uuid uuid, version bigint)
+        LEFT JOIN new_persons ON new_persons.uuid = owned.person_uuid
+        ORDER BY owned.distinct_id
+        RETURNING 1
+    ), new_personless AS (
+        INSERT INTO {PersonlessDistinctId._meta.db_table} (project_id, distinct_id, is_merged, created_at)
+        SELECT %(project)s, personless.distinct_id, FALSE, %(now)s
+        FROM json_array_elements_text(%(personless)s::json) AS personless(distinct_id)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT id, uuid, (SELECT COUNT(*) FROM new_distinct_ids), (SELECT COUNT(*) FROM new_personless)
+    FROM new_persons
+"""
+
+
+def _insert_rows_postgres(batch: _Batch, new_personless: list[str]) -> None:
+    if not (batch.new_persons or batch.new_distinct_ids or new_personless):
+        return
+    persons = [
+        {
+            "uuid": str(person.uuid),
+            "properties": person.properties,
+            "is_identified": person.is_identified,
+            "created_at": person.created_at.isoformat(),
+            "version": person.version,
+        }
+        for person in batch.new_persons
+    ]
+    distinct_ids = []
+    for distinct_id, version in sorted(batch.new_distinct_ids.items()):
+        owner = batch.owners[distinct_id].final()
+        distinct_ids.append(
+            {"distinct_id": distinct_id, "person_id": owner.pk, "person_uuid": str(owner.uuid), "version": version}
+        )
+    params = {
+        "project": batch.project_id,
+        "now": batch.now,
+        "persons": json.dumps(persons, cls=DjangoJSONEncoder),
+        "distinct_ids": json.dumps(distinct_ids),
+        "personless": json.dumps(new_personless),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_ROWS_SQL, params)
+        pks = {row_uuid: pk for pk, row_uuid, _, _ in cursor.fetchall()}
+    for person in batch.new_persons:
+        person.pk = pks[person.uuid]
+
+
+def _insert_rows(batch: _Batch, new_personless: list[str]) -> None:
+    """The same writes through the ORM (the embedded SQLite)."""
+    project_id = batch.project_id
     if batch.new_persons:
-        # Sorted, so concurrent batches creating the same persons wait on each other in one order.
-        batch.new_persons.sort(key=lambda person: person.uuid)
         rows = Person.objects.bulk_create(
             Person(
                 project_id=project_id,
@@ -265,27 +405,6 @@ def _write(batch: _Batch) -> None:
         )
         for person, row in zip(batch.new_persons, rows, strict=True):
             person.pk = row.pk
-    changed = [
-        person
-        for person in {id(p): p for p in batch.owners.values()}.values()
-        if person.pk is not None and person.changed and person.merged_into is None and person not in batch.new_persons
-    ]
-    if changed:
-        Person.objects.bulk_update(
-            [
-                Person(
-                    pk=person.pk,
-                    properties=person.properties,
-                    is_identified=person.is_identified,
-                    created_at=person.created_at,
-                    version=person.version,
-                )
-                for person in changed
-            ],
-            ["properties", "is_identified", "created_at", "version"],
-        )
-    if batch.merged:
-        _write_merges(batch)
     if batch.new_distinct_ids:
         PersonDistinctId.objects.bulk_create(
             PersonDistinctId(
@@ -296,17 +415,51 @@ def _write(batch: _Batch) -> None:
             )
             for distinct_id, version in sorted(batch.new_distinct_ids.items())
         )
-    _write_overrides(batch)
-    new_personless = sorted(batch.personless - batch.known_personless - set(batch.owners))
     if new_personless:
         PersonlessDistinctId.objects.bulk_create(
             [PersonlessDistinctId(project_id=project_id, distinct_id=distinct_id) for distinct_id in new_personless],
             ignore_conflicts=True,
         )
-    if batch.merged_personless:
-        PersonlessDistinctId.objects.filter(
-            project_id=project_id, distinct_id__in=batch.merged_personless, is_merged=False
-        ).update(is_merged=True)
+
+
+# PostgreSQL: the changed persons as one JSON parameter (much cheaper to build than the ORM's CASE per row).
+_UPDATE_PERSONS_SQL = f"""
+    UPDATE {Person._meta.db_table} AS person SET properties = changed.properties,
+        is_identified = changed.is_identified, created_at = changed.created_at, version = changed.version
+    FROM json_to_recordset(%s::json)
+        AS changed(id bigint, properties jsonb, is_identified boolean, created_at timestamptz, version bigint)
+    WHERE person.id = changed.id
+"""
+
+
+def _update_persons(changed: list[_Person]) -> None:
+    if connection.vendor == "postgresql":
+        rows = [
+            {
+                "id": person.pk,
+                "properties": person.properties,
+                "is_identified": person.is_identified,
+                "created_at": person.created_at.isoformat(),
+                "version": person.version,
+            }
+            for person in changed
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(_UPDATE_PERSONS_SQL, [json.dumps(rows, cls=DjangoJSONEncoder)])
+        return
+    Person.objects.bulk_update(
+        [
+            Person(
+                pk=person.pk,
+                properties=person.properties,
+                is_identified=person.is_identified,
+                created_at=person.created_at,
+                version=person.version,
+            )
+            for person in changed
+        ],
+        ["properties", "is_identified", "created_at", "version"],
+    )
 
 
 def _target_case(merged: list[_Person], column: str) -> Case:
@@ -354,7 +507,3 @@ def _write_overrides(batch: _Batch) -> None:
             unique_fields=["project", "old_person_id"],
             update_fields=["new_person_id", "created_at"],
         )
-    survivors = {person.final().uuid for person in batch.overrides.values()}
-    if survivors:
-        # A survivor's own uuid is never redirected (a person re-created with a uuid that was merged away).
-        PersonOverride.objects.filter(project_id=project_id, old_person_id__in=survivors).delete()
