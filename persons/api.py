@@ -93,14 +93,16 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
 
     @extend_schema(request=None, responses={405: OpenApiResponse(description=CREATE_NOT_ALLOWED)})
     def create(self, request: Request, *args, **kwargs) -> Response:
-        """Not allowed: persons come from $identify events (405)."""
+        """Not allowed: persons come from $identify events (405). A malformed body is refused first (400), as on
+        every write."""
+        _ = request.data  # parsing raises for a malformed body
         raise exceptions.MethodNotAllowed("POST", detail=CREATE_NOT_ALLOWED)
 
     @extend_schema(request=PersonPropertiesSerializer, responses={202: None})
     def update(self, request: Request, *args, **kwargs) -> Response:
         """Set `properties` on the person (a `$set` event); 202."""
+        body = PersonPropertiesSerializer(data=request.data)  # read (a malformed body refused) before the lookup
         person = self.get_object()
-        body = PersonPropertiesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         person_properties_set(person=person, properties=body.validated_data["properties"])
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -123,8 +125,8 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
     @action(detail=True, methods=["post"])
     def update_property(self, request: Request, *args, **kwargs) -> Response:
         """Set one property `{key, value}` (a `$set` event); 202."""
+        body = UpdatePropertySerializer(data=request.data)  # read (a malformed body refused) before the lookup
         person = self.get_object()
-        body = UpdatePropertySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         person_properties_set(person=person, properties={body.validated_data["key"]: body.validated_data["value"]})
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -133,8 +135,8 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
     @action(detail=True, methods=["post"])
     def delete_property(self, request: Request, *args, **kwargs) -> Response:
         """Remove one property `{"$unset": key}` (a `$delete_person_property` event); 201 `{"success": true}`."""
+        body = DeletePropertySerializer(data=request.data)  # read (a malformed body refused) before the lookup
         person = self.get_object()
-        body = DeletePropertySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         person_property_delete(person=person, key=body.validated_data["unset"])
         return Response({"success": True}, status=status.HTTP_201_CREATED)

@@ -545,7 +545,7 @@ BAD_METRICS = {
         invalid("a cohort filter in source.properties needs a cohort id as its value"),
     ),
     "cohort filter with a bad operator": (
-        mean(events_node("purchase", properties=[{"key": "id", "value": 3, "type": "cohort", "operator": "exact"}])),
+        mean(events_node("purchase", properties=[{"key": "id", "value": 3, "type": "cohort", "operator": "gt"}])),
         invalid("a cohort filter in source.properties takes the operator 'in' or 'not_in'"),
     ),
     "unknown operator": (

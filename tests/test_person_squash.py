@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from events.models import Event
@@ -113,7 +114,7 @@ def test_a_squash_killed_mid_transaction_loses_nothing():
             [project.pk, overrides[2].old_person_id],
         )
         environment = {**os.environ, "DATABASE_URL": url.replace("postgresql://", "postgres://")}
-        environment |= {"DJANGO_SETTINGS_MODULE": "experiments_api.settings.base", "SECRET_KEY": "squash-test"}
+        environment |= {"DJANGO_SETTINGS_MODULE": "experiments_api.settings.base", "SECRET_KEY": settings.SECRET_KEY}
         process = subprocess.Popen([sys.executable, "-c", SQUASH_SCRIPT], env=environment, cwd=ROOT)
         try:
             deadline = time.monotonic() + 60
@@ -166,7 +167,7 @@ def test_sqlite_resolves_persons_the_same_way(tmp_path: Path):
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": "sqlite-test",
+        "SECRET_KEY": settings.SECRET_KEY,
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "",
     }

@@ -8,7 +8,7 @@ import pytest
 from events.models import Event
 from events.services import events_ingest
 from experiments_api.exceptions import error_body
-from experiments_api.permissions import MISSING_SCOPE_MESSAGE
+from experiments_api.messages import MISSING_SCOPE
 from persons.messages import CREATE_NOT_ALLOWED, NOT_A_PERSON_ID, PERSON_NOT_FOUND, PROPERTIES_NOT_LIST
 from persons.models import CohortPerson, PersonOverride
 from persons.selectors import person_for_distinct_id
@@ -235,7 +235,7 @@ def test_scopes(make_client, user, project, people):
     assert reader.get(url(project)).status_code == 200
     response = reader.patch(url(project, f"{people['bob'].pk}/"), {"properties": {"a": 1}}, format="json")
     assert response.status_code == 403
-    assert response.json()["detail"] == MISSING_SCOPE_MESSAGE.format(scope="person:write")
+    assert response.json()["detail"] == MISSING_SCOPE.format(scope="person:write")
     assert make_client(user, scopes=["experiment:read"]).get(url(project)).status_code == 403
     writer = make_client(user, scopes=["person:write"])
     assert (
