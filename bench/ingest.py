@@ -47,10 +47,13 @@ from django.db import connection  # noqa: E402
 from events.models import Event, EventDefinition  # noqa: E402
 from events.partitions import event_partitions_ensure  # noqa: E402
 from experiments_api.models import Organization, Project  # noqa: E402
+from persons.models import person_uuid  # noqa: E402
 
 BATCH_SIZE = 100
 GOAL_RATIO = 0.30
 EVENT_NAMES = ["$pageview", "$pageview", "$pageview", "$feature_flag_called", "purchase", "$autocapture"]
+# The person-processing mix of the issue: the rest (70%) are anonymous, personless events.
+IDENTIFY_SHARE, SET_SHARE, IDENTIFIED_SHARE = 0.02, 0.10, 0.20
 
 
 def main() -> None:
@@ -111,12 +114,17 @@ def _now_iso() -> str:
 
 
 def synthetic_events(count: int, *, seed: int) -> list[dict]:
-    """Events shaped like the Python SDK's, spread over the last three days, for a few thousand users."""
+    """Events shaped like the SDKs', spread over the last three days, for a few thousand users, with person
+    processing as posthog-js sends it: 70% anonymous (`$process_person_profile: false`), 20% of identified users,
+    10% carrying `$set`, and 2% `$identify` of an anonymous id."""
     generator = random.Random(seed)
     now = dt.datetime.now(dt.UTC)
     events = []
     for _ in range(count):
         name = generator.choice(EVENT_NAMES)
+        user = generator.randint(1, 5_000)
+        distinct_id = f"user-{user}"
+        kind = generator.random()
         properties = {
             "$lib": "posthog-python",
             "$lib_version": "7.0.0",
@@ -129,10 +137,17 @@ def synthetic_events(count: int, *, seed: int) -> list[dict]:
             properties["amount"] = round(generator.expovariate(1 / 40), 2)
         if name == "$feature_flag_called":
             properties.update({"$feature_flag": "checkout-experiment", "$feature_flag_response": properties["plan"]})
+        if kind < IDENTIFY_SHARE:
+            name, properties["$anon_distinct_id"] = "$identify", f"anon-{user}"
+        elif kind < IDENTIFY_SHARE + SET_SHARE:
+            properties["$set"] = {"plan": properties["plan"], "email": f"{distinct_id}@example.com"}
+        elif kind >= IDENTIFY_SHARE + SET_SHARE + IDENTIFIED_SHARE:
+            distinct_id = f"anon-{user}"
+            properties["$process_person_profile"] = False
         events.append(
             {
                 "event": name,
-                "distinct_id": f"user-{generator.randint(1, 5_000)}",
+                "distinct_id": distinct_id,
                 "uuid": str(uuid.UUID(int=generator.getrandbits(128), version=4)),
                 "timestamp": (now - dt.timedelta(seconds=generator.uniform(60, 3 * 86_400))).isoformat(),
                 "properties": properties,
@@ -228,7 +243,8 @@ def send_concurrently(port: int, bodies: list[bytes], clients: int) -> float:
 
 
 def copy_events(project_id: int, events: list[dict]) -> float:
-    """The floor: one COPY of the same rows (properties already serialised) into the partitioned table."""
+    """The floor: one COPY of the same rows (properties already serialised, each with its id's person uuid) into
+    the partitioned table, with no person work."""
     rows = [
         (
             project_id,
@@ -238,6 +254,7 @@ def copy_events(project_id: int, events: list[dict]) -> float:
             event["timestamp"],
             json.dumps(event["properties"], separators=(",", ":")),
             _now_iso(),
+            person_uuid(project_id, event["distinct_id"]),
         )
         for event in events
     ]
@@ -245,7 +262,8 @@ def copy_events(project_id: int, events: list[dict]) -> float:
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
-            'COPY events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at) FROM STDIN'
+            'COPY events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at, person_id) '
+            "FROM STDIN"
         ) as copy,
     ):
         for row in rows:

@@ -16,6 +16,9 @@ BASE_CONVERSION_RATE = 0.10
 CONVERSION_LIFT_PER_VARIANT = 0.05
 # The control's mean purchase; other variants buy proportionally less per purchase, so revenue per user is flat.
 MEAN_PURCHASE_AMOUNT = 40.0
+# Every third user browses anonymously and logs in before buying, as posthog-js traffic does: the exposure and page
+# views under an anonymous id, then `$identify`, then the purchase under the user's id.
+IDENTIFIED_EVERY = 3
 
 
 def demo_events_create(*, project: Project, flag_key: str, variants: list[str], days: int, users: int) -> int:
@@ -23,9 +26,11 @@ def demo_events_create(*, project: Project, flag_key: str, variants: list[str], 
     `users` simulated users first seen over the last `days` days; returns how many events were stored.
 
     Users are split evenly between `variants` with the flag's own variant hash, so the demo agrees with what
-    the server answers for an evenly split flag. The draws depend on the flag key only, so every project's demo
-    shows the same results (a clear win on conversion, a flat revenue per user), and running it again within a day
-    (DEDUP_WINDOW) stores nothing new (uuids are unique per project).
+    the server answers for an evenly split flag (hashed on the id the exposure is sent with). Every third user is
+    exposed under an anonymous id and identified before converting, so the results show conversions that cross a
+    login. The draws depend on the flag key only, so every project's demo shows the same results (a clear win on
+    conversion, a flat revenue per user), and running it again within a day (DEDUP_WINDOW) stores nothing new
+    (uuids are unique per project).
     """
     if not variants or days < 1 or users < 1:
         return 0
@@ -34,8 +39,10 @@ def demo_events_create(*, project: Project, flag_key: str, variants: list[str], 
     events = []
     for number in range(users):
         distinct_id = f"demo-user-{number}"
+        anonymous_id = f"demo-anon-{number}" if number % IDENTIFIED_EVERY == 0 else None
         variant_index = min(
-            int(bucket_hash(flag_key, distinct_id, salt=VARIANT_SALT) * len(variants)), len(variants) - 1
+            int(bucket_hash(flag_key, anonymous_id or distinct_id, salt=VARIANT_SALT) * len(variants)),
+            len(variants) - 1,
         )
         first_seen = end - timedelta(seconds=generator.uniform(0, days * 86_400))
         conversion_rate = BASE_CONVERSION_RATE + CONVERSION_LIFT_PER_VARIANT * variant_index
@@ -44,6 +51,7 @@ def demo_events_create(*, project: Project, flag_key: str, variants: list[str], 
             flag_key=flag_key,
             variant=variants[variant_index],
             distinct_id=distinct_id,
+            anonymous_id=anonymous_id,
             first_seen=first_seen,
             end=end,
             conversion_rate=conversion_rate,
@@ -61,21 +69,26 @@ def _user_events(
     flag_key: str,
     variant: str,
     distinct_id: str,
+    anonymous_id: str | None,
     first_seen,
     end,
     conversion_rate: float,
     mean_amount: float,
 ) -> list[dict]:
+    browsing_id = anonymous_id or distinct_id
     flag_properties = {"$feature_flag": flag_key, "$feature_flag_response": variant, f"$feature/{flag_key}": variant}
-    events = [_event(generator, "$feature_flag_called", distinct_id, first_seen, flag_properties)]
+    events = [_event(generator, "$feature_flag_called", browsing_id, first_seen, flag_properties)]
     moment = first_seen
     for _ in range(generator.randint(1, 5)):
         moment = min(moment + timedelta(minutes=generator.uniform(1, 240)), end)
         events.append(
-            _event(generator, "$pageview", distinct_id, moment, {f"$feature/{flag_key}": variant, "$current_url": "/"})
+            _event(generator, "$pageview", browsing_id, moment, {f"$feature/{flag_key}": variant, "$current_url": "/"})
         )
     if generator.random() < conversion_rate:
         moment = min(moment + timedelta(minutes=generator.uniform(1, 60)), end)
+        if anonymous_id is not None:
+            login = {"$anon_distinct_id": anonymous_id, "$set": {"email": f"{distinct_id}@example.com"}}
+            events.append(_event(generator, "$identify", distinct_id, moment, login))
         amount = round(generator.expovariate(1 / mean_amount), 2)
         events.append(
             _event(generator, "purchase", distinct_id, moment, {f"$feature/{flag_key}": variant, "amount": amount})

@@ -30,3 +30,4 @@ REQUEST_NOT_OBJECT = "The request body must be a JSON object with `distinct_id` 
 DISTINCT_ID_REQUIRED = "distinct_id is required: send the id of the user to evaluate the flags for."
 PERSON_PROPERTIES_NOT_OBJECT = "person_properties must be a JSON object."
 FLAG_KEYS_NOT_LIST = "flag_keys_to_evaluate must be a list of flag keys."
+ANON_DISTINCT_ID_NOT_STRING = "$anon_distinct_id must be a string: the visitor's distinct id before identifying."

@@ -6,6 +6,21 @@ from django.db import models
 from django.utils import timezone
 
 from experiments_api.models import Project
+from persons.models import person_uuid
+
+
+def _fill_person_id(event: "Event") -> None:
+    """Events written outside ingestion (ORM writes) without a person are personless: their id's own uuid."""
+    if event.person_id is None:
+        event.person_id = person_uuid(event.project_id, event.distinct_id)
+
+
+class EventQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for event in objs:
+            _fill_person_id(event)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Event(models.Model):
@@ -32,6 +47,10 @@ class Event(models.Model):
     timestamp = models.DateTimeField(default=timezone.now)
     properties = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+    # The person the event was ingested for; after a merge, persons_personoverride maps it to the survivor.
+    person_id = models.UUIDField()
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -40,7 +59,12 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["project", "event", "timestamp"], name="event_project_event_ts"),
             models.Index(fields=["project", "distinct_id"], name="event_project_distinct_id"),
+            models.Index(fields=["project", "person_id"], name="event_project_person"),
         ]
+
+    def save(self, *args, **kwargs) -> None:
+        _fill_person_id(self)
+        super().save(*args, **kwargs)
 
 
 class EventDefinition(models.Model):

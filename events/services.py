@@ -1,17 +1,18 @@
 """Event ingestion: validate a batch, store the valid events in bulk, keep event definitions current."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from events.partitions import event_partitions_ensure
 from events.store import events_copy_store, events_store, unique_by_uuid
 from events.validation import InvalidEvent, ValidEvent, event_validate
 from experiments_api.models import Project
+from persons.services.ingestion import PersonEvent, persons_ingest, with_person_retries
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,17 @@ class RejectedEvent:
 
 @dataclass
 class IngestResult:
-    """`stored` new rows; `duplicates` valid events that were already stored; `rejected` invalid events by index."""
+    """`stored` new rows; `duplicates` valid events that were already stored; `dropped` valid events PostHog drops
+    (identify, alias or merge sent with `$process_person_profile: false`); `rejected` invalid events by index."""
 
     stored: int = 0
     duplicates: int = 0
     rejected: list[RejectedEvent] = field(default_factory=list)
+    dropped: int = 0
 
     @property
     def accepted(self) -> int:
-        return self.stored + self.duplicates
+        return self.stored + self.duplicates + self.dropped
 
 
 def events_ingest(*, project: Project, events: list[Any], sent_at: datetime | None = None) -> IngestResult:
@@ -45,23 +48,31 @@ def events_ingest(*, project: Project, events: list[Any], sent_at: datetime | No
             valid.append(event_validate(raw, now=now, sent_at=sent_at))
         except InvalidEvent as error:
             rejected.append(RejectedEvent(index=index, detail=error.message))
-    stored = _store(project=project, events=valid, created_at=now, from_file=False)
-    return IngestResult(stored=stored, duplicates=len(valid) - stored, rejected=rejected)
+    stored, dropped = _store(project=project, events=valid, created_at=now, from_file=False)
+    return IngestResult(stored=stored, duplicates=len(valid) - stored - dropped, rejected=rejected, dropped=dropped)
 
 
 def events_import_batch(*, project: Project, events: Sequence[ValidEvent]) -> IngestResult:
     """Store already validated events from a file: all or nothing, with COPY on PostgreSQL."""
-    stored = _store(project=project, events=events, created_at=timezone.now(), from_file=True)
-    return IngestResult(stored=stored, duplicates=len(events) - stored)
+    stored, dropped = _store(project=project, events=events, created_at=timezone.now(), from_file=True)
+    return IngestResult(stored=stored, duplicates=len(events) - stored - dropped, dropped=dropped)
 
 
-def _store(*, project: Project, events: Sequence[ValidEvent], created_at: datetime, from_file: bool) -> int:
+def _store(*, project: Project, events: Sequence[ValidEvent], created_at: datetime, from_file: bool) -> tuple[int, int]:
+    """Apply the batch's person work and store its events with their person ids, in one transaction; returns
+    (events inserted, events dropped)."""
     unique = unique_by_uuid(events)
-    if not unique:
-        return 0
-    event_partitions_ensure(event.timestamp for event in unique)
-    if not from_file:
-        return events_store(project_id=project.pk, events=unique, created_at=created_at)
-    with transaction.atomic():
-        store = events_copy_store if connection.vendor == "postgresql" else events_store
-        return store(project_id=project.pk, events=unique, created_at=created_at)
+    kept = [event for event in unique if event.person is not None]
+    dropped = len(unique) - len(kept)
+    if not kept:
+        return 0, dropped
+    event_partitions_ensure(event.timestamp for event in kept)
+    person_events = [PersonEvent(distinct_id=e.distinct_id, update=e.person, event_uuid=e.uuid) for e in kept]
+    store = events_copy_store if from_file and connection.vendor == "postgresql" else events_store
+
+    def persons_and_events() -> int:
+        person_ids = persons_ingest(project_id=project.pk, events=person_events, now=created_at)
+        with_persons = [replace(event, person_id=person_id) for event, person_id in zip(kept, person_ids, strict=True)]
+        return store(project_id=project.pk, events=with_persons, created_at=created_at)
+
+    return with_person_retries(persons_and_events), dropped

@@ -19,8 +19,9 @@ IMPORT_TABLE = "events_import_batch"
 # A LATERAL probe with LIMIT keeps the dedup check an index lookup per event; a plain NOT EXISTS lets the planner
 # choose a hash anti-join that reads every stored event of the project.
 _INSERT_EVENTS_TEMPLATE = """
-    INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at)
-    SELECT {project}, batch.uuid, batch.event, batch.distinct_id, batch.ts, batch.properties, {created_at}
+    INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at, person_id)
+    SELECT {project}, batch.uuid, batch.event, batch.distinct_id, batch.ts, batch.properties, {created_at},
+        batch.person_id
     FROM {source}
     LEFT JOIN LATERAL (
         SELECT 1 AS found FROM events_event AS stored
@@ -74,14 +75,14 @@ _STORE_SQL_TEMPLATE = _STORE_TEMPLATE.format(
 # cheaper than quoting an array per column).
 _STORE_JSON_SQL = _STORE_SQL_TEMPLATE.format(
     source="json_to_recordset(%(batch)s::json) "
-    "AS batch(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb)"
+    "AS batch(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb, person_id uuid)"
 )
 # Bulk import: the rows COPYed into a temporary table first.
 _STORE_IMPORT_TABLE_SQL = _STORE_SQL_TEMPLATE.format(source=f"{IMPORT_TABLE} AS batch")
 # Other databases (the embedded SQLite, which has no LATERAL): one row, executed for the whole batch at once.
 _INSERT_ROW_SQL = """
-    INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at)
-    SELECT %s, %s, %s, %s, %s, %s, %s
+    INSERT INTO events_event (project_id, uuid, event, distinct_id, "timestamp", properties, created_at, person_id)
+    SELECT %s, %s, %s, %s, %s, %s, %s, %s
     WHERE NOT EXISTS (
         SELECT 1 FROM events_event
         WHERE project_id = %s AND uuid = %s AND "timestamp" BETWEEN %s AND %s
@@ -119,11 +120,21 @@ def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE {IMPORT_TABLE} "
-            "(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb) ON COMMIT DROP"
+            "(uuid uuid, event text, distinct_id text, ts timestamptz, properties jsonb, person_id uuid) ON COMMIT DROP"
         )
-        with cursor.cursor.copy(f"COPY {IMPORT_TABLE} (uuid, event, distinct_id, ts, properties) FROM STDIN") as copy:
+        columns = "uuid, event, distinct_id, ts, properties, person_id"
+        with cursor.cursor.copy(f"COPY {IMPORT_TABLE} ({columns}) FROM STDIN") as copy:
             for event in events:
-                copy.write_row((event.uuid, event.event, event.distinct_id, event.timestamp, event.properties_json))
+                copy.write_row(
+                    (
+                        event.uuid,
+                        event.event,
+                        event.distinct_id,
+                        event.timestamp,
+                        event.properties_json,
+                        event.person_id,
+                    )
+                )
         cursor.execute(
             _STORE_IMPORT_TABLE_SQL, {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
         )
@@ -134,11 +145,13 @@ def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_
 
 
 def _batch_json(events: Sequence[ValidEvent]) -> str:
-    """The events as a JSON array of {uuid, event, distinct_id, ts, properties}; properties are already JSON."""
+    """The events as a JSON array of {uuid, event, distinct_id, ts, properties, person_id}; properties are already
+    JSON."""
     rows = (
         f'{{"uuid":"{event.uuid}","event":{JSON_ENCODER.encode(event.event)},'
         f'"distinct_id":{JSON_ENCODER.encode(event.distinct_id)},'
-        f'"ts":"{event.timestamp.isoformat()}","properties":{event.properties_json}}}'
+        f'"ts":"{event.timestamp.isoformat()}","properties":{event.properties_json},'
+        f'"person_id":"{event.person_id}"}}'
         for event in events
     )
     return "[" + ",".join(rows) + "]"
@@ -158,6 +171,7 @@ def _events_store_row_by_row(cursor, *, project_id: int, events: Sequence[ValidE
                 _datetime_param(event.timestamp),
                 event.properties_json,
                 _datetime_param(created_at),
+                Event._meta.get_field("person_id").get_db_prep_value(event.person_id, connection),
                 project_id,
                 uuid_value,
                 _datetime_param(event.timestamp - DEDUP_WINDOW),

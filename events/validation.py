@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events import messages
+from persons.properties import PERSONLESS, PersonUpdate, person_update_for
 
 MAX_NAME_LENGTH = 400
 # Corrected timestamps further ahead than this are refused: clocks are rarely that wrong, and such rows would
@@ -36,6 +37,10 @@ class ValidEvent:
     distinct_id: str
     timestamp: datetime
     properties_json: str
+    # What the event asks of its person; None for an event PostHog drops (a merge event sent personless).
+    person: PersonUpdate | None = PERSONLESS
+    # Filled in by the person step of ingestion.
+    person_id: uuid_lib.UUID | None = None
 
 
 def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) -> ValidEvent:
@@ -60,6 +65,7 @@ def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) 
         distinct_id=distinct_id,
         timestamp=timestamp,
         properties_json=_properties_json(properties),
+        person=person_update_for(raw, name, properties),
     )
 
 

@@ -35,4 +35,13 @@ app.conf.beat_schedule = {
         "task": "experiments.tasks.schedule_daily_timeseries_results",
         "schedule": crontab(hour=2, minute=0),
     },
+    # Events of merged persons get the survivor's id; the overrides table stays small.
+    "calculate-stale-cohorts": {
+        "task": "persons.tasks.calculate_stale_cohorts",
+        "schedule": 5 * 60,
+    },
+    "squash-person-overrides": {
+        "task": "persons.tasks.squash_person_overrides",
+        "schedule": crontab(minute=30),
+    },
 }

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 
-SCOPE_OBJECTS = ("experiment", "feature_flag", "cohort", "project", "query", "event_definition")
+SCOPE_OBJECTS = ("experiment", "feature_flag", "cohort", "person", "project", "query", "event_definition")
 WILDCARD_SCOPE = "*"
 VALID_SCOPES = frozenset([WILDCARD_SCOPE] + [f"{obj}:{level}" for obj in SCOPE_OBJECTS for level in ("read", "write")])
 

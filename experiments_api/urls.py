@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 import experiments.urls  # noqa: F401  (registers the experiments viewsets)
 import flags.urls  # noqa: F401  (registers the flag and cohort viewsets)
+import persons.urls  # noqa: F401  (registers the persons viewset)
 from experiments_api import views
 from experiments_api.exceptions import not_found_view
 from experiments_api.routing import projects_router

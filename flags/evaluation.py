@@ -10,6 +10,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -76,14 +77,19 @@ def holdout_hash(identifier: str) -> float:
     return int(digest[:15], 16) / LONG_SCALE
 
 
-def flag_evaluate(flag: Mapping, *, distinct_id: str, person_properties: Mapping) -> FlagMatch:
-    """Evaluate one flag for one user: holdout groups first, then release conditions in PostHog's order."""
+def flag_evaluate(
+    flag: Mapping, *, distinct_id: str, person_properties: Mapping, cohort_ids: AbstractSet[int] = frozenset()
+) -> FlagMatch:
+    """Evaluate one flag for one user (bucketed on `distinct_id`, the hash key): holdout groups first, then release
+    conditions in PostHog's order. `cohort_ids` are the cohorts the user's person belongs to."""
     filters = flag.get("filters") or {}
     if filters.get("aggregation_group_type_index") is not None:
         return FlagMatch(enabled=False, variant=None, reason=MatchReason.NO_GROUP_TYPE)
 
     for index, group in enumerate(holdout_groups(filters)):
-        if _holdout_group_matches(group, distinct_id=distinct_id, person_properties=person_properties):
+        if _holdout_group_matches(
+            group, distinct_id=distinct_id, person_properties=person_properties, cohort_ids=cohort_ids
+        ):
             return FlagMatch(
                 enabled=True,
                 variant=group.get("variant"),
@@ -94,7 +100,7 @@ def flag_evaluate(flag: Mapping, *, distinct_id: str, person_properties: Mapping
     out_of_rollout_index = None
     rollout_hash = None  # computed once, at the first condition with a rollout percentage
     for index, condition in _conditions_in_evaluation_order(filters):
-        if not all(property_filter_matches(prop, person_properties) for prop in condition.get("properties") or []):
+        if not conditions_match(condition.get("properties") or [], person_properties, cohort_ids):
             continue
         rollout_percentage = condition.get("rollout_percentage")
         if rollout_percentage is not None:
@@ -140,8 +146,10 @@ def holdout_groups(filters: Mapping) -> list[dict]:
     return []
 
 
-def _holdout_group_matches(group: Mapping, *, distinct_id: str, person_properties: Mapping) -> bool:
-    if not all(property_filter_matches(prop, person_properties) for prop in group.get("properties") or []):
+def _holdout_group_matches(
+    group: Mapping, *, distinct_id: str, person_properties: Mapping, cohort_ids: AbstractSet[int]
+) -> bool:
+    if not conditions_match(group.get("properties") or [], person_properties, cohort_ids):
         return False
     return _in_rollout(holdout_hash(distinct_id), group.get("rollout_percentage"))
 
@@ -175,6 +183,28 @@ def variant_for(variants: list[Mapping], hash_value: float) -> str | None:
             return variant["key"]
         low = high
     return None
+
+
+def cohort_filter_id(prop: Mapping) -> int | None:
+    """The cohort id of a `{"type": "cohort", "key": "id", "value": <id>}` filter, else None."""
+    if prop.get("type") != "cohort":
+        return None
+    try:
+        return int(prop.get("value"))
+    except (TypeError, ValueError):
+        return None
+
+
+def conditions_match(properties: list, person_properties: Mapping, cohort_ids: AbstractSet[int]) -> bool:
+    """Every filter of a condition matches: person properties, or membership of a cohort (`not_in` negates)."""
+    for prop in properties:
+        if prop.get("type") == "cohort":
+            member = cohort_filter_id(prop) in cohort_ids
+            if member == (prop.get("operator") == "not_in"):
+                return False
+        elif not property_filter_matches(prop, person_properties):
+            return False
+    return True
 
 
 def property_filter_matches(prop: Mapping, properties: Mapping) -> bool:

@@ -42,3 +42,4 @@ COHORT_FILTERS_NOT_OBJECT = "Cohort filters must be an object."
 COHORT_PROPERTIES_INVALID = (
     "Cohort filters.properties must be an object with 'type' ('AND' or 'OR') and a 'values' list."
 )
+BEHAVIORAL_COHORT_IN_FLAG = "Cohort '{name}' with filters on events cannot be used in feature flags."

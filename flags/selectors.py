@@ -3,7 +3,9 @@
 from django.db.models import Prefetch, QuerySet
 
 from experiments.models import Experiment
-from flags.models import FeatureFlag
+from flags.evaluation import cohort_filter_id
+from flags.models import Cohort, FeatureFlag
+from persons.cohorts import cohort_has_behavioral_filters
 
 
 def feature_flags_for_serializer(queryset: QuerySet[FeatureFlag]) -> QuerySet[FeatureFlag]:
@@ -22,3 +24,31 @@ def running_experiment_using_flag(flag: FeatureFlag) -> Experiment | None:
         .order_by("id")
         .first()
     )
+
+
+def behavioral_cohort_in_flag_filters(*, project_id: int, filters: dict) -> Cohort | None:
+    """The first cohort the flag's release conditions use that filters on events (directly or through a cohort it
+    references): flags cannot be evaluated on those."""
+    referenced = [
+        cohort_id
+        for group in [*(filters.get("groups") or []), *(filters.get("holdout_groups") or [])]
+        for prop in group.get("properties") or []
+        if (cohort_id := cohort_filter_id(prop)) is not None
+    ]
+    if not referenced:
+        return None
+    cohorts = {cohort.pk: cohort for cohort in Cohort.objects.filter(project_id=project_id)}
+
+    def filters_of(cohort_id: int):
+        cohort = cohorts.get(cohort_id)
+        return cohort.filters if cohort is not None else None
+
+    for cohort_id in referenced:
+        cohort = cohorts.get(cohort_id)
+        if (
+            cohort is not None
+            and not cohort.is_static
+            and cohort_has_behavioral_filters(cohort.filters or {}, filters_of)
+        ):
+            return cohort
+    return None

@@ -7,10 +7,14 @@ from rest_framework import serializers
 from experiments_api.serializers import JSONObjectField, UserBasicSerializer
 from flags import messages
 from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
+from flags.selectors import behavioral_cohort_in_flag_filters
 from flags.validators import validate_cohort_filters, validate_flag_filters
 
 FLAG_NAME_MAX_LENGTH = 4000
 TAG_MAX_LENGTH = 255
+MAX_STATIC_PERSON_IDS = 10_000
+# PostHog's limit on one add_persons_to_static_cohort call.
+MAX_PERSONS_PER_ADD = 1000
 
 
 class CreationContext:
@@ -87,7 +91,15 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
         return key
 
     def validate_filters(self, filters: object) -> dict:
-        return validate_flag_filters(filters)
+        filters = validate_flag_filters(filters)
+        project = self.context.get("project")
+        if project is not None:
+            cohort = behavioral_cohort_in_flag_filters(project_id=project.pk, filters=filters)
+            if cohort is not None:
+                raise serializers.ValidationError(
+                    messages.BEHAVIORAL_COHORT_IN_FLAG.format(name=cohort.name), code="behavioral_cohort_found"
+                )
+        return filters
 
     def validate(self, attrs: dict) -> dict:
         """A live flag's key must be unique in the project: on create, on a key change and on restore."""
@@ -105,6 +117,10 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
 class CohortSerializer(serializers.ModelSerializer):
     created_by = UserBasicSerializer(read_only=True, allow_null=True)
     filters = JSONObjectField(required=False, initial=dict)
+    # Person uuids that become the members of a static cohort (unknown ones are ignored).
+    _create_static_person_ids = serializers.ListField(
+        child=serializers.UUIDField(), write_only=True, required=False, max_length=MAX_STATIC_PERSON_IDS
+    )
 
     class Meta:
         model = Cohort
@@ -122,9 +138,11 @@ class CohortSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "_create_static_person_ids",
         ]
         read_only_fields = [
             "id",
+            "is_calculating",
             "count",
             "last_calculation",
             "errors_calculating",
@@ -155,3 +173,11 @@ class LocalEvaluationSerializer(serializers.Serializer):
     flags = LocalEvaluationFlagSerializer(many=True)
     group_type_mapping = serializers.DictField(child=serializers.CharField())
     cohorts = serializers.DictField()
+
+
+class StaticCohortPersonsSerializer(serializers.Serializer):
+    person_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PERSONS_PER_ADD)
+
+
+class StaticCohortPersonSerializer(serializers.Serializer):
+    person_id = serializers.UUIDField()

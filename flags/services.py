@@ -14,6 +14,7 @@ from flags.cache import project_flags_changed
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import running_experiment_using_flag
 from flags.serializers import CohortSerializer, FeatureFlagSerializer, duplicate_flag_key_error
+from persons.services.cohorts import cohort_calculation_enqueue, static_cohort_persons_add
 
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
 
@@ -117,18 +118,33 @@ def feature_flags_holdout_groups_set(
         project_flags_changed(project_id)
 
 
+@transaction.atomic
 def cohort_create(*, project: Project, user: User | None, data: dict) -> Cohort:
-    """Validate `data` as CohortSerializer input and create the cohort."""
+    """Validate `data` as CohortSerializer input and create the cohort: a static one gets the persons of
+    `_create_static_person_ids` (unknown uuids ignored); a dynamic one is queued for calculation."""
     serializer = CohortSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    return Cohort.objects.create(project=project, created_by=user, **serializer.validated_data)
+    fields = dict(serializer.validated_data)
+    person_ids = fields.pop("_create_static_person_ids", None)
+    cohort = Cohort.objects.create(project=project, created_by=user, **fields)
+    if cohort.is_static and person_ids:
+        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    cohort_calculation_enqueue(cohort)
+    return cohort
 
 
 def cohort_update(*, cohort: Cohort, data: dict, partial: bool = True) -> Cohort:
     """Validate `data` against the cohort and apply it; `deleted: true` soft-deletes it."""
     serializer = CohortSerializer(cohort, data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
-    for field, value in serializer.validated_data.items():
-        setattr(cohort, field, value)
-    cohort.save()
+    fields = dict(serializer.validated_data)
+    person_ids = fields.pop("_create_static_person_ids", None)
+    with transaction.atomic():
+        for field, value in fields.items():
+            setattr(cohort, field, value)
+        cohort.save()
+        if cohort.is_static and person_ids:
+            static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+        if "filters" in fields or "deleted" in fields:
+            cohort_calculation_enqueue(cohort)
     return cohort

@@ -2,6 +2,9 @@
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from experiments_api.mixins import DestroyNotAllowedMixin, ServiceWriteMixin
 from experiments_api.routing import ProjectScopedViewSet
@@ -9,8 +12,20 @@ from experiments_api.schema import CONFLICT_RESPONSE
 from flags.filters import FeatureFlagFilter
 from flags.models import Cohort, FeatureFlag
 from flags.selectors import feature_flags_for_serializer
-from flags.serializers import CohortSerializer, FeatureFlagSerializer
+from flags.serializers import (
+    CohortSerializer,
+    FeatureFlagSerializer,
+    StaticCohortPersonSerializer,
+    StaticCohortPersonsSerializer,
+)
 from flags.services import cohort_create, cohort_update, feature_flag_create, feature_flag_update
+from persons.api import PersonPagination
+from persons.selectors import persons_with_distinct_ids
+from persons.serializers import PersonSerializer
+from persons.services.cohorts import static_cohort_person_remove, static_cohort_persons_add
+
+# PostHog cuts each member's distinct ids to this many in the cohort's person list.
+COHORT_PERSON_DISTINCT_IDS = 10
 
 FLAG_UPDATE_SCHEMA = extend_schema(responses={200: FeatureFlagSerializer, 409: CONFLICT_RESPONSE})
 
@@ -70,3 +85,36 @@ class CohortViewSet(
 
     def update_object(self, instance: Cohort, data: dict, *, partial: bool) -> Cohort:
         return cohort_update(cohort=instance, data=data, partial=partial)
+
+    @extend_schema(request=StaticCohortPersonsSerializer, responses={200: None})
+    @action(detail=True, methods=["patch"])
+    def add_persons_to_static_cohort(self, request: Request, *args, **kwargs) -> Response:
+        """Add persons (uuids, at most 1000; unknown ones ignored) to a static cohort. 400 `Can only add users to
+        static cohorts`, `No valid users to add to cohort`."""
+        cohort = self.get_object()
+        body = StaticCohortPersonsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        static_cohort_persons_add(cohort=cohort, person_uuids=body.validated_data["person_ids"])
+        return Response({"success": True})
+
+    @extend_schema(request=StaticCohortPersonSerializer, responses={200: None})
+    @action(detail=True, methods=["patch"])
+    def remove_person_from_static_cohort(self, request: Request, *args, **kwargs) -> Response:
+        """Remove one person (uuid) from a static cohort; 404 `Person is not part of the cohort`."""
+        cohort = self.get_object()
+        body = StaticCohortPersonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        static_cohort_person_remove(cohort=cohort, person_uuid=body.validated_data["person_id"])
+        return Response({"success": True})
+
+    @extend_schema(responses=PersonSerializer(many=True))
+    @action(detail=True, methods=["get"], required_scopes=["cohort:read", "person:read"])
+    def persons(self, request: Request, *args, **kwargs) -> Response:
+        """The cohort's members (as of its last calculation for a dynamic cohort), newest first, each with at
+        most 10 distinct ids; `{results, next, previous}`."""
+        cohort = self.get_object()
+        members = persons_with_distinct_ids(project_id=self.project.pk).filter(cohort_memberships__cohort=cohort)
+        paginator = PersonPagination()
+        page = paginator.paginate_queryset(members, request, view=self)
+        context = {**self.get_serializer_context(), "distinct_ids_limit": COHORT_PERSON_DISTINCT_IDS}
+        return paginator.get_paginated_response(PersonSerializer(page, many=True, context=context).data)

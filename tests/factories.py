@@ -10,6 +10,7 @@ from experiments.models import Experiment, ExperimentHoldout, ExperimentSavedMet
 from experiments_api.models import Organization, Project, ProjectMembership, User
 from experiments_api.services import personal_api_key_create
 from flags.models import Cohort, FeatureFlag
+from persons.models import Person
 
 DEFAULT_SEEN_EVENTS = ("$pageview", "purchase", "checkout viewed", "click", "café ☕")
 
@@ -166,3 +167,12 @@ class EventDefinitionFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"event-{n}")
     first_seen_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class PersonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Person
+
+    project = factory.SubFactory(ProjectFactory)
+    uuid = factory.LazyFunction(uuid_lib.uuid4)
+    properties = factory.LazyFunction(dict)

@@ -4,6 +4,7 @@ It recomputes everything from raw events for one `query_to` at a time, the way P
 so it checks both the aggregation and the single-scan daily accumulation of experiments/metrics.
 """
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -37,6 +38,14 @@ class Setup:
     exposure_event: str = "$feature_flag_called"
     exposure_properties: tuple = ()
     cuped_days: int | None = None
+    # distinct id → the person it belongs to (by a merge); ids not listed are their own person.
+    persons: dict = field(default_factory=dict)
+    # person → its current properties; cohort id → its member persons.
+    person_properties: dict = field(default_factory=dict)
+    cohorts: dict = field(default_factory=dict)
+
+    def unit_of(self, distinct_id: str) -> str:
+        return self.persons.get(distinct_id, distinct_id)
 
 
 def _number(value) -> float | None:
@@ -90,10 +99,21 @@ def property_matches(properties: dict, property_filter: dict) -> bool:
     raise AssertionError(operator)
 
 
-def matches(event: RawEvent, source: dict) -> bool:
+def filter_matches(event: RawEvent, property_filter: dict, setup: "Setup") -> bool:
+    """An event, person (current properties of the event's person) or cohort (membership) filter."""
+    unit = setup.unit_of(event.distinct_id)
+    if property_filter.get("type") == "cohort":
+        member = unit in setup.cohorts.get(int(property_filter["value"]), set())
+        return member != (property_filter.get("operator") == "not_in")
+    if property_filter.get("type") == "person":
+        return property_matches(setup.person_properties.get(unit, {}), property_filter)
+    return property_matches(event.properties, property_filter)
+
+
+def matches(event: RawEvent, source: dict, setup: "Setup") -> bool:
     if source.get("event") is not None and event.event != source["event"]:
         return False
-    return all(property_matches(event.properties, item) for item in source.get("properties") or [])
+    return all(filter_matches(event, item, setup) for item in source.get("properties") or [])
 
 
 def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> dict[str, tuple[str, dt.datetime]]:
@@ -108,13 +128,13 @@ def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> di
             continue
         if setup.exposure_event == "$feature_flag_called" and event.properties.get("$feature_flag") != setup.flag_key:
             continue
-        if not all(property_matches(event.properties, item) for item in setup.exposure_properties):
+        if not all(filter_matches(event, item, setup) for item in setup.exposure_properties):
             continue
-        if not all(property_matches(event.properties, item) for item in setup.test_account_filters):
+        if not all(filter_matches(event, item, setup) for item in setup.test_account_filters):
             continue
         variant = event.properties.get(variant_key)
         if variant in setup.variants:
-            seen[event.distinct_id].append((event.timestamp, variant))
+            seen[setup.unit_of(event.distinct_id)].append((event.timestamp, variant))
     result = {}
     for unit, pairs in seen.items():
         pairs.sort()
@@ -134,10 +154,10 @@ def _unit_events(events, setup, unit, source, since, until):
     return [
         event
         for event in events
-        if event.distinct_id == unit
+        if setup.unit_of(event.distinct_id) == unit
         and since <= event.timestamp < until
-        and matches(event, source)
-        and all(property_matches(event.properties, item) for item in setup.test_account_filters)
+        and matches(event, source, setup)
+        and all(filter_matches(event, item, setup) for item in setup.test_account_filters)
     ]
 
 
@@ -358,3 +378,34 @@ def sample_events(seed: int, *, start: dt.datetime, flag_key: str, units: int = 
         )
     )
     return events
+
+
+def sample_identified_events(
+    seed: int, *, start: dt.datetime, flag_key: str, units: int = 120
+) -> tuple[list[RawEvent], list[RawEvent], dict[str, str]]:
+    """`sample_events` where every third unit logs in mid-experiment: its events before the login are under an
+    anonymous id `anon-<n>`, the later ones under `unit-<n>`; some see the other variant after logging in (flags
+    hash on the distinct id), so they count as `$multiple`. Returns (events, their $identify events, the person
+    of each anonymous id)."""
+    events, identifies, persons = [], [], {}
+    for event in sample_events(seed, start=start, flag_key=flag_key, units=units):
+        number = event.distinct_id.removeprefix("unit-")
+        if not number.isdigit() or int(number) % 3:
+            events.append(event)
+            continue
+        anonymous = f"anon-{number}"
+        persons[anonymous] = event.distinct_id
+        login_at = start + dt.timedelta(days=1 + int(number) % 4, minutes=int(number) * 7)
+        if event.timestamp < login_at:
+            event = dataclasses.replace(event, distinct_id=anonymous)
+        events.append(event)
+    for anonymous, identified in persons.items():
+        number = int(identified.removeprefix("unit-"))
+        login_at = start + dt.timedelta(days=1 + number % 4, minutes=number * 7)
+        identifies.append(RawEvent("$identify", identified, login_at, {"$anon_distinct_id": anonymous}))
+        if number % 9 == 0:
+            # After the login the flag, hashed on the new id, answers the other variant.
+            other = "test" if number % 2 else "control"
+            flag = {"$feature_flag": flag_key, "$feature_flag_response": other}
+            events.append(RawEvent("$feature_flag_called", identified, login_at + dt.timedelta(hours=1), flag))
+    return events, identifies, persons

@@ -28,11 +28,13 @@ from experiments_api.routing import (
     register_project_viewset,
 )
 from experiments_api.scopes import VALID_SCOPES, WILDCARD_SCOPE, scopes_grant, validate_scopes
+from persons.messages import PERSON_NOT_FOUND
 from tests.factories import (
     CohortFactory,
     ExperimentFactory,
     FeatureFlagFactory,
     HoldoutFactory,
+    PersonFactory,
     ProjectFactory,
     SavedMetricFactory,
     member_of,
@@ -304,6 +306,7 @@ OBJECT_FACTORIES = {
     "project_experiment_saved_metrics": SavedMetricFactory,
     "project_feature_flags": FeatureFlagFactory,
     "project_cohorts": CohortFactory,
+    "project_persons": PersonFactory,
 }
 # Bodies (query parameters for GET) that pass the actions' own validation, so the object lookup is what answers.
 VALID_INPUTS = {
@@ -311,6 +314,7 @@ VALID_INPUTS = {
     "recalculate_timeseries": {"metric": {"uuid": "purchases"}, "fingerprint": "f" * 64},
     "timeseries_results": {"metric_uuid": "purchases", "fingerprint": "f" * 64},
 }
+PERSON_NOT_FOUND_BODY = error_body(type="invalid_request", code="not_found", detail=PERSON_NOT_FOUND)
 UNKNOWN_RECALCULATION_ID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -400,7 +404,9 @@ def test_another_organizations_object_is_not_found_through_ones_own_project(api_
         # Soft-deleted resources answer DELETE with 405 and an empty body, as for an unknown id.
         assert (response.status_code, response.content) == (405, b"")
     else:
-        assert (response.status_code, response.json()) == (404, NOT_FOUND)
+        # Persons answer PostHog's own message.
+        not_found = PERSON_NOT_FOUND_BODY if route.basename == "project_persons" else NOT_FOUND
+        assert (response.status_code, response.json()) == (404, not_found)
 
 
 def test_a_key_never_sees_another_organizations_experiments(api_client, project, other_organization_project):

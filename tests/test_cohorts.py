@@ -35,7 +35,8 @@ def test_create_returns_the_cohort(api_client, project, user):
         "description": "Saw the test",
         "filters": FILTERS,
         "is_static": False,
-        "is_calculating": False,
+        # Saved, so queued for calculation (which runs once the transaction commits).
+        "is_calculating": True,
         "deleted": False,
         "count": None,
         "last_calculation": None,
@@ -94,7 +95,10 @@ BAD_INPUTS = [
         validation_error(flag_messages.COHORT_PROPERTIES_INVALID, "filters"),
     ),
     ({"name": "c", "is_static": "yes please"}, validation_error("Must be a valid boolean.", "is_static")),
-    ({"name": "c", "is_calculating": [1]}, validation_error("Must be a valid boolean.", "is_calculating")),
+    (
+        {"name": "c", "_create_static_person_ids": ["not-a-uuid"]},
+        validation_error("Must be a valid UUID.", "_create_static_person_ids__0"),
+    ),
     ({"name": "c", "deleted": "gone"}, validation_error("Must be a valid boolean.", "deleted")),
 ]
 

@@ -7,6 +7,7 @@ import pytest
 from events.demo import demo_events_create
 from events.models import Event, EventDefinition
 from flags.evaluation import VARIANT_SALT, bucket_hash
+from persons.selectors import person_for_distinct_id
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,8 +34,18 @@ def test_demo_events_are_stored_in_bulk_and_split_by_the_variant_hash():
     assert set(EventDefinition.objects.filter(project=project).values_list("name", flat=True)) == {
         "$feature_flag_called",
         "$pageview",
+        "$identify",
         "purchase",
     }
+    # Every third user was exposed anonymously and bought after logging in: one person, identified.
+    crossing = [purchase for purchase in purchases if int(purchase.distinct_id.rsplit("-", 1)[1]) % 3 == 0]
+    assert crossing
+    for purchase in crossing:
+        exposed = person_for_distinct_id(
+            project_id=project.pk, distinct_id=purchase.distinct_id.replace("user", "anon")
+        )
+        assert exposed == person_for_distinct_id(project_id=project.pk, distinct_id=purchase.distinct_id)
+        assert exposed.is_identified
 
 
 def test_running_the_demo_again_adds_nothing():

@@ -117,7 +117,6 @@ def test_the_cohort_holds_users_who_saw_the_flag_since_launch(api_client, projec
             None,
             behavioural_filter("checkout viewed", "events", []),
         ),
-        ({"exposure_config": {"kind": "ActionsNode", "id": 12}}, None, behavioural_filter(12, "actions", [])),
         # Else the legacy custom_exposure_filter: its first entity, keeping only event-level property filters.
         (
             {"filterTestAccounts": True},
@@ -131,6 +130,7 @@ def test_the_cohort_holds_users_who_saw_the_flag_since_launch(api_client, projec
                                 {"key": "$browser", "value": "Chrome", "type": "event"},
                                 {"key": "email", "value": "a@b.c", "type": "person"},
                                 {"key": "beta", "type": "feature"},
+                                {"key": "$os", "value": "Mac"},
                             ],
                         },
                         {"id": "second", "type": "events"},
@@ -140,13 +140,12 @@ def test_the_cohort_holds_users_who_saw_the_flag_since_launch(api_client, projec
             behavioural_filter(
                 "$pageview",
                 "events",
-                [{"key": "$browser", "value": "Chrome", "type": "event"}, {"key": "beta", "type": "feature"}],
+                [
+                    {"key": "$browser", "value": "Chrome", "type": "event"},
+                    {"key": "beta", "type": "feature"},
+                    {"key": "$os", "value": "Mac", "type": "event"},
+                ],
             ),
-        ),
-        (
-            None,
-            {"custom_exposure_filter": {"actions": [{"id": "7", "type": "actions"}]}},
-            behavioural_filter(7, "actions", []),
         ),
     ],
 )
@@ -179,6 +178,15 @@ def _bad_action(project) -> Experiment:
     return launched(project, parameters={"custom_exposure_filter": {"actions": [{"id": "signup", "type": "actions"}]}})
 
 
+def _action_id(project) -> Experiment:
+    """This server has no actions, so any action id is invalid."""
+    return launched(project, parameters={"custom_exposure_filter": {"actions": [{"id": "7", "type": "actions"}]}})
+
+
+def _actions_node(project) -> Experiment:
+    return launched(project, exposure_criteria={"exposure_config": {"kind": "ActionsNode", "id": 12}})
+
+
 @pytest.mark.parametrize(
     ("make_experiment", "detail"),
     [
@@ -186,6 +194,8 @@ def _bad_action(project) -> Experiment:
         (_draft, messages.EXPOSURE_COHORT_NOT_STARTED),
         (_with_cohort, messages.EXPOSURE_COHORT_EXISTS),
         (_bad_action, messages.EXPOSURE_COHORT_INVALID_ACTION),
+        (_action_id, messages.EXPOSURE_COHORT_INVALID_ACTION),
+        (_actions_node, messages.EXPOSURE_COHORT_INVALID_ACTION),
     ],
 )
 def test_the_four_refusals(api_client, project, make_experiment, detail):

@@ -14,7 +14,14 @@ LOGIN_LINK = "/api-auth/login/"
 RESULTS_LINK = "/projects/"
 RESOURCE_LINKS = [
     f"/api/projects/@current/{resource}"
-    for resource in ("experiment_holdouts", "experiment_saved_metrics", "experiments", "feature_flags", "cohorts")
+    for resource in (
+        "experiment_holdouts",
+        "experiment_saved_metrics",
+        "experiments",
+        "feature_flags",
+        "cohorts",
+        "persons",
+    )
 ]
 
 

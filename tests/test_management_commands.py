@@ -112,7 +112,7 @@ def test_a_second_project_keeps_the_users_current_project():
             ["--email", "ada@example.com", "--scopes", "experiment:read,experiment:admin"],
             "--scopes: Unknown scope(s): experiment:admin. Valid scopes are: "
             "*, cohort:read, cohort:write, event_definition:read, event_definition:write, experiment:read, "
-            "experiment:write, feature_flag:read, feature_flag:write, project:read, project:write, query:read, "
+            "experiment:write, feature_flag:read, feature_flag:write, person:read, person:write, project:read, project:write, query:read, "
             "query:write.",
         ),
         ([], "Error: the following arguments are required: --email"),

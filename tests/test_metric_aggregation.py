@@ -536,9 +536,17 @@ BAD_METRICS = {
         ),
         unsupported("math_property_type 'session_properties'"),
     ),
-    "person property filter": (
-        mean(events_node("purchase", properties=[{"key": "email", "value": "a", "type": "person"}])),
-        unsupported("property filters of type 'person' (in source.properties)"),
+    "group property filter": (
+        mean(events_node("purchase", properties=[{"key": "name", "value": "a", "type": "group"}])),
+        unsupported("property filters of type 'group' (in source.properties)"),
+    ),
+    "cohort filter without an id": (
+        mean(events_node("purchase", properties=[{"key": "id", "value": "x", "type": "cohort"}])),
+        invalid("a cohort filter in source.properties needs a cohort id as its value"),
+    ),
+    "cohort filter with a bad operator": (
+        mean(events_node("purchase", properties=[{"key": "id", "value": 3, "type": "cohort", "operator": "gt"}])),
+        invalid("a cohort filter in source.properties takes the operator 'in' or 'not_in'"),
     ),
     "unknown operator": (
         mean(events_node("purchase", properties=[{"key": "plan", "value": "a", "operator": "is_date_after"}])),

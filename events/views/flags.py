@@ -22,6 +22,8 @@ from experiments_api.permissions import APIScopePermission, ProjectAccessPermiss
 from experiments_api.throttling import SDKBurstThrottle, SDKSustainedThrottle
 from flags.evaluation import FlagMatch, flag_evaluate, flag_for_local_evaluation
 from flags.serializers import LocalEvaluationSerializer
+from persons.models import MAX_DISTINCT_ID_LENGTH
+from persons.services.flags import cohorts_for_local_evaluation, flag_person_context
 
 # From these API versions on, answers carry the detailed `flags` map next to `featureFlags`.
 FLAGS_DETAILED_FROM_VERSION = 2
@@ -53,10 +55,25 @@ def _evaluation_body(request: HttpRequest, *, detailed_from: int) -> dict:
         raise PayloadError(messages.REQUEST_NOT_OBJECT, code="invalid_input")
     project = project_for_token(payload_token(payload))
     distinct_id, person_properties, flag_keys = _evaluation_input(payload)
+    candidates = [flag for flag in flags_for_sdk(project=project) if flag_keys is None or flag["key"] in flag_keys]
+    person = flag_person_context(
+        project_id=project.pk,
+        distinct_id=distinct_id,
+        sent_properties=person_properties,
+        flags=candidates,
+        anon_distinct_id=_anon_distinct_id(payload),
+    )
     evaluated = [
-        (flag, flag_evaluate(flag, distinct_id=distinct_id, person_properties=person_properties))
-        for flag in flags_for_sdk(project=project)
-        if flag_keys is None or flag["key"] in flag_keys
+        (
+            flag,
+            flag_evaluate(
+                flag,
+                distinct_id=person.hash_keys.get(flag["key"], distinct_id),
+                person_properties=person.properties,
+                cohort_ids=person.cohort_ids,
+            ),
+        )
+        for flag in candidates
     ]
     body = {
         "featureFlags": {flag["key"]: match.value for flag, match in evaluated},
@@ -87,6 +104,16 @@ def _evaluation_input(payload: Mapping) -> tuple[str, dict, set[str] | None]:
         raise _invalid(messages.FLAG_KEYS_NOT_LIST, attr="flag_keys_to_evaluate")
     # SDKs evaluating locally see the distinct id as a person property too.
     return distinct_id, {"distinct_id": distinct_id, **person_properties}, None if flag_keys is None else set(flag_keys)
+
+
+def _anon_distinct_id(payload: Mapping) -> str | None:
+    """`$anon_distinct_id` (or `anon_distinct_id`): the visitor's id before login, for experience continuity."""
+    value = payload.get("$anon_distinct_id", payload.get("anon_distinct_id"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(messages.ANON_DISTINCT_ID_NOT_STRING, attr="$anon_distinct_id")
+    return storable_text(value)[:MAX_DISTINCT_ID_LENGTH] if value else None
 
 
 def _invalid(message: str, *, attr: str) -> PayloadError:
@@ -150,13 +177,12 @@ class LocalEvaluationView(APIView):
         tags=["feature_flags"],
     )
     def get(self, request: Request) -> Response:
-        definitions = [
-            flag_for_local_evaluation(flag) for flag in flags_for_sdk(project=self.project, include_inactive=True)
-        ]
+        flags = flags_for_sdk(project=self.project, include_inactive=True)
+        definitions = [flag_for_local_evaluation(flag) for flag in flags]
         return Response(
             {
                 "flags": [{**flag, "team_id": self.project.pk} for flag in definitions if flag is not None],
                 "group_type_mapping": {},
-                "cohorts": {},
+                "cohorts": cohorts_for_local_evaluation(project_id=self.project.pk, flags=flags),
             }
         )

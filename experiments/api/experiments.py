@@ -18,7 +18,11 @@ from experiments.api.params import (
     parse_eligible_flags_page,
 )
 from experiments.api.results import ExperimentTimeseriesActionsMixin
-from experiments.api.serializers.experiments import DuplicateExperimentSerializer, ExperimentSerializer
+from experiments.api.serializers.experiments import (
+    DuplicateExperimentSerializer,
+    ExperimentSerializer,
+    ExposureCohortParamsSerializer,
+)
 from experiments.filters import ExperimentFilter
 from experiments.models import Experiment
 from experiments.selectors import (
@@ -123,13 +127,16 @@ class ExperimentViewSet(
         copy = experiment_duplicate(experiment=self.get_object(), user=request.user, **params.validated_data)
         return Response(self._serialize(copy), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={201: ExposureCohortResultSerializer})
+    @extend_schema(request=ExposureCohortParamsSerializer, responses={201: ExposureCohortResultSerializer})
     @action(detail=True, methods=["post"])
     def create_exposure_cohort_for_experiment(self, request: Request, *args, **kwargs) -> Response:
         """Create a dynamic cohort of the users exposed since launch, using `exposure_criteria.exposure_config`
-        when set, else the legacy `parameters.custom_exposure_filter`, else `$feature_flag_called`.
-        400 when the flag is deleted, the experiment is a draft, a cohort exists, or an action id is invalid."""
-        cohort = exposure_cohort_create(experiment=self.get_object(), user=request.user)
+        when set, else the legacy `parameters.custom_exposure_filter`, else `$feature_flag_called`; with
+        `{"is_static": true}` a static copy of the persons exposed so far. 400 when the flag is deleted, the
+        experiment is a draft, a cohort exists, or the exposure is an action (this server has no actions)."""
+        params = ExposureCohortParamsSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        cohort = exposure_cohort_create(experiment=self.get_object(), user=request.user, **params.validated_data)
         return Response(
             {"cohort": CohortSerializer(cohort, context=self.get_serializer_context()).data},
             status=status.HTTP_201_CREATED,

@@ -1,4 +1,7 @@
-"""Event predicates in SQL: an event name plus PostHog property filters, evaluated on the events table."""
+"""Event predicates in SQL: an event name plus PostHog property filters (event, person and cohort ones), evaluated
+on the events table joined to the event's person."""
+
+from persons.models import CohortPerson
 
 from .dialect import Dialect
 from .spec import EventSource, PropertyFilter
@@ -27,8 +30,28 @@ def _positive_match(dialect: Dialect, column: str, property_filter: PropertyFilt
     raise AssertionError(f"No positive form for operator {operator!r}")
 
 
-def property_filter_sql(dialect: Dialect, column: str, property_filter: PropertyFilter) -> str:
-    """A missing property fails every positive operator and passes every negated one (is_not, not_…)."""
+COHORT_MEMBERS_TABLE = CohortPerson._meta.db_table
+
+
+def person_alias(alias: str) -> str:
+    """The persons row joined to the events `alias` (persons_join in query.py)."""
+    return f"{alias}_person"
+
+
+def uses_persons(filters) -> bool:
+    return any(property_filter.type != "event" for property_filter in filters)
+
+
+def property_filter_sql(dialect: Dialect, alias: str, property_filter: PropertyFilter) -> str:
+    """The filter on the event `alias` (its properties, its person's properties, or its person's cohorts). A
+    missing property fails every positive operator and passes every negated one (is_not, not_…)."""
+    if property_filter.type == "cohort":
+        member = (
+            f"EXISTS (SELECT 1 FROM {COHORT_MEMBERS_TABLE} member WHERE member.cohort_id = "
+            f"{dialect.params(property_filter.values[0])} AND member.person_id = {person_alias(alias)}.id)"
+        )
+        return f"(NOT {member})" if property_filter.operator == "not_in" else f"({member})"
+    column = f"{person_alias(alias) if property_filter.type == 'person' else alias}.properties"
     operator = property_filter.operator
     if operator in NEGATED_OPERATORS:
         positive = _positive_match(dialect, column, property_filter, NEGATED_OPERATORS[operator])
@@ -47,8 +70,8 @@ def property_filter_sql(dialect: Dialect, column: str, property_filter: Property
     return f"COALESCE({_positive_match(dialect, column, property_filter, operator)}, FALSE)"
 
 
-def properties_sql(dialect: Dialect, column: str, filters: tuple[PropertyFilter, ...]) -> list[str]:
-    return [property_filter_sql(dialect, column, property_filter) for property_filter in filters]
+def properties_sql(dialect: Dialect, alias: str, filters: tuple[PropertyFilter, ...]) -> list[str]:
+    return [property_filter_sql(dialect, alias, property_filter) for property_filter in filters]
 
 
 def source_sql(dialect: Dialect, alias: str, source: EventSource) -> str:
@@ -56,7 +79,7 @@ def source_sql(dialect: Dialect, alias: str, source: EventSource) -> str:
     conditions = []
     if source.event is not None:
         conditions.append(f"{alias}.event = {dialect.params(source.event)}")
-    conditions.extend(properties_sql(dialect, f"{alias}.properties", source.properties))
+    conditions.extend(properties_sql(dialect, alias, source.properties))
     return "(" + " AND ".join(conditions) + ")" if conditions else "(1 = 1)"
 
 

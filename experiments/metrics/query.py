@@ -14,13 +14,16 @@ from itertools import pairwise
 from django.db import connection, transaction
 
 from events.models import Event
+from persons.models import Person, PersonOverride
 
 from .dialect import Dialect, Params, dialect_for
 from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
-from .filters import event_names, properties_sql
+from .filters import event_names, person_alias, properties_sql, uses_persons
 from .spec import EventSource
 
 EVENTS_TABLE = Event._meta.db_table
+OVERRIDES_TABLE = PersonOverride._meta.db_table
+PERSONS_TABLE = Person._meta.db_table
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"
 
@@ -93,25 +96,46 @@ class QueryContext:
         ]
         if names is not None:
             conditions.append(f"{alias}.event IN ({', '.join(params(name) for name in names)})")
-        conditions.extend(properties_sql(self.dialect, f"{alias}.properties", self.exposure.test_account_filters))
+        conditions.extend(properties_sql(self.dialect, alias, self.exposure.test_account_filters))
         return conditions
 
 
+def person_join(alias: str, *, with_person_row: bool = False) -> tuple[str, str]:
+    """(the LEFT JOIN of the overrides to the events `alias`, the event's person): the person an event was
+    ingested for, or the survivor of a merge that person went into (the small overrides table, looked up by uuid;
+    the squash job empties it as it rewrites the events). `with_person_row` also joins that person's row (as
+    `<alias>_person`, for person-property and cohort filters; a personless event has none)."""
+    overrides = f"{alias}_override"
+    person = f"COALESCE({overrides}.new_person_id, {alias}.person_id)"
+    join = (
+        f"LEFT JOIN {OVERRIDES_TABLE} {overrides} ON {overrides}.project_id = {alias}.project_id "
+        f"AND {overrides}.old_person_id = {alias}.person_id"
+    )
+    if with_person_row:
+        row = person_alias(alias)
+        join += f" LEFT JOIN {PERSONS_TABLE} {row} ON {row}.project_id = {alias}.project_id AND {row}.uuid = {person}"
+    return join, person
+
+
 def add_exposures(query: Query, ctx: QueryContext) -> str:
-    """`exposures(distinct_id, unit, variant, exposure_ts, exp_bucket, exit_bucket)`: one row per unit exposed by
-    the last boundary, `unit` being a number that later steps group and sort by (much cheaper than the text id).
-    Its variant is the first one seen (ties broken by variant key)."""
+    """`exposures(person_id, unit, variant, exposure_ts, exp_bucket, exit_bucket)`: one row per person exposed by
+    the last boundary, `unit` being a number that later steps group and sort by (much cheaper than the uuid).
+    Its variant is the first one seen (ties broken by variant key); a person seen under several distinct ids is one
+    unit."""
     exposure, params, dialect = ctx.exposure, ctx.params, ctx.dialect
     variant = dialect.text_property("e.properties", exposure.variant_property)
     conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
     if exposure.event == DEFAULT_EXPOSURE_EVENT:
         conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
-    conditions.extend(properties_sql(dialect, "e.properties", exposure.properties))
+    conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
+    join, person = person_join(
+        "e", with_person_row=uses_persons(exposure.properties) or uses_persons(exposure.test_account_filters)
+    )
     query.add(
         "unit_variants",
-        f"SELECT e.distinct_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
-        f"FROM {EVENTS_TABLE} e\nWHERE " + "\n  AND ".join(conditions) + "\nGROUP BY e.distinct_id, " + variant,
+        f"SELECT {person} AS person_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
+        f"FROM {EVENTS_TABLE} e {join}\nWHERE " + "\n  AND ".join(conditions) + f"\nGROUP BY {person}, {variant}",
     )
     never = params(ctx.bucket_count)
     exit_ts, exit_bucket = "NULL", never
@@ -120,10 +144,10 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
         exit_ts, exit_bucket = "LEAD(first_ts) OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
     return query.add(
         "exposures",
-        "SELECT distinct_id, DENSE_RANK() OVER (ORDER BY distinct_id) AS unit, variant, first_ts AS exposure_ts,\n"
+        "SELECT person_id, DENSE_RANK() OVER (ORDER BY person_id) AS unit, variant, first_ts AS exposure_ts,\n"
         f"  {ctx.bucket('first_ts')} AS exp_bucket, {exit_bucket} AS exit_bucket\n"
-        f"FROM (SELECT distinct_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
-        "  FROM unit_variants WINDOW w AS (PARTITION BY distinct_id ORDER BY first_ts, variant)) ranked\n"
+        f"FROM (SELECT person_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
+        "  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked\n"
         "WHERE rank = 1",
     )
 
@@ -166,10 +190,12 @@ def add_metric_rows(
         conditions.append(f"({after})")
         is_pre = "0"
     selected = "".join(f",\n  {sql} AS {name}" for name, sql in columns.items())
+    filters = [*ctx.exposure.test_account_filters, *(f for source in sources for f in source.properties)]
+    join, person = person_join("m", with_person_row=uses_persons(filters))
     return query.add(
         "metric_rows",
         f"SELECT x.unit, m.timestamp AS ts, {is_pre} AS is_pre{selected}\n"
-        f"FROM {EVENTS_TABLE} m JOIN exposures x ON x.distinct_id = m.distinct_id\nWHERE "
+        f"FROM {EVENTS_TABLE} m {join} JOIN exposures x ON x.person_id = {person}\nWHERE "
         + "\n  AND ".join(conditions),
     )
 

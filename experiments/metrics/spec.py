@@ -1,7 +1,7 @@
 """What the SQL engine computes: a metric's parsed definition, checked against the options this engine supports.
 
 The definition comes from the one metric parser (`experiments.definitions.metric`); here an option that parses but
-cannot be computed yet (an action source, a strict funnel, a person filter, ...) fails with a 400 that names the
+cannot be computed yet (an action source, a strict funnel, a group filter, ...) fails with a 400 that names the
 option before any query runs.
 """
 
@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 MEAN_MATHS = ("total", "sum", "avg", "min", "max", "unique_session", "dau")
+PROPERTY_FILTER_TYPES = ("event", "person", "cohort")
+COHORT_OPERATORS = ("in", "not_in")
 PROPERTY_OPERATORS = (
     "exact",
     "is_not",
@@ -76,13 +78,30 @@ class MetricSpec:
     cuped_lookback: dt.timedelta | None  # None when CUPED is off or the metric type has no covariate
 
 
+def _cohort_filter(property_filter: PropertyFilter, what: str) -> PropertyFilter:
+    """`{"type": "cohort", "key": "id", "value": <cohort id>}`, operator `in` (the default) or `not_in`."""
+    value = property_filter.values[0] if property_filter.values else None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise invalid(f"a cohort filter in {what} needs a cohort id as its value")
+    operator = "in" if property_filter.operator == "exact" else property_filter.operator
+    if operator not in COHORT_OPERATORS:
+        raise invalid(f"a cohort filter in {what} takes the operator 'in' or 'not_in'")
+    return PropertyFilter(key="id", operator=operator, values=(int(value),), type="cohort")
+
+
 def _check_filters(filters: tuple[PropertyFilter, ...], what: str) -> tuple[PropertyFilter, ...]:
+    """Event, person (the person's current properties) and cohort (membership) filters compute; others not."""
+    checked = []
     for property_filter in filters:
-        if property_filter.type != "event":
+        if property_filter.type not in PROPERTY_FILTER_TYPES:
             raise unsupported(f"property filters of type '{property_filter.type}' (in {what})")
+        if property_filter.type == "cohort":
+            checked.append(_cohort_filter(property_filter, what))
+            continue
         if property_filter.operator not in PROPERTY_OPERATORS:
             raise unsupported(f"property filter operator '{property_filter.operator}'")
-    return filters
+        checked.append(property_filter)
+    return tuple(checked)
 
 
 def computable_property_filters(raw_filters: object, what: str) -> tuple[PropertyFilter, ...]:
@@ -101,7 +120,7 @@ def _computable_source(source: EventSource, what: str, *, allow_math: bool = Tru
         raise unsupported(f"math_property_type '{source.math_property_type}'")
     if allow_math and source.math not in MEAN_MATHS:
         raise unsupported(f"math '{source.math}'")
-    _check_filters(source.properties, f"{what}.properties")
+    source = dataclasses.replace(source, properties=_check_filters(source.properties, f"{what}.properties"))
     return source if allow_math else dataclasses.replace(source, math="total", math_property=None)
 
 

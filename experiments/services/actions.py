@@ -13,6 +13,7 @@ from experiments_api.exceptions import DomainError
 from experiments_api.models import User
 from flags.models import Cohort, FeatureFlag
 from flags.services import cohort_create
+from persons.services.cohorts import static_cohort_fill
 
 COPY_SUFFIX = " (Copy)"
 EXPOSURE_EVENT = "$feature_flag_called"
@@ -108,25 +109,27 @@ def _exposure_target(experiment: Experiment) -> tuple[str | int, str, list[dict]
     ]
     criteria = parse_exposure_criteria(experiment.exposure_criteria)
     if criteria.action_id is not None:
-        return criteria.action_id, "actions", []
+        raise DomainError(messages.EXPOSURE_COHORT_INVALID_ACTION)  # this server has no actions
     if criteria.event is not None:
-        return criteria.event, "events", list(criteria.properties)
+        return criteria.event, "events", [{**prop, "type": prop.get("type") or "event"} for prop in criteria.properties]
     custom = (experiment.parameters or {}).get("custom_exposure_filter") or {}
     entities = [*(custom.get("events") or []), *(custom.get("actions") or [])]
     if entities and entities[0].get("id") is not None:
         entity = entities[0]
-        properties = [prop for prop in entity.get("properties") or [] if prop.get("type") in COHORT_EVENT_FILTER_TYPES]
+        # A property without a type is an event property.
+        properties = [
+            {**prop, "type": prop.get("type") or "event"}
+            for prop in entity.get("properties") or []
+            if (prop.get("type") or "event") in COHORT_EVENT_FILTER_TYPES
+        ]
         if entity.get("type") == "actions":
-            try:
-                return int(entity["id"]), "actions", properties
-            except (TypeError, ValueError) as error:
-                raise DomainError(messages.EXPOSURE_COHORT_INVALID_ACTION) from error
+            raise DomainError(messages.EXPOSURE_COHORT_INVALID_ACTION)  # this server has no actions
         return entity["id"], "events", properties
     return EXPOSURE_EVENT, "events", flag_filter
 
 
 @transaction.atomic
-def exposure_cohort_create(*, experiment: Experiment, user: User) -> Cohort:
+def exposure_cohort_create(*, experiment: Experiment, user: User, is_static: bool = False) -> Cohort:
     experiment = Experiment.objects.select_for_update(of=("self",)).select_related("feature_flag").get(pk=experiment.pk)
     if experiment.feature_flag.deleted:
         raise DomainError(messages.EXPOSURE_COHORT_NO_FLAG)
@@ -149,11 +152,12 @@ def exposure_cohort_create(*, experiment: Experiment, user: User) -> Cohort:
         user=user,
         data={
             "name": messages.EXPOSURE_COHORT_NAME.format(name=experiment.name),
-            "is_static": False,
-            "is_calculating": True,
+            "is_static": is_static,
             "filters": {"properties": {"type": "OR", "values": [{"type": "OR", "values": [behavioural_filter]}]}},
         },
     )
+    if is_static:
+        static_cohort_fill(cohort=cohort)
     experiment.exposure_cohort = cohort
     experiment.save(update_fields=["exposure_cohort", "updated_at"])
     return cohort

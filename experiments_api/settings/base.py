@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "flags",
     "experiments",
     "events",
+    "persons",
 ]
 
 MIDDLEWARE = [

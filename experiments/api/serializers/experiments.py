@@ -276,3 +276,8 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
 class DuplicateExperimentSerializer(serializers.Serializer):
     feature_flag_key = serializers.CharField(required=False, max_length=400)
     name = serializers.CharField(required=False, max_length=400)
+
+
+class ExposureCohortParamsSerializer(serializers.Serializer):
+    # A static copy: the users exposed so far, fixed now, instead of a cohort recalculated over time.
+    is_static = serializers.BooleanField(required=False, default=False)

@@ -1,0 +1,48 @@
+"""Writes the persons API makes: property changes go through ingestion as events (as PostHog sends them), so
+they follow the same rules and land in the event log; deletion removes the person, its ids and overrides."""
+
+import uuid
+
+from django.db import transaction
+
+from events.models import Event
+from events.services import events_ingest
+from persons.models import Person, PersonOverride
+
+SET_EVENT = "$set"
+DELETE_PROPERTY_EVENT = "$delete_person_property"
+
+
+def _first_distinct_id(person: Person) -> str | None:
+    row = person.distinct_ids.order_by("id").first()
+    return row.distinct_id if row is not None else None
+
+
+def _send(person: Person, name: str, properties: dict) -> None:
+    distinct_id = _first_distinct_id(person)
+    if distinct_id is None:
+        return
+    event = {"event": name, "distinct_id": distinct_id, "uuid": str(uuid.uuid4()), "properties": properties}
+    events_ingest(project=person.project, events=[event])
+
+
+def person_properties_set(*, person: Person, properties: dict) -> None:
+    """A `$set` event for the person's first distinct id."""
+    _send(person, SET_EVENT, {"$set": properties})
+
+
+def person_property_delete(*, person: Person, key: str) -> None:
+    """A `$delete_person_property` event unsetting `key`."""
+    _send(person, DELETE_PROPERTY_EVENT, {"$unset": [key]})
+
+
+def person_delete(*, person: Person, delete_events: bool) -> None:
+    """Delete the person with its distinct ids, cohort memberships and hash key overrides; overrides that
+    redirected merged persons to it go too. With `delete_events`, its events are deleted as well."""
+    with transaction.atomic():
+        merged_into = PersonOverride.objects.filter(project_id=person.project_id, new_person_id=person.uuid)
+        if delete_events:
+            person_ids = [person.uuid, *merged_into.values_list("old_person_id", flat=True)]
+            Event.objects.filter(project_id=person.project_id, person_id__in=person_ids).delete()
+        merged_into.delete()
+        person.delete()

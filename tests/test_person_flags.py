@@ -1,0 +1,231 @@
+"""Flags evaluated on stored person properties (merged with the sent ones, which win), on cohort membership, and
+with experience continuity through `$anon_distinct_id`; end to end through PostHog's Python SDK where it can."""
+
+import json
+import uuid
+
+import pytest
+
+from events.services import events_ingest
+from flags.evaluation import bucket_hash, variant_for
+from persons.models import CohortPerson, FeatureFlagHashKeyOverride
+from persons.selectors import person_for_distinct_id
+from tests.factories import CohortFactory, FeatureFlagFactory, ProjectFactory, api_key_for, member_of
+from tests.test_posthog_sdk import _fresh_connection_per_request, sdk_client  # noqa: F401 (fixture)
+
+VARIANTS = [{"key": "control", "rollout_percentage": 50}, {"key": "test", "rollout_percentage": 50}]
+
+
+def condition_flag(project, key, properties, **extra):
+    return FeatureFlagFactory(
+        project=project, key=key, filters={"groups": [{"properties": properties, "rollout_percentage": 100}]}, **extra
+    )
+
+
+def ingest(project, *events):
+    events_ingest(project=project, events=[{"uuid": str(uuid.uuid4()), "properties": {}, **event} for event in events])
+
+
+def post_flags(client, project, **body):
+    response = client.post(
+        "/flags/?v=2", json.dumps({"token": project.api_token, **body}), content_type="application/json"
+    )
+    return response
+
+
+PLAN_PRO = [{"key": "plan", "value": "pro", "operator": "exact", "type": "person"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sdk_flags_use_stored_person_properties_and_cohorts(live_server):
+    project = ProjectFactory()
+    condition_flag(project, "pro-only", PLAN_PRO)
+    dynamic = CohortFactory(
+        project=project,
+        filters={
+            "properties": {
+                "type": "OR",
+                "values": [
+                    {"type": "AND", "values": [{"key": "plan", "value": "pro", "operator": "exact", "type": "person"}]}
+                ],
+            }
+        },
+    )
+    static = CohortFactory(project=project, is_static=True)
+    condition_flag(project, "in-dynamic", [{"key": "id", "value": dynamic.pk, "type": "cohort"}])
+    condition_flag(project, "in-static", [{"key": "id", "value": static.pk, "type": "cohort"}])
+    condition_flag(
+        project, "not-in-static", [{"key": "id", "value": static.pk, "type": "cohort", "operator": "not_in"}]
+    )
+    client = sdk_client(live_server, project)
+    try:
+        client.set(distinct_id="ada", properties={"plan": "pro"})
+        client.capture("$pageview", distinct_id="bob")
+        client.flush()
+        CohortPerson.objects.create(
+            cohort=static, person=person_for_distinct_id(project_id=project.pk, distinct_id="bob")
+        )
+
+        ada = {
+            key: client.get_feature_flag(key, "ada", send_feature_flag_events=False)
+            for key in ("pro-only", "in-dynamic", "in-static", "not-in-static")
+        }
+        bob = {
+            key: client.get_feature_flag(key, "bob", send_feature_flag_events=False)
+            for key in ("pro-only", "in-dynamic", "in-static", "not-in-static")
+        }
+        # Sent properties win over the stored ones for that request.
+        ada_sent_free = client.get_feature_flag(
+            "pro-only", "ada", person_properties={"plan": "free"}, send_feature_flag_events=False
+        )
+        stranger = client.get_feature_flag("pro-only", "nobody", send_feature_flag_events=False)
+    finally:
+        client.shutdown()
+
+    assert ada == {"pro-only": True, "in-dynamic": True, "in-static": False, "not-in-static": True}
+    assert bob == {"pro-only": False, "in-dynamic": False, "in-static": True, "not-in-static": False}
+    assert (ada_sent_free, stranger) == (False, False)
+
+
+def _ids_in_different_variants(key: str) -> tuple[str, str]:
+    def variant(distinct_id):
+        return variant_for(VARIANTS, bucket_hash(key, distinct_id, salt="variant"))
+
+    anonymous = "anon-visitor"
+    for number in range(100):
+        user = f"user-{number}"
+        if variant(user) != variant(anonymous):
+            return anonymous, user
+    raise AssertionError("no pair found")
+
+
+@pytest.mark.django_db
+def test_experience_continuity_keeps_the_variant_seen_before_login(client):
+    project = ProjectFactory()
+    key = "continuity"
+    FeatureFlagFactory(
+        project=project,
+        key=key,
+        ensure_experience_continuity=True,
+        filters={"groups": [{"properties": [], "rollout_percentage": 100}], "multivariate": {"variants": VARIANTS}},
+    )
+    anonymous, user = _ids_in_different_variants(key)
+    before_login = post_flags(client, project, distinct_id=anonymous).json()["featureFlags"][key]
+    # Evaluated before any person exists: nothing is written.
+    post_flags(client, project, distinct_id=user, **{"$anon_distinct_id": anonymous})
+    assert not FeatureFlagHashKeyOverride.objects.exists()
+
+    ingest(project, {"event": "$pageview", "distinct_id": anonymous})
+    first = post_flags(client, project, distinct_id=user, **{"$anon_distinct_id": anonymous}).json()
+    ingest(project, {"event": "$identify", "distinct_id": user, "properties": {"$anon_distinct_id": anonymous}})
+    after_login = post_flags(client, project, distinct_id=user).json()["featureFlags"][key]
+    # A later request with another anonymous id does not replace the first override.
+    post_flags(client, project, distinct_id=user, anon_distinct_id="another-device")
+
+    assert first["featureFlags"][key] == before_login
+    assert after_login == before_login
+    assert post_flags(client, project, distinct_id=user).json()["featureFlags"][key] == before_login
+    assert set(FeatureFlagHashKeyOverride.objects.values_list("feature_flag_key", "hash_key")) == {(key, anonymous)}
+
+
+@pytest.mark.django_db
+def test_flags_without_continuity_follow_the_new_id(client):
+    project = ProjectFactory()
+    key = "plain"
+    FeatureFlagFactory(
+        project=project,
+        key=key,
+        filters={"groups": [{"properties": [], "rollout_percentage": 100}], "multivariate": {"variants": VARIANTS}},
+    )
+    anonymous, user = _ids_in_different_variants(key)
+    ingest(project, {"event": "$identify", "distinct_id": user, "properties": {"$anon_distinct_id": anonymous}})
+
+    answer = post_flags(client, project, distinct_id=user, **{"$anon_distinct_id": anonymous}).json()
+
+    assert answer["featureFlags"][key] == variant_for(VARIANTS, bucket_hash(key, user, salt="variant"))
+    assert not FeatureFlagHashKeyOverride.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [{"a": 1}, ["x"], True])
+def test_a_bad_anon_distinct_id_is_a_400(client, value):
+    project = ProjectFactory()
+
+    response = post_flags(client, project, distinct_id="u", **{"$anon_distinct_id": value})
+
+    assert response.status_code == 400
+    assert response.json()["attr"] == "$anon_distinct_id"
+
+
+@pytest.mark.django_db
+def test_a_deleted_or_missing_cohort_matches_nobody(client):
+    project = ProjectFactory()
+    deleted = CohortFactory(
+        project=project,
+        deleted=True,
+        filters={"properties": {"type": "AND", "values": [{"key": "plan", "operator": "is_set", "type": "person"}]}},
+    )
+    condition_flag(project, "deleted", [{"key": "id", "value": deleted.pk, "type": "cohort"}])
+    condition_flag(project, "missing", [{"key": "id", "value": 999999, "type": "cohort"}])
+    ingest(project, {"event": "$set", "distinct_id": "u", "properties": {"$set": {"plan": "pro"}}})
+
+    flags = post_flags(client, project, distinct_id="u").json()["featureFlags"]
+
+    assert flags == {"deleted": False, "missing": False}
+
+
+@pytest.mark.django_db
+def test_local_evaluation_ships_dynamic_cohorts(client, project):
+    user = member_of(project)
+    dynamic = CohortFactory(project=project, filters={"properties": {"type": "AND", "values": PLAN_PRO}})
+    static = CohortFactory(project=project, is_static=True)
+    condition_flag(project, "dyn", [{"key": "id", "value": dynamic.pk, "type": "cohort"}])
+    condition_flag(project, "stat", [{"key": "id", "value": static.pk, "type": "cohort"}])
+
+    response = client.get(
+        f"/api/feature_flag/local_evaluation/?token={project.api_token}",
+        headers={"Authorization": f"Bearer {api_key_for(user, ['feature_flag:read'])}"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["cohorts"] == {str(dynamic.pk): {"type": "AND", "values": PLAN_PRO}}
+
+
+@pytest.mark.django_db
+def test_a_flag_cannot_use_a_cohort_with_event_filters(api_client, project):
+    behavioural = CohortFactory(
+        project=project,
+        name="Exposed",
+        filters={
+            "properties": {
+                "type": "OR",
+                "values": [
+                    {"key": "$pageview", "type": "behavioral", "value": "performed_event", "event_type": "events"}
+                ],
+            }
+        },
+    )
+    wrapper = CohortFactory(
+        project=project,
+        filters={"properties": {"type": "AND", "values": [{"key": "id", "value": behavioural.pk, "type": "cohort"}]}},
+    )
+    by_properties = CohortFactory(project=project, filters={"properties": {"type": "AND", "values": PLAN_PRO}})
+
+    def create(cohort):
+        filters = {
+            "groups": [{"properties": [{"key": "id", "value": cohort.pk, "type": "cohort"}], "rollout_percentage": 100}]
+        }
+        return api_client.post(
+            f"/api/projects/{project.pk}/feature_flags/", {"key": f"f-{cohort.pk}", "filters": filters}, format="json"
+        )
+
+    for cohort in (behavioural, wrapper):
+        response = create(cohort)
+        assert response.status_code == 400
+        assert response.json() == {
+            "type": "validation_error",
+            "code": "behavioral_cohort_found",
+            "detail": f"Cohort '{cohort.name}' with filters on events cannot be used in feature flags.",
+            "attr": "filters",
+        }
+    assert create(by_properties).status_code == 201

@@ -1,0 +1,187 @@
+"""The squash job: events of merged persons get the survivor's id and the overrides go, with the same metric
+results before, during and after; idempotent; a run killed mid-transaction loses nothing. Also the same person
+resolution on the embedded SQLite."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from events.models import Event
+from experiments.metrics import daily_exposures
+from persons.models import PersonDistinctId, PersonOverride
+from persons.services.squash import person_overrides_squash
+from persons.tasks import squash_person_overrides
+from tests.test_metric_aggregation import CASES, assert_close, daily_rows, day_boundaries
+from tests.test_person_metrics import identified_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ("count", "ordered funnel", "ratio", "retention, days, first seen")
+
+
+def results(experiment) -> dict:
+    rows = {name: daily_rows(experiment, CASES[name][0], 8) for name in NAMES}
+    rows["exposures"] = daily_exposures(experiment=experiment, boundaries=day_boundaries(experiment, 8))
+    return rows
+
+
+def age_overrides(project, by=dt.timedelta(hours=2)) -> None:
+    for override in PersonOverride.objects.filter(project=project):
+        PersonOverride.objects.filter(pk=override.pk).update(created_at=override.created_at - by)
+
+
+def events_carry_current_persons(project) -> bool:
+    owners = dict(PersonDistinctId.objects.filter(project=project).values_list("distinct_id", "person__uuid"))
+    return all(
+        owners.get(distinct_id, person_id) == person_id
+        for distinct_id, person_id in Event.objects.filter(project=project).values_list("distinct_id", "person_id")
+    )
+
+
+@pytest.mark.django_db
+def test_squash_rewrites_events_and_clears_overrides_with_the_same_results():
+    experiment, _, _ = identified_experiment({})
+    project = experiment.project
+    before = results(experiment)
+    assert not events_carry_current_persons(project)
+
+    assert person_overrides_squash() == 0  # younger than an hour: left for in-flight batches
+    age_overrides(project)
+    count = PersonOverride.objects.filter(project=project).count()
+    assert person_overrides_squash(chunk_size=7) == count
+
+    assert not PersonOverride.objects.filter(project=project).exists()
+    assert events_carry_current_persons(project)
+    assert_close(results(experiment), before, "after squash")
+    assert squash_person_overrides.delay().get() == 0  # the periodic task, run again: nothing left
+
+
+@pytest.mark.django_db
+def test_a_partial_run_resolves_the_same_and_the_next_run_finishes():
+    experiment, _, _ = identified_experiment({})
+    project = experiment.project
+    before = results(experiment)
+    age_overrides(project)
+    total = PersonOverride.objects.filter(project=project).count()
+
+    assert person_overrides_squash(chunk_size=5, max_chunks=1) == 5
+
+    assert PersonOverride.objects.filter(project=project).count() == total - 5
+    assert_close(results(experiment), before, "half squashed")
+    assert person_overrides_squash() == total - 5
+    assert_close(results(experiment), before, "squashed")
+
+
+SQUASH_SCRIPT = """
+import django
+django.setup()
+from persons.services.squash import person_overrides_squash
+import datetime as dt
+person_overrides_squash(min_age=dt.timedelta(0), chunk_size=2)
+"""
+
+
+def _connection_url() -> str:
+    settings = connection.settings_dict
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return (
+        f"postgresql://{settings['USER']}{password}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+        f"/{settings['NAME']}"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_squash_killed_mid_transaction_loses_nothing():
+    experiment, _, _ = identified_experiment({})
+    project = experiment.project
+    before = results(experiment)
+    overrides = list(PersonOverride.objects.filter(project=project).order_by("id"))
+    assert len(overrides) > 4
+    url = _connection_url()
+    # Another session holds a row of the second chunk, so the squash blocks inside that chunk's transaction.
+    with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as monitor:
+        blocker.execute(
+            "SELECT 1 FROM events_event WHERE project_id = %s AND person_id = %s FOR UPDATE",
+            [project.pk, overrides[2].old_person_id],
+        )
+        environment = {**os.environ, "DATABASE_URL": url.replace("postgresql://", "postgres://")}
+        environment |= {"DJANGO_SETTINGS_MODULE": "experiments_api.settings.base", "SECRET_KEY": settings.SECRET_KEY}
+        process = subprocess.Popen([sys.executable, "-c", SQUASH_SCRIPT], env=environment, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                waiting = monitor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE '%UPDATE events_event%'"
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.1)
+            assert waiting, f"the squash never reached the second chunk (exit code {process.poll()})"
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        blocker.rollback()
+
+    # The first chunk is applied and gone, the second is intact (its transaction never committed).
+    left = set(PersonOverride.objects.filter(project=project).values_list("id", flat=True))
+    assert left == {override.id for override in overrides[2:]}
+    assert_close(results(experiment), before, "after the kill")
+    assert person_overrides_squash(min_age=dt.timedelta(0)) == len(overrides) - 2
+    assert events_carry_current_persons(project)
+    assert_close(results(experiment), before, "after the rerun")
+
+
+SQLITE_SCRIPT = """
+import json, sys, datetime as dt
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from persons.services.squash import person_overrides_squash
+from tests.test_metric_aggregation import CASES, daily_rows
+from tests.test_person_metrics import identified_experiment
+experiment, _, _ = identified_experiment({})
+names = json.loads(sys.argv[1])
+before = {name: daily_rows(experiment, CASES[name][0], 8) for name in names}
+person_overrides_squash(min_age=dt.timedelta(0))
+after = {name: daily_rows(experiment, CASES[name][0], 8) for name in names}
+print(json.dumps([before, after]))
+"""
+
+
+@pytest.mark.django_db
+def test_sqlite_resolves_persons_the_same_way(tmp_path: Path):
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+    }
+    output = subprocess.run(
+        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(NAMES)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    sqlite_before, sqlite_after = json.loads(output)
+    experiment, _, _ = identified_experiment({})
+    for name in NAMES:
+        expected = daily_rows(experiment, CASES[name][0], 8)
+        assert_close(sqlite_before[name], expected, name)
+        assert_close(sqlite_after[name], expected, name)
