@@ -49,11 +49,24 @@ REQUIRED_KEYS = {
         "start_handling",
     ),
 }
+MAX_BREAKDOWNS = 3
+BREAKDOWN_TYPES = ("event", "person", "group", "session")
 METRIC_SOURCE_KEYS = ("source", "numerator", "denominator", "start_event", "completion_event")
 
 
 class MetricProblem(Exception):
-    """What is wrong with one metric; callers add which metric it is."""
+    """What is wrong with one metric; callers add which metric it is (unless `standalone`: PostHog's own text)."""
+
+    standalone = False
+
+
+class BreakdownLimitProblem(MetricProblem):
+    """More breakdowns than PostHog allows, answered with PostHog's message as it is."""
+
+    standalone = True
+
+    def __init__(self) -> None:
+        super().__init__(messages.TOO_MANY_BREAKDOWNS.format(limit=MAX_BREAKDOWNS))
 
 
 @dataclass(frozen=True)
@@ -121,11 +134,20 @@ class RetentionMetric:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """One `breakdownFilter.breakdowns` item: a property of the unit's first exposure event (`event`) or of its
+    person (`person`); `group` and `session` parse, and the engine refuses them."""
+
+    property: str
+    type: str = "event"
+
+
+@dataclass(frozen=True)
 class MetricDefinition:
     metric_type: str
     definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
-    breakdowns: tuple = ()
+    breakdowns: tuple[Breakdown, ...] = ()
 
 
 def _is_int(value: object) -> bool:
@@ -228,13 +250,28 @@ def _check_common_keys(metric: dict) -> None:
         raise MetricProblem(messages.GOAL_INVALID)
 
 
-def _breakdowns(metric: dict) -> tuple:
+def _breakdown(raw: object, index: int) -> Breakdown:
+    if not isinstance(raw, dict):
+        raise MetricProblem(messages.BREAKDOWN_NOT_OBJECT.format(index=index))
+    prop = raw.get("property")
+    if not isinstance(prop, str) or not prop:
+        raise MetricProblem(messages.BREAKDOWN_PROPERTY_INVALID.format(index=index))
+    breakdown_type = raw.get("type") or "event"
+    if breakdown_type not in BREAKDOWN_TYPES:
+        raise MetricProblem(messages.BREAKDOWN_TYPE_INVALID.format(index=index, types=", ".join(BREAKDOWN_TYPES)))
+    return Breakdown(property=prop, type=breakdown_type)
+
+
+def _breakdowns(metric: dict) -> tuple[Breakdown, ...]:
     breakdown_filter = metric.get("breakdownFilter")
     if breakdown_filter is None:
         return ()
     if not isinstance(breakdown_filter, dict) or not isinstance(breakdown_filter.get("breakdowns", []), list | None):
         raise MetricProblem(messages.BREAKDOWN_FILTER_INVALID)
-    return tuple(breakdown_filter.get("breakdowns") or ())
+    raw = breakdown_filter.get("breakdowns") or []
+    if len(raw) > MAX_BREAKDOWNS:
+        raise BreakdownLimitProblem()
+    return tuple(_breakdown(item, index) for index, item in enumerate(raw))
 
 
 def _percentile(metric: dict, key: str) -> float | None:
@@ -338,6 +375,8 @@ def parse_metric_definition(metric: object) -> MetricDefinition:
 
 
 def _describe(problem: MetricProblem, index: int | None) -> str:
+    if problem.standalone:
+        return str(problem)
     if index is None:
         return messages.INVALID_METRIC.format(problem=problem)
     return messages.INVALID_METRIC_AT_INDEX.format(index=index, problem=problem)

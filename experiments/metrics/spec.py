@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from experiments import messages
 from experiments.definitions.metric import (
     TIME_UNIT_SECONDS,
+    Breakdown,
     EventSource,
     FunnelMetric,
     MeanMetric,
@@ -28,6 +29,7 @@ from experiments_api.exceptions import DomainError
 
 __all__ = [
     "TIME_UNIT_SECONDS",
+    "Breakdown",
     "EventSource",
     "FunnelMetric",
     "MeanMetric",
@@ -60,10 +62,12 @@ PROPERTY_OPERATORS = (
 FUNNEL_ORDERS = ("ordered", "unordered")
 RETENTION_UNITS = ("second", "minute", "hour", "day", "week")
 CUPED_METRIC_TYPES = ("mean", "funnel")
+BREAKDOWN_TYPES = ("event", "person")
 
 
-def invalid(problem: str) -> DomainError:
-    return DomainError(messages.INVALID_METRIC.format(problem=problem), code="invalid_metric", attr="metric")
+def invalid(problem: MetricProblem | str) -> DomainError:
+    detail = str(problem) if getattr(problem, "standalone", False) else messages.INVALID_METRIC.format(problem=problem)
+    return DomainError(detail, code="invalid_metric", attr="metric")
 
 
 def unsupported(option: str) -> DomainError:
@@ -76,6 +80,7 @@ class MetricSpec:
     definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
     cuped_lookback: dt.timedelta | None  # None when CUPED is off or the metric type has no covariate
+    breakdowns: tuple[Breakdown, ...] = ()
 
 
 def _cohort_filter(property_filter: PropertyFilter, what: str) -> PropertyFilter:
@@ -170,13 +175,15 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
     try:
         parsed = parse_metric_definition(metric)
     except MetricProblem as problem:
-        raise invalid(str(problem)) from None
-    if parsed.breakdowns:
-        raise unsupported("breakdownFilter")
+        raise invalid(problem) from None
+    for breakdown in parsed.breakdowns:
+        if breakdown.type not in BREAKDOWN_TYPES:
+            raise unsupported(f"breakdowns of type '{breakdown.type}'")
     definition = _computable_definition(parsed.definition)
     return MetricSpec(
         metric_type=parsed.metric_type,
         definition=definition,
         conversion_window=parsed.conversion_window,
         cuped_lookback=_cuped_lookback(stats_config, parsed.metric_type, definition),
+        breakdowns=parsed.breakdowns,
     )

@@ -8,7 +8,13 @@ from experiments import messages
 from experiments.metrics import DailyStatistics, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
-from experiments.stats import StatsConfig, apply_multiple_testing_correction, compute_metric_result, srm_check
+from experiments.stats import (
+    StatsConfig,
+    adjust_p_values,
+    apply_multiple_testing_correction,
+    compute_metric_result,
+    srm_check,
+)
 from experiments_api.exceptions import DomainError
 
 
@@ -33,6 +39,36 @@ def sample_ratio_mismatch(experiment: Experiment, exposures: dict[str, int]) -> 
     return srm_check(exposures, weights)
 
 
+# Breakdown p-values are corrected across segments × test variants with this method unless stats_config names one.
+DEFAULT_SEGMENT_CORRECTION = "bh"
+
+
+def _breakdown_results(experiment: Experiment, statistics: DailyStatistics, index: int) -> list[dict]:
+    """Each segment as its own exploratory A/B test; frequentist p-values are corrected across segments × test
+    variants (`p_value_adjusted`, which `significant` then uses); Bayesian chances to win are left as they are."""
+    config = StatsConfig.from_dict(experiment.stats_config)
+    items = []
+    for segment in statistics.segments:
+        result = compute_metric_result(
+            segment.variants[index],
+            metric_type=statistics.spec.metric_type,
+            stats_config=experiment.stats_config,
+            baseline_key=baseline_key(experiment),
+        )
+        items.append({"breakdown_value": list(segment.breakdown_value), **result, "exploratory": True})
+    tested = [
+        variant
+        for item in items
+        for variant in item["variant_results"]
+        if variant.get("method") == "frequentist" and "p_value" in variant
+    ]
+    method = config.experiment_wide_correction or config.multiple_testing_correction or DEFAULT_SEGMENT_CORRECTION
+    for variant, adjusted in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
+        variant["p_value_adjusted"] = adjusted
+        variant["significant"] = adjusted < config.alpha
+    return items
+
+
 def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
@@ -40,6 +76,8 @@ def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -
         stats_config=experiment.stats_config,
         baseline_key=baseline_key(experiment),
     )
+    if statistics.spec.breakdowns:
+        result["breakdown_results"] = _breakdown_results(experiment, statistics, index)
     result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
     config = StatsConfig.from_dict(experiment.stats_config)
     if config.multiple_testing_correction:
