@@ -13,9 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from scipy import stats as scipy_stats
 
+from experiments import messages
 from experiments.metrics import daily_variant_statistics
+from experiments.results.current import current_metric_result, metric_results_as_of
+from experiments.stats import compute_metric_result
+from experiments_api.exceptions import error_body
 from persons.models import Person, person_uuid
+from tests.factories import ExperimentFactory, FeatureFlagFactory
 from tests.metric_reference import BREAKDOWN_NULL, BREAKDOWN_OTHER, RawEvent, Setup, reference_breakdowns, sample_events
 from tests.test_metric_aggregation import (
     CASES,
@@ -269,3 +275,166 @@ def test_sqlite_computes_the_same_segments(tmp_path: Path):
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout
     assert json.loads(output) == dict.fromkeys(names, [])
+
+
+def segment_experiment(stats_config=None, project=None):
+    """Units exposed over two days, each with a `$browser` on its flag call; test units buy more on Chrome."""
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    if project is None:
+        experiment = make_experiment(timezone="UTC", start=start, stats_config=stats_config)
+    else:
+        flag = FeatureFlagFactory(project=project, key=FLAG_KEY)
+        experiment = ExperimentFactory(project=project, feature_flag=flag, start_date=start, stats_config=stats_config)
+    start = experiment.start_date
+    events = []
+    for number in range(480):
+        unit, variant = f"unit-{number}", ("control", "test")[number % 2]
+        browser = ("Chrome", "Safari", None)[number % 3]
+        flag = {"$feature_flag": FLAG_KEY, "$feature_flag_response": variant}
+        if browser is not None:
+            flag["$browser"] = browser
+        at = start + dt.timedelta(minutes=number * 5)
+        events.append(RawEvent("$feature_flag_called", unit, at, flag))
+        purchases = (number % 5) + (3 if variant == "test" and browser == "Chrome" else 0)
+        events.extend(RawEvent("purchase", unit, at + dt.timedelta(minutes=minute + 1)) for minute in range(purchases))
+    store(experiment.project, events)
+    return experiment
+
+
+def query_body(client, experiment, metric):
+    return client.post(
+        f"/api/projects/{experiment.project_id}/query/",
+        {"query": {"kind": "ExperimentQuery", "experiment_id": experiment.pk, "metric": metric}},
+        format="json",
+    )
+
+
+def test_the_result_carries_breakdown_results_with_corrected_p_values(api_client, project):
+    experiment = segment_experiment({"method": "frequentist"}, project=project)
+    metric = with_breakdowns(CASES["count"][0], [BROWSER])
+
+    response = query_body(api_client, experiment, metric)
+
+    assert response.status_code == 200
+    body = response.json()
+    plain = query_body(api_client, experiment, CASES["count"][0]).json()
+    assert (body["baseline"], body["variant_results"]) == (plain["baseline"], plain["variant_results"])
+    items = body["breakdown_results"]
+    assert [item["breakdown_value"] for item in items] == [[BREAKDOWN_NULL], ["Chrome"], ["Safari"]]
+    assert all(item["exploratory"] is True for item in items)
+    assert [item["baseline"]["number_of_samples"] for item in items] == [80, 80, 80]
+    p_values = [item["variant_results"][0]["p_value"] for item in items]
+    adjusted = [item["variant_results"][0]["p_value_adjusted"] for item in items]
+    assert adjusted == pytest.approx(list(scipy_stats.false_discovery_control(p_values, method="bh")), abs=1e-12)
+    assert [item["variant_results"][0]["significant"] for item in items] == [p < 0.05 for p in adjusted]
+    assert items[1]["variant_results"][0]["significant"] is True
+
+
+def test_breakdown_results_use_the_configured_correction_and_leave_chance_to_win_alone():
+    experiment = segment_experiment({"method": "frequentist", "multiple_testing_correction": "holm"})
+    metric = with_breakdowns(CASES["count"][0], [BROWSER])
+    items = current_metric_result(experiment=experiment, metric=metric)["breakdown_results"]
+    p_values = [item["variant_results"][0]["p_value"] for item in items]
+    holm = [min(1.0, p) for p in _holm(p_values)]
+    assert [item["variant_results"][0]["p_value_adjusted"] for item in items] == pytest.approx(holm, abs=1e-12)
+
+    experiment.stats_config = None
+    items = current_metric_result(experiment=experiment, metric=metric)["breakdown_results"]
+    for item in items:
+        (variant,) = item["variant_results"]
+        assert variant["method"] == "bayesian" and "p_value_adjusted" not in variant
+        alone = compute_metric_result(
+            [item["baseline"], variant], metric_type="mean", stats_config=None, baseline_key="control"
+        )
+        assert variant["chance_to_win"] == alone["variant_results"][0]["chance_to_win"]
+
+
+def _holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment, written out independently of the engine."""
+    order = sorted(range(len(p_values)), key=lambda index: p_values[index])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(p_values) - rank) * p_values[index])
+        adjusted[index] = running
+    return adjusted
+
+
+def test_stored_daily_results_carry_the_breakdowns():
+    experiment = segment_experiment()
+    metric = with_breakdowns(CASES["count"][0], [BROWSER])
+    boundaries = day_boundaries(experiment, 2)
+    results = metric_results_as_of(experiment=experiment, metric=metric, boundaries=boundaries)
+    first, second = (
+        [item["baseline"]["number_of_samples"] for item in result["breakdown_results"]] for result in results
+    )
+    assert sum(first) == results[0]["baseline"]["number_of_samples"] and sum(first) < sum(second) == 240
+
+
+def bad_metric_error(detail: str) -> dict:
+    return error_body(type="validation_error", code="invalid_metric", detail=detail, attr="metric")
+
+
+@pytest.mark.parametrize(
+    "breakdown_filter,detail",
+    [
+        (
+            {"breakdowns": [{"property": f"p{index}"} for index in range(4)]},
+            "Maximum of 3 breakdowns are supported for experiment metrics",
+        ),
+        (
+            {"breakdowns": [{"property": 5}]},
+            messages.INVALID_METRIC.format(problem=messages.BREAKDOWN_PROPERTY_INVALID.format(index=0)),
+        ),
+        (
+            {"breakdowns": [None]},
+            messages.INVALID_METRIC.format(problem=messages.BREAKDOWN_NOT_OBJECT.format(index=0)),
+        ),
+        (
+            {"breakdowns": [{"property": "$os", "type": "cohort"}]},
+            messages.INVALID_METRIC.format(
+                problem=messages.BREAKDOWN_TYPE_INVALID.format(index=0, types="event, person, group, session")
+            ),
+        ),
+    ],
+    ids=["four breakdowns", "a non-string property", "a breakdown not an object", "an unknown type"],
+)
+def test_a_bad_breakdown_on_query_is_a_400(api_client, project, breakdown_filter, detail):
+    flag = FeatureFlagFactory(project=project, key=FLAG_KEY)
+    experiment = ExperimentFactory(project=project, feature_flag=flag, start_date=START)
+    metric = {**CASES["count"][0], "breakdownFilter": breakdown_filter}
+    response = query_body(api_client, experiment, metric)
+    assert (response.status_code, response.json()) == (400, bad_metric_error(detail))
+
+
+def test_a_group_breakdown_on_query_is_a_400_naming_it(api_client, project):
+    flag = FeatureFlagFactory(project=project, key=FLAG_KEY)
+    experiment = ExperimentFactory(project=project, feature_flag=flag, start_date=START)
+    metric = with_breakdowns(CASES["count"][0], [{"property": "name", "type": "group", "group_type_index": 0}])
+    response = query_body(api_client, experiment, metric)
+    assert (response.status_code, response.json()) == (
+        400,
+        error_body(
+            type="validation_error",
+            code="unsupported_metric",
+            detail=messages.UNSUPPORTED_METRIC.format(option="breakdowns of type 'group'"),
+            attr="metric",
+        ),
+    )
+
+
+def test_an_experiment_with_four_breakdowns_on_a_metric_is_refused(api_client, project):
+    metric = {**CASES["count"][0], "breakdownFilter": {"breakdowns": [{"property": f"p{n}"} for n in range(4)]}}
+    response = api_client.post(
+        f"/api/projects/{project.pk}/experiments/",
+        {"name": "Breakdowns", "feature_flag_key": "breakdowns", "metrics": [metric], "allow_unknown_events": True},
+        format="json",
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        error_body(
+            type="validation_error",
+            code="invalid_input",
+            detail="Maximum of 3 breakdowns are supported for experiment metrics",
+            attr="metrics",
+        ),
+    )
