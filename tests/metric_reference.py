@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import numpy
+
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 
 
@@ -385,8 +387,58 @@ def retention_statistics(events, setup: Setup, metric: dict, query_to: dt.dateti
     return _aggregate(rows, setup.variants, fields)
 
 
+QUANTILE_GRID = tuple(100 * 2**k for k in range(20))
+Z_975 = 1.959963984540054
+
+
+def _bound_levels(nu: float, nstar: int) -> tuple[float, float]:
+    half_width = Z_975 * math.sqrt(nu * (1 - nu) / nstar)
+    return max(1e-8, nu - half_width), min(1 - 1e-8, nu + half_width)
+
+
+def quantile_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    """Unit-level quantile fields per variant: numpy's linear sample quantile (PostgreSQL's percentile_cont) at ν,
+    and at the bound levels of the largest grid n* ≤ n whose bounds differ."""
+    source, nu = metric["source"], metric["quantile"]
+    units = exposures(events, setup, query_to)
+    values = defaultdict(list)
+    for unit, (variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        values[variant].append(source_value(_unit_events(events, setup, unit, source, since, until), source))
+    result = {}
+    for variant in setup.variants:
+        all_values = values.get(variant, [])
+        used = [value for value in all_values if value != 0] if metric.get("ignore_zeros") else all_values
+        row = {"number_of_samples": len(all_values), "quantile_n": len(used)}
+        if not used:
+            result[variant] = row | {
+                "quantile": 0.0,
+                "quantile_lower": 0.0,
+                "quantile_upper": 0.0,
+                "quantile_nstar": None,
+            }
+            continue
+        estimate = float(numpy.quantile(used, nu))
+        chosen, lower, upper = None, estimate, estimate
+        for nstar in reversed(QUANTILE_GRID):
+            if nstar > len(used):
+                continue
+            low, high = (float(numpy.quantile(used, level)) for level in _bound_levels(nu, nstar))
+            if low != high:
+                chosen, lower, upper = nstar, low, high
+                break
+        result[variant] = row | {
+            "quantile": estimate,
+            "quantile_lower": lower,
+            "quantile_upper": upper,
+            "quantile_nstar": chosen,
+        }
+    return result
+
+
 STATISTICS = {
     "mean": mean_statistics,
+    "quantile": quantile_statistics,
     "funnel": funnel_statistics,
     "ratio": ratio_statistics,
     "retention": retention_statistics,

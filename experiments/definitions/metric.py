@@ -13,7 +13,8 @@ from experiments_api.exceptions import DomainError
 
 METRIC_KIND = "ExperimentMetric"
 LEGACY_METRIC_KINDS = ("ExperimentTrendsQuery", "ExperimentFunnelsQuery")
-METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
+METRIC_TYPES = ("mean", "funnel", "ratio", "retention", "quantile")
+QUANTILE_TYPES = ("unit", "event")
 SOURCE_KINDS = ("EventsNode", "ActionsNode", "ExperimentDataWarehouseNode")
 FUNNEL_STEP_KINDS = ("EventsNode", "ActionsNode")
 MATH_TYPES = ("total", "sum", "avg", "min", "max", "unique_session", "dau", "unique_users")
@@ -38,6 +39,7 @@ MAX_WINDOW_SECONDS = MAX_WINDOW_YEARS * 365 * 86400
 # Keys each metric_type must have; sources are checked separately.
 REQUIRED_KEYS = {
     "mean": ("source",),
+    "quantile": ("source", "quantile"),
     "funnel": ("series",),
     "ratio": ("numerator", "denominator"),
     "retention": (
@@ -108,6 +110,17 @@ class MeanMetric:
 
 
 @dataclass(frozen=True)
+class QuantileMetric:
+    """The `quantile` (0 < q < 1) of the per-unit values of `source` (`unit`) or of every event value (`event`);
+    `ignore_zeros` leaves units (or events) whose value is 0 out of the quantile."""
+
+    source: EventSource
+    quantile: float
+    quantile_type: str = "unit"
+    ignore_zeros: bool = False
+
+
+@dataclass(frozen=True)
 class FunnelMetric:
     steps: tuple[EventSource, ...]
     order: str = "ordered"
@@ -145,7 +158,7 @@ class Breakdown:
 @dataclass(frozen=True)
 class MetricDefinition:
     metric_type: str
-    definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
+    definition: MeanMetric | QuantileMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
     breakdowns: tuple[Breakdown, ...] = ()
 
@@ -298,6 +311,22 @@ def _parse_mean(metric: dict) -> MeanMetric:
     return MeanMetric(source=source, winsorization=winsorization, threshold=metric.get("threshold"))
 
 
+def _parse_quantile(metric: dict) -> QuantileMetric:
+    source = _parse_source(metric["source"], "source", SOURCE_KINDS)
+    quantile = metric["quantile"]
+    if not (_is_number(quantile) and 0 < quantile < 1):
+        raise MetricProblem(messages.QUANTILE_INVALID)
+    quantile_type = metric.get("quantile_type")
+    if quantile_type not in (None, *QUANTILE_TYPES):
+        raise MetricProblem(messages.QUANTILE_TYPE_INVALID)
+    ignore_zeros = metric.get("ignore_zeros")
+    if not isinstance(ignore_zeros, bool | None):
+        raise MetricProblem(messages.IGNORE_ZEROS_INVALID)
+    return QuantileMetric(
+        source=source, quantile=float(quantile), quantile_type=quantile_type or "unit", ignore_zeros=bool(ignore_zeros)
+    )
+
+
 def _parse_funnel(metric: dict) -> FunnelMetric:
     series = metric["series"]
     if not isinstance(series, list):
@@ -343,7 +372,13 @@ def _parse_retention(metric: dict) -> RetentionMetric:
     )
 
 
-METRIC_PARSERS = {"mean": _parse_mean, "funnel": _parse_funnel, "ratio": _parse_ratio, "retention": _parse_retention}
+METRIC_PARSERS = {
+    "mean": _parse_mean,
+    "quantile": _parse_quantile,
+    "funnel": _parse_funnel,
+    "ratio": _parse_ratio,
+    "retention": _parse_retention,
+}
 
 
 def parse_metric_definition(metric: object) -> MetricDefinition:

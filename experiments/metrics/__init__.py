@@ -18,6 +18,7 @@ from .days import midnights_between
 from .exposure import parse_exposure
 from .funnel import funnel_statistics
 from .mean import mean_statistics
+from .quantile import QUANTILE_FIELDS, quantile_statistics
 from .query import Query, QueryContext, add_exposures, run
 from .ratio import ratio_statistics
 from .retention import retention_statistics
@@ -26,6 +27,7 @@ from .spec import MetricSpec, parse_metric
 MULTIPLE_VARIANT_KEY = "$multiple"
 STATISTICS = {
     "mean": mean_statistics,
+    "quantile": quantile_statistics,
     "funnel": funnel_statistics,
     "ratio": ratio_statistics,
     "retention": retention_statistics,
@@ -48,6 +50,10 @@ def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime], br
 
 def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
     """One variant in the statistics engine's input shape; counts are integers."""
+    if spec.metric_type == "quantile":
+        return {"key": key, "number_of_samples": round(sums["number_of_samples"])} | {
+            field: sums[field] for field in QUANTILE_FIELDS
+        }
     as_count = round if spec.metric_type in COUNT_METRIC_TYPES else float
     row = {
         "key": key,

@@ -18,6 +18,7 @@ from experiments.definitions.metric import (
     MeanMetric,
     MetricProblem,
     PropertyFilter,
+    QuantileMetric,
     RatioMetric,
     RetentionMetric,
     Winsorization,
@@ -35,6 +36,7 @@ __all__ = [
     "MeanMetric",
     "MetricSpec",
     "PropertyFilter",
+    "QuantileMetric",
     "RatioMetric",
     "RetentionMetric",
     "Winsorization",
@@ -77,7 +79,7 @@ def unsupported(option: str) -> DomainError:
 @dataclass(frozen=True)
 class MetricSpec:
     metric_type: str
-    definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
+    definition: MeanMetric | QuantileMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
     cuped_lookback: dt.timedelta | None  # None when CUPED is off or the metric type has no covariate
     breakdowns: tuple[Breakdown, ...] = ()
@@ -134,6 +136,10 @@ def _computable_definition(definition):
         if definition.threshold is not None:
             raise unsupported("a mean metric threshold")
         return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
+    if isinstance(definition, QuantileMetric):
+        if definition.quantile_type != "unit":
+            raise unsupported(f"quantile_type '{definition.quantile_type}'")
+        return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
     if isinstance(definition, FunnelMetric):
         if definition.order not in FUNNEL_ORDERS:
             raise unsupported(f"funnel_order_type '{definition.order}'")
@@ -176,6 +182,8 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
         parsed = parse_metric_definition(metric)
     except MetricProblem as problem:
         raise invalid(problem) from None
+    if parsed.breakdowns and parsed.metric_type == "quantile":
+        raise unsupported("breakdowns on quantile metrics")
     for breakdown in parsed.breakdowns:
         if breakdown.type not in BREAKDOWN_TYPES:
             raise unsupported(f"breakdowns of type '{breakdown.type}'")
