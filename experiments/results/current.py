@@ -5,9 +5,10 @@ import datetime as dt
 from django.utils import timezone
 
 from experiments import messages
-from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.metrics import DailyStatistics, daily_exposures, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
+from experiments.results.health import cumulative_multiple, result_health
 from experiments.stats import (
     StatsConfig,
     adjust_p_values,
@@ -69,7 +70,9 @@ def _breakdown_results(experiment: Experiment, statistics: DailyStatistics, inde
     return items
 
 
-def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -> dict:
+def _assemble(
+    experiment: Experiment, statistics: DailyStatistics, index: int, *, multiple: int, query_to: dt.datetime
+) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
         metric_type=statistics.spec.metric_type,
@@ -79,6 +82,13 @@ def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -
     if statistics.spec.breakdowns:
         result["breakdown_results"] = _breakdown_results(experiment, statistics, index)
     result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
+    result["health"] = result_health(
+        experiment=experiment,
+        weights=flag_weights(experiment, statistics.exposures[index]),
+        exposures=statistics.exposures[index],
+        multiple=multiple,
+        query_to=query_to,
+    )
     config = StatsConfig.from_dict(experiment.stats_config)
     if config.multiple_testing_correction:
         # Across the test variants of this metric; each metric's result is computed on its own.
@@ -94,7 +104,11 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     baseline = baseline_key(experiment)
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
-    return [_assemble(experiment, statistics, index) for index in range(len(boundaries))]
+    multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
+    return [
+        _assemble(experiment, statistics, index, multiple=multiple[index], query_to=boundary)
+        for index, boundary in enumerate(boundaries)
+    ]
 
 
 def experiment_days(experiment: Experiment) -> list[dt.date]:
