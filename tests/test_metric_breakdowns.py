@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from scipy import stats as scipy_stats
 
 from experiments import messages
@@ -262,7 +263,7 @@ def test_sqlite_computes_the_same_segments(tmp_path: Path):
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": "sqlite-test",
+        "SECRET_KEY": settings.SECRET_KEY,
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "",
     }
