@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import numpy
+
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 
 
@@ -43,6 +45,9 @@ class Setup:
     # person → its current properties; cohort id → its member persons.
     person_properties: dict = field(default_factory=dict)
     cohorts: dict = field(default_factory=dict)
+    # Breakdowns ({property, type}) and, when set, the one segment (tuple of values) whose units are analysed.
+    breakdowns: tuple = ()
+    segment: tuple | None = None
 
     def unit_of(self, distinct_id: str) -> str:
         return self.persons.get(distinct_id, distinct_id)
@@ -134,13 +139,74 @@ def exposures(events: list[RawEvent], setup: Setup, query_to: dt.datetime) -> di
             continue
         variant = event.properties.get(variant_key)
         if variant in setup.variants:
-            seen[setup.unit_of(event.distinct_id)].append((event.timestamp, variant))
+            seen[setup.unit_of(event.distinct_id)].append((event.timestamp, variant, event.uuid, event))
     result = {}
     for unit, pairs in seen.items():
-        pairs.sort()
-        if setup.handling == "exclude" and len({variant for _, variant in pairs}) > 1:
+        pairs.sort(key=lambda pair: pair[:3])
+        if setup.handling == "exclude" and len({pair[1] for pair in pairs}) > 1:
+            continue
+        if setup.segment is not None and segment_of(pairs[0][3], setup) != setup.segment:
             continue
         result[unit] = (pairs[0][1], pairs[0][0])
+    return result
+
+
+BREAKDOWN_NULL = "$$_posthog_breakdown_null_$$"
+BREAKDOWN_OTHER = "$$_posthog_breakdown_other_$$"
+MAX_SEGMENTS = 20
+
+
+def segment_of(first_exposure: RawEvent, setup: Setup) -> tuple[str, ...]:
+    """The unit's breakdown values: from its first exposure event, or its person's current properties."""
+    values = []
+    for breakdown in setup.breakdowns:
+        if breakdown.get("type") == "person":
+            properties = setup.person_properties.get(setup.unit_of(first_exposure.distinct_id), {})
+        else:
+            properties = first_exposure.properties
+        value = _text(properties.get(breakdown["property"]))
+        values.append(BREAKDOWN_NULL if value is None else value)
+    return tuple(values)
+
+
+def _segment_units(events, setup: Setup, boundaries: list[dt.datetime]) -> dict[tuple, int]:
+    """Units per segment as of the last boundary (every variant), for the segments with units at any boundary,
+    found by analysing each candidate segment alone."""
+    counts = {}
+    for segment in {segment_of(event, setup) for event in events}:
+        per_boundary = [
+            len(exposures(events, dataclasses.replace(setup, segment=segment), query_to)) for query_to in boundaries
+        ]
+        if any(per_boundary):
+            counts[segment] = per_boundary[-1]
+    return counts
+
+
+def _sort_key(segment: tuple) -> tuple:
+    return tuple((value == BREAKDOWN_OTHER, value) for value in segment)
+
+
+def reference_breakdowns(
+    events, setup: Setup, metric: dict, boundaries: list[dt.datetime]
+) -> list[dict[tuple, dict[str, dict]]]:
+    """Per boundary, {segment: {variant: sums}}: the top MAX_SEGMENTS segments by units as of the last boundary
+    (ties by value; never one without units then), the others summed into the other segment."""
+    units = _segment_units(events, setup, boundaries)
+    ranked = sorted(units, key=lambda segment: (-units[segment], _sort_key(segment)))
+    kept = {segment for segment in ranked[:MAX_SEGMENTS] if units[segment] > 0}
+    return [_grouped(events, setup, metric, query_to, ranked, kept) for query_to in boundaries]
+
+
+def _grouped(events, setup: Setup, metric: dict, query_to: dt.datetime, ranked: list, kept: set) -> dict:
+    result = {}
+    for segment in ranked:
+        target = segment if segment in kept else (BREAKDOWN_OTHER,) * len(setup.breakdowns)
+        sums = reference_statistics(events, dataclasses.replace(setup, segment=segment), metric, query_to)
+        into = result.setdefault(target, {})
+        for variant, fields in sums.items():
+            totals = into.setdefault(variant, dict.fromkeys(fields, 0.0))
+            for name, value in fields.items():
+                totals[name] += value
     return result
 
 
@@ -321,8 +387,58 @@ def retention_statistics(events, setup: Setup, metric: dict, query_to: dt.dateti
     return _aggregate(rows, setup.variants, fields)
 
 
+QUANTILE_GRID = tuple(100 * 2**k for k in range(20))
+Z_975 = 1.959963984540054
+
+
+def _bound_levels(nu: float, nstar: int) -> tuple[float, float]:
+    half_width = Z_975 * math.sqrt(nu * (1 - nu) / nstar)
+    return max(1e-8, nu - half_width), min(1 - 1e-8, nu + half_width)
+
+
+def quantile_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    """Unit-level quantile fields per variant: numpy's linear sample quantile (PostgreSQL's percentile_cont) at ν,
+    and at the bound levels of the largest grid n* ≤ n whose bounds differ."""
+    source, nu = metric["source"], metric["quantile"]
+    units = exposures(events, setup, query_to)
+    values = defaultdict(list)
+    for unit, (variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        values[variant].append(source_value(_unit_events(events, setup, unit, source, since, until), source))
+    result = {}
+    for variant in setup.variants:
+        all_values = values.get(variant, [])
+        used = [value for value in all_values if value != 0] if metric.get("ignore_zeros") else all_values
+        row = {"number_of_samples": len(all_values), "quantile_n": len(used)}
+        if not used:
+            result[variant] = row | {
+                "quantile": 0.0,
+                "quantile_lower": 0.0,
+                "quantile_upper": 0.0,
+                "quantile_nstar": None,
+            }
+            continue
+        estimate = float(numpy.quantile(used, nu))
+        chosen, lower, upper = None, estimate, estimate
+        for nstar in reversed(QUANTILE_GRID):
+            if nstar > len(used):
+                continue
+            low, high = (float(numpy.quantile(used, level)) for level in _bound_levels(nu, nstar))
+            if low != high:
+                chosen, lower, upper = nstar, low, high
+                break
+        result[variant] = row | {
+            "quantile": estimate,
+            "quantile_lower": lower,
+            "quantile_upper": upper,
+            "quantile_nstar": chosen,
+        }
+    return result
+
+
 STATISTICS = {
     "mean": mean_statistics,
+    "quantile": quantile_statistics,
     "funnel": funnel_statistics,
     "ratio": ratio_statistics,
     "retention": retention_statistics,

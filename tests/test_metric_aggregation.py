@@ -589,9 +589,13 @@ BAD_METRICS = {
         invalid(messages.PERCENTILES_OUT_OF_ORDER),
     ),
     "threshold": (mean(events_node("purchase"), threshold=3), unsupported("a mean metric threshold")),
-    "breakdowns": (
-        mean(events_node("purchase"), breakdownFilter={"breakdowns": [{"property": "plan"}]}),
-        unsupported("breakdownFilter"),
+    "group breakdowns": (
+        mean(events_node("purchase"), breakdownFilter={"breakdowns": [{"property": "plan", "type": "group"}]}),
+        unsupported("breakdowns of type 'group'"),
+    ),
+    "session breakdowns": (
+        mean(events_node("purchase"), breakdownFilter={"breakdowns": [{"property": "$entry_url", "type": "session"}]}),
+        unsupported("breakdowns of type 'session'"),
     ),
     "breakdown filter as a list": (
         mean(events_node("purchase"), breakdownFilter=[{"property": "plan"}]),

@@ -107,6 +107,19 @@ INVALID = [
     (with_(MEAN, goal="up"), messages.GOAL_INVALID),
     (with_(MEAN, breakdownFilter=["$browser"]), messages.BREAKDOWN_FILTER_INVALID),
     (with_(MEAN, breakdownFilter={"breakdowns": "$browser"}), messages.BREAKDOWN_FILTER_INVALID),
+    (with_(MEAN, breakdownFilter={"breakdowns": ["$browser"]}), messages.BREAKDOWN_NOT_OBJECT.format(index=0)),
+    (
+        with_(MEAN, breakdownFilter={"breakdowns": [{"property": "$os"}, {"property": ""}]}),
+        messages.BREAKDOWN_PROPERTY_INVALID.format(index=1),
+    ),
+    (
+        with_(MEAN, breakdownFilter={"breakdowns": [{"type": "event"}]}),
+        messages.BREAKDOWN_PROPERTY_INVALID.format(index=0),
+    ),
+    (
+        with_(MEAN, breakdownFilter={"breakdowns": [{"property": "$os", "type": "cohort"}]}),
+        messages.BREAKDOWN_TYPE_INVALID.format(index=0, types="event, person, group, session"),
+    ),
     # sources
     (with_(MEAN, source=["EventsNode"]), messages.SOURCE_NOT_OBJECT.format(path="source")),
     (

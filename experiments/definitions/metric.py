@@ -13,7 +13,8 @@ from experiments_api.exceptions import DomainError
 
 METRIC_KIND = "ExperimentMetric"
 LEGACY_METRIC_KINDS = ("ExperimentTrendsQuery", "ExperimentFunnelsQuery")
-METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
+METRIC_TYPES = ("mean", "funnel", "ratio", "retention", "quantile")
+QUANTILE_TYPES = ("unit", "event")
 SOURCE_KINDS = ("EventsNode", "ActionsNode", "ExperimentDataWarehouseNode")
 FUNNEL_STEP_KINDS = ("EventsNode", "ActionsNode")
 MATH_TYPES = ("total", "sum", "avg", "min", "max", "unique_session", "dau", "unique_users")
@@ -38,6 +39,7 @@ MAX_WINDOW_SECONDS = MAX_WINDOW_YEARS * 365 * 86400
 # Keys each metric_type must have; sources are checked separately.
 REQUIRED_KEYS = {
     "mean": ("source",),
+    "quantile": ("source", "quantile"),
     "funnel": ("series",),
     "ratio": ("numerator", "denominator"),
     "retention": (
@@ -49,11 +51,24 @@ REQUIRED_KEYS = {
         "start_handling",
     ),
 }
+MAX_BREAKDOWNS = 3
+BREAKDOWN_TYPES = ("event", "person", "group", "session")
 METRIC_SOURCE_KEYS = ("source", "numerator", "denominator", "start_event", "completion_event")
 
 
 class MetricProblem(Exception):
-    """What is wrong with one metric; callers add which metric it is."""
+    """What is wrong with one metric; callers add which metric it is (unless `standalone`: PostHog's own text)."""
+
+    standalone = False
+
+
+class BreakdownLimitProblem(MetricProblem):
+    """More breakdowns than PostHog allows, answered with PostHog's message as it is."""
+
+    standalone = True
+
+    def __init__(self) -> None:
+        super().__init__(messages.TOO_MANY_BREAKDOWNS.format(limit=MAX_BREAKDOWNS))
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,17 @@ class MeanMetric:
 
 
 @dataclass(frozen=True)
+class QuantileMetric:
+    """The `quantile` (0 < q < 1) of the per-unit values of `source` (`unit`) or of every event value (`event`);
+    `ignore_zeros` leaves units (or events) whose value is 0 out of the quantile."""
+
+    source: EventSource
+    quantile: float
+    quantile_type: str = "unit"
+    ignore_zeros: bool = False
+
+
+@dataclass(frozen=True)
 class FunnelMetric:
     steps: tuple[EventSource, ...]
     order: str = "ordered"
@@ -121,11 +147,20 @@ class RetentionMetric:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """One `breakdownFilter.breakdowns` item: a property of the unit's first exposure event (`event`) or of its
+    person (`person`); `group` and `session` parse, and the engine refuses them."""
+
+    property: str
+    type: str = "event"
+
+
+@dataclass(frozen=True)
 class MetricDefinition:
     metric_type: str
-    definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
+    definition: MeanMetric | QuantileMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
-    breakdowns: tuple = ()
+    breakdowns: tuple[Breakdown, ...] = ()
 
 
 def _is_int(value: object) -> bool:
@@ -228,13 +263,28 @@ def _check_common_keys(metric: dict) -> None:
         raise MetricProblem(messages.GOAL_INVALID)
 
 
-def _breakdowns(metric: dict) -> tuple:
+def _breakdown(raw: object, index: int) -> Breakdown:
+    if not isinstance(raw, dict):
+        raise MetricProblem(messages.BREAKDOWN_NOT_OBJECT.format(index=index))
+    prop = raw.get("property")
+    if not isinstance(prop, str) or not prop:
+        raise MetricProblem(messages.BREAKDOWN_PROPERTY_INVALID.format(index=index))
+    breakdown_type = raw.get("type") or "event"
+    if breakdown_type not in BREAKDOWN_TYPES:
+        raise MetricProblem(messages.BREAKDOWN_TYPE_INVALID.format(index=index, types=", ".join(BREAKDOWN_TYPES)))
+    return Breakdown(property=prop, type=breakdown_type)
+
+
+def _breakdowns(metric: dict) -> tuple[Breakdown, ...]:
     breakdown_filter = metric.get("breakdownFilter")
     if breakdown_filter is None:
         return ()
     if not isinstance(breakdown_filter, dict) or not isinstance(breakdown_filter.get("breakdowns", []), list | None):
         raise MetricProblem(messages.BREAKDOWN_FILTER_INVALID)
-    return tuple(breakdown_filter.get("breakdowns") or ())
+    raw = breakdown_filter.get("breakdowns") or []
+    if len(raw) > MAX_BREAKDOWNS:
+        raise BreakdownLimitProblem()
+    return tuple(_breakdown(item, index) for index, item in enumerate(raw))
 
 
 def _percentile(metric: dict, key: str) -> float | None:
@@ -259,6 +309,22 @@ def _parse_mean(metric: dict) -> MeanMetric:
     if lower is not None or upper is not None:
         winsorization = Winsorization(lower=lower, upper=upper, ignore_zeros=bool(ignore_zeros))
     return MeanMetric(source=source, winsorization=winsorization, threshold=metric.get("threshold"))
+
+
+def _parse_quantile(metric: dict) -> QuantileMetric:
+    source = _parse_source(metric["source"], "source", SOURCE_KINDS)
+    quantile = metric["quantile"]
+    if not (_is_number(quantile) and 0 < quantile < 1):
+        raise MetricProblem(messages.QUANTILE_INVALID)
+    quantile_type = metric.get("quantile_type")
+    if quantile_type not in (None, *QUANTILE_TYPES):
+        raise MetricProblem(messages.QUANTILE_TYPE_INVALID)
+    ignore_zeros = metric.get("ignore_zeros")
+    if not isinstance(ignore_zeros, bool | None):
+        raise MetricProblem(messages.IGNORE_ZEROS_INVALID)
+    return QuantileMetric(
+        source=source, quantile=float(quantile), quantile_type=quantile_type or "unit", ignore_zeros=bool(ignore_zeros)
+    )
 
 
 def _parse_funnel(metric: dict) -> FunnelMetric:
@@ -306,7 +372,13 @@ def _parse_retention(metric: dict) -> RetentionMetric:
     )
 
 
-METRIC_PARSERS = {"mean": _parse_mean, "funnel": _parse_funnel, "ratio": _parse_ratio, "retention": _parse_retention}
+METRIC_PARSERS = {
+    "mean": _parse_mean,
+    "quantile": _parse_quantile,
+    "funnel": _parse_funnel,
+    "ratio": _parse_ratio,
+    "retention": _parse_retention,
+}
 
 
 def parse_metric_definition(metric: object) -> MetricDefinition:
@@ -338,6 +410,8 @@ def parse_metric_definition(metric: object) -> MetricDefinition:
 
 
 def _describe(problem: MetricProblem, index: int | None) -> str:
+    if problem.standalone:
+        return str(problem)
     if index is None:
         return messages.INVALID_METRIC.format(problem=problem)
     return messages.INVALID_METRIC_AT_INDEX.format(index=index, problem=problem)

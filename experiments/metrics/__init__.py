@@ -4,6 +4,7 @@
 one for a current result); `daily_exposures` counts first exposures per variant and day.
 """
 
+import collections
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ from experiments.models import Experiment
 from experiments.stats.health import COUNT_METRIC_TYPES
 from flags.evaluation import holdout_variant_key
 
+from .breakdowns import split_segments
 from .days import midnights_between
 from .exposure import parse_exposure
 from .funnel import funnel_statistics
 from .mean import mean_statistics
+from .quantile import QUANTILE_FIELDS, quantile_statistics
 from .query import Query, QueryContext, add_exposures, run
 from .ratio import ratio_statistics
 from .retention import retention_statistics
@@ -24,6 +27,7 @@ from .spec import MetricSpec, parse_metric
 MULTIPLE_VARIANT_KEY = "$multiple"
 STATISTICS = {
     "mean": mean_statistics,
+    "quantile": quantile_statistics,
     "funnel": funnel_statistics,
     "ratio": ratio_statistics,
     "retention": retention_statistics,
@@ -32,7 +36,7 @@ RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denomin
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
 
 
-def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime]) -> QueryContext:
+def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime], breakdowns=()) -> QueryContext:
     return QueryContext.build(
         project_id=experiment.project_id,
         exposure=exposure,
@@ -40,11 +44,16 @@ def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime]) ->
         end=experiment.end_date,
         boundaries=boundaries,
         calendar_boundaries=midnights_between(experiment.start_date, boundaries[-1], experiment.project.tzinfo),
+        breakdowns=breakdowns,
     )
 
 
 def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
     """One variant in the statistics engine's input shape; counts are integers."""
+    if spec.metric_type == "quantile":
+        return {"key": key, "number_of_samples": round(sums["number_of_samples"])} | {
+            field: sums[field] for field in QUANTILE_FIELDS
+        }
     as_count = round if spec.metric_type in COUNT_METRIC_TYPES else float
     row = {
         "key": key,
@@ -62,27 +71,62 @@ def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
 
 
 @dataclass(frozen=True)
+class SegmentStatistics:
+    """One breakdown segment: its values (in breakdowns order) and, per boundary, one row per variant."""
+
+    breakdown_value: tuple[str, ...]
+    variants: list[list[dict]]
+
+
+@dataclass(frozen=True)
 class DailyStatistics:
     spec: MetricSpec
     # Per boundary, one row per variant in the statistics engine's input shape.
     variants: list[list[dict]]
     # Per boundary, the units in the analysis per variant (exposed, not excluded), with or without a value.
     exposures: list[dict[str, int]]
+    # With breakdowns, the segments kept (experiments.metrics.breakdowns), in reporting order.
+    segments: list[SegmentStatistics] = dataclasses.field(default_factory=list)
+
+
+def _zero_sums(per_bucket: list[dict[str, dict]]) -> dict:
+    """Sums for a (variant, segment) without units: zero for every output the query returned."""
+    outputs = next((list(sums) for bucket in per_bucket for sums in bucket.values()), None)
+    return dict.fromkeys(outputs, 0.0) if outputs else collections.defaultdict(float)
+
+
+def _rows(sums_by_variant: dict[str, dict], variants: tuple[str, ...], spec: MetricSpec, zero: dict) -> list[dict]:
+    """Rows for every variant, zero sums for one without units (so it fails validation)."""
+    return [_variant_row(key, sums_by_variant.get(key, zero), spec) for key in variants]
 
 
 def daily_variant_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> DailyStatistics:
-    """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive).
+    """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive), and with
+    breakdowns the same per segment.
 
     Raises DomainError for a metric or experiment setting the engine cannot compute.
     """
     spec = parse_metric(metric, stats_config=experiment.stats_config)
     exposure = parse_exposure(experiment)
-    ctx = _context(experiment, exposure, boundaries)
+    ctx = _context(experiment, exposure, boundaries, spec.breakdowns)
     per_bucket = STATISTICS[spec.metric_type](ctx, spec)
+    segments: list[SegmentStatistics] = []
+    if spec.breakdowns:
+        zero = _zero_sums(per_bucket)
+        per_bucket, split = split_segments(per_bucket, breakdown_count=len(spec.breakdowns))
+        per_bucket = [{key: bucket.get(key, zero) for key in exposure.variants} for bucket in per_bucket]
+        segments = [
+            SegmentStatistics(
+                breakdown_value=value,
+                variants=[_rows(bucket.get(value, {}), exposure.variants, spec, zero) for bucket in split.per_bucket],
+            )
+            for value in split.values
+        ]
     return DailyStatistics(
         spec=spec,
         variants=[[_variant_row(key, sums[key], spec) for key in exposure.variants] for sums in per_bucket],
         exposures=[{key: round(sums[key]["exposures"]) for key in exposure.variants} for sums in per_bucket],
+        segments=segments,
     )
 
 

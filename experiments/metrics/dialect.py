@@ -49,6 +49,10 @@ class Dialect:
     def regex_match(self, value: str, pattern: str) -> str:
         raise NotImplementedError
 
+    def json_text_array(self, values: list[str]) -> str:
+        """A JSON array of the text `values`, as text."""
+        raise NotImplementedError
+
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         raise NotImplementedError
 
@@ -83,6 +87,9 @@ class PostgresDialect(Dialect):
 
     def regex_match(self, value: str, pattern: str) -> str:
         return f"({value} ~ {pattern})"
+
+    def json_text_array(self, values: list[str]) -> str:
+        return f"CAST(json_build_array({', '.join(values)}) AS TEXT)"
 
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         return f"(strpos(lower({value}), lower({needle})) > 0)"
@@ -126,6 +133,9 @@ class SqliteDialect(Dialect):
 
     def regex_match(self, value: str, pattern: str) -> str:
         return f"({value} REGEXP {pattern})"
+
+    def json_text_array(self, values: list[str]) -> str:
+        return f"json_array({', '.join(values)})"
 
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         return f"(instr(lower({value}), lower({needle})) > 0)"

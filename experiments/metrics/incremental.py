@@ -99,23 +99,28 @@ def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, 
 
 
 def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, increments: bool) -> list[dict]:
-    """Per bucket, {variant: {output: value}} as of that bucket's boundary, every variant present.
+    """Per bucket, {variant: {output: value}} as of that bucket's boundary, every variant present (with
+    breakdowns, the (variant, segment) keys that have rows).
 
     With `increments` each (variant, bucket, *values) row adds to the totals of its bucket and every later one;
     otherwise each row already holds the values as of its bucket.
     """
-    variants = ctx.exposure.variants
-    totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
+
+    def empty() -> dict:
+        return {variant: dict.fromkeys(outputs, 0.0) for variant in ([] if ctx.breakdowns else ctx.exposure.variants)}
+
+    totals = empty()
     by_bucket: dict[int, list[tuple]] = {}
     for row in rows:
         by_bucket.setdefault(row[1], []).append(row)
     result = []
     for bucket in range(ctx.bucket_count):
         if not increments:
-            totals = {variant: dict.fromkeys(outputs, 0.0) for variant in variants}
+            totals = empty()
         for variant, _bucket, *values in by_bucket.get(bucket, []):
+            sums = totals.setdefault(variant, dict.fromkeys(outputs, 0.0))
             for name, value in zip(outputs, values, strict=True):
-                totals[variant][name] += float(value or 0)
+                sums[name] += float(value or 0)
         result.append({variant: dict(sums) for variant, sums in totals.items()})
     return result
 

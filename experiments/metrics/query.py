@@ -16,10 +16,11 @@ from django.db import connection, transaction
 from events.models import Event
 from persons.models import Person, PersonOverride
 
+from .breakdowns import SEGMENT_SEPARATOR, segment_sql
 from .dialect import Dialect, Params, dialect_for
 from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
 from .filters import event_names, person_alias, properties_sql, uses_persons
-from .spec import EventSource
+from .spec import Breakdown, EventSource
 
 EVENTS_TABLE = Event._meta.db_table
 OVERRIDES_TABLE = PersonOverride._meta.db_table
@@ -53,6 +54,8 @@ class QueryContext:
     calendar_boundaries: list[dt.datetime]
     params: Params
     dialect: Dialect
+    # With breakdowns, the exposures' `variant` is `<variant>\x1f<segment>` (experiments.metrics.breakdowns).
+    breakdowns: tuple[Breakdown, ...] = ()
 
     @classmethod
     def build(
@@ -64,6 +67,7 @@ class QueryContext:
         end: dt.datetime | None,
         boundaries: list[dt.datetime],
         calendar_boundaries: list[dt.datetime],
+        breakdowns: tuple[Breakdown, ...] = (),
     ) -> "QueryContext":
         if not boundaries or any(later <= earlier for earlier, later in pairwise(boundaries)):
             raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
@@ -77,6 +81,7 @@ class QueryContext:
             calendar_boundaries=calendar_boundaries,
             params=params,
             dialect=dialect_for(connection, params),
+            breakdowns=breakdowns,
         )
 
     @property
@@ -129,26 +134,59 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
         conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
     conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
+    person_breakdowns = any(breakdown.type == "person" for breakdown in ctx.breakdowns)
     join, person = person_join(
-        "e", with_person_row=uses_persons(exposure.properties) or uses_persons(exposure.test_account_filters)
+        "e",
+        with_person_row=person_breakdowns
+        or uses_persons(exposure.properties)
+        or uses_persons(exposure.test_account_filters),
     )
-    query.add(
-        "unit_variants",
-        f"SELECT {person} AS person_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
-        f"FROM {EVENTS_TABLE} e {join}\nWHERE " + "\n  AND ".join(conditions) + f"\nGROUP BY {person}, {variant}",
-    )
+    scan = f"FROM {EVENTS_TABLE} e {join}\nWHERE " + "\n  AND ".join(conditions)
+    if ctx.breakdowns:
+        _add_segmented_unit_variants(query, ctx, scan, person, variant)
+    else:
+        query.add(
+            "unit_variants",
+            f"SELECT {person} AS person_id, {variant} AS variant, MIN(e.timestamp) AS first_ts\n"
+            f"{scan}\nGROUP BY {person}, {variant}",
+        )
     never = params(ctx.bucket_count)
     exit_ts, exit_bucket = "NULL", never
     if exposure.multiple_variant_handling == "exclude":
         # The first exposure to another variant: the second-earliest of the unit's per-variant first exposures.
         exit_ts, exit_bucket = "LEAD(first_ts) OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
+    arm, segments = "variant", ""
+    if ctx.breakdowns:
+        arm = f"variant || {params(SEGMENT_SEPARATOR)} || s.segment"
+        segments = " JOIN unit_segments s USING (person_id)"
     return query.add(
         "exposures",
-        "SELECT person_id, DENSE_RANK() OVER (ORDER BY person_id) AS unit, variant, first_ts AS exposure_ts,\n"
+        f"SELECT person_id, DENSE_RANK() OVER (ORDER BY person_id) AS unit, {arm} AS variant, first_ts AS exposure_ts,\n"
         f"  {ctx.bucket('first_ts')} AS exp_bucket, {exit_bucket} AS exit_bucket\n"
         f"FROM (SELECT person_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
-        "  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked\n"
+        f"  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked{segments}\n"
         "WHERE rank = 1",
+    )
+
+
+def _add_segmented_unit_variants(query: Query, ctx: QueryContext, scan: str, person: str, variant: str) -> None:
+    """`unit_variants` as without breakdowns, and `unit_segments(person_id, segment)`: the segment of the unit's
+    first exposure event (ties broken by variant key, then event uuid), both from one scan of the exposures."""
+    segment = segment_sql(ctx.dialect, ctx.breakdowns, "e")
+    query.add(
+        "exposure_events",
+        f"SELECT {person} AS person_id, {variant} AS variant, e.timestamp AS ts, e.uuid AS event_uuid, "
+        f"{segment} AS segment\n{scan}",
+    )
+    query.add(
+        "unit_variants",
+        "SELECT person_id, variant, MIN(ts) AS first_ts FROM exposure_events GROUP BY person_id, variant",
+    )
+    query.add(
+        "unit_segments",
+        "SELECT person_id, segment FROM (SELECT person_id, segment, "
+        "ROW_NUMBER() OVER (PARTITION BY person_id ORDER BY ts, variant, event_uuid) AS nth\n"
+        "  FROM exposure_events) firsts WHERE nth = 1",
     )
 
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from experiments import messages
 from experiments.definitions.metric import (
     TIME_UNIT_SECONDS,
+    Breakdown,
     EventSource,
     FunnelMetric,
     MeanMetric,
     MetricProblem,
     PropertyFilter,
+    QuantileMetric,
     RatioMetric,
     RetentionMetric,
     Winsorization,
@@ -28,11 +30,13 @@ from experiments_api.exceptions import DomainError
 
 __all__ = [
     "TIME_UNIT_SECONDS",
+    "Breakdown",
     "EventSource",
     "FunnelMetric",
     "MeanMetric",
     "MetricSpec",
     "PropertyFilter",
+    "QuantileMetric",
     "RatioMetric",
     "RetentionMetric",
     "Winsorization",
@@ -60,10 +64,12 @@ PROPERTY_OPERATORS = (
 FUNNEL_ORDERS = ("ordered", "unordered")
 RETENTION_UNITS = ("second", "minute", "hour", "day", "week")
 CUPED_METRIC_TYPES = ("mean", "funnel")
+BREAKDOWN_TYPES = ("event", "person")
 
 
-def invalid(problem: str) -> DomainError:
-    return DomainError(messages.INVALID_METRIC.format(problem=problem), code="invalid_metric", attr="metric")
+def invalid(problem: MetricProblem | str) -> DomainError:
+    detail = str(problem) if getattr(problem, "standalone", False) else messages.INVALID_METRIC.format(problem=problem)
+    return DomainError(detail, code="invalid_metric", attr="metric")
 
 
 def unsupported(option: str) -> DomainError:
@@ -73,9 +79,10 @@ def unsupported(option: str) -> DomainError:
 @dataclass(frozen=True)
 class MetricSpec:
     metric_type: str
-    definition: MeanMetric | FunnelMetric | RatioMetric | RetentionMetric
+    definition: MeanMetric | QuantileMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
     cuped_lookback: dt.timedelta | None  # None when CUPED is off or the metric type has no covariate
+    breakdowns: tuple[Breakdown, ...] = ()
 
 
 def _cohort_filter(property_filter: PropertyFilter, what: str) -> PropertyFilter:
@@ -129,6 +136,10 @@ def _computable_definition(definition):
         if definition.threshold is not None:
             raise unsupported("a mean metric threshold")
         return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
+    if isinstance(definition, QuantileMetric):
+        if definition.quantile_type != "unit":
+            raise unsupported(f"quantile_type '{definition.quantile_type}'")
+        return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
     if isinstance(definition, FunnelMetric):
         if definition.order not in FUNNEL_ORDERS:
             raise unsupported(f"funnel_order_type '{definition.order}'")
@@ -170,13 +181,17 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
     try:
         parsed = parse_metric_definition(metric)
     except MetricProblem as problem:
-        raise invalid(str(problem)) from None
-    if parsed.breakdowns:
-        raise unsupported("breakdownFilter")
+        raise invalid(problem) from None
+    if parsed.breakdowns and parsed.metric_type == "quantile":
+        raise unsupported("breakdowns on quantile metrics")
+    for breakdown in parsed.breakdowns:
+        if breakdown.type not in BREAKDOWN_TYPES:
+            raise unsupported(f"breakdowns of type '{breakdown.type}'")
     definition = _computable_definition(parsed.definition)
     return MetricSpec(
         metric_type=parsed.metric_type,
         definition=definition,
         conversion_window=parsed.conversion_window,
         cuped_lookback=_cuped_lookback(stats_config, parsed.metric_type, definition),
+        breakdowns=parsed.breakdowns,
     )

@@ -30,10 +30,8 @@ def _add_bound(query: Query, ctx: QueryContext, name: str, percentile: float, *,
     )
 
 
-def winsorized_statistics(
-    query: Query, ctx: QueryContext, value: SourceValue, winsorization: Winsorization, *, covariates: str | None
-) -> list[dict]:
-    """Levels per (variant, bucket) of n, clamped sum and sum of squares (and CUPED sums), every bucket."""
+def add_dense(query: Query, ctx: QueryContext, value: SourceValue, *, covariates: str | None) -> str:
+    """`dense(unit, variant, bucket, value[, covariate])`: every unit's value in every bucket it is analysed in."""
     columns = value.delta_columns()
     nulls = "".join(f", NULL AS {column}" for column in columns)
     query.add(
@@ -50,12 +48,19 @@ def winsorized_statistics(
     query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
     covariate_join = f" LEFT JOIN {covariates} c ON c.unit = s.unit" if covariates else ""
     covariate = ", COALESCE(c.covariate, 0) AS covariate" if covariates else ""
-    query.add(
+    return query.add(
         "dense",
         f"SELECT s.unit, s.variant, d.day AS bucket, {value.state()} AS value{covariate}\n"
         f"FROM unit_states s JOIN days d ON d.day >= s.bucket AND d.day < s.exit_bucket\n"
         f"  AND d.day < COALESCE(s.next_bucket, {ctx.params(ctx.bucket_count)}){covariate_join}",
     )
+
+
+def winsorized_statistics(
+    query: Query, ctx: QueryContext, value: SourceValue, winsorization: Winsorization, *, covariates: str | None
+) -> list[dict]:
+    """Levels per (variant, bucket) of n, clamped sum and sum of squares (and CUPED sums), every bucket."""
+    add_dense(query, ctx, value, covariates=covariates)
     # least(greatest(value, lower), upper), as PostHog clamps.
     clamped, joins = "value", ""
     if winsorization.lower is not None:

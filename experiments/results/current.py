@@ -5,10 +5,17 @@ import datetime as dt
 from django.utils import timezone
 
 from experiments import messages
-from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.metrics import DailyStatistics, daily_exposures, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment
-from experiments.stats import StatsConfig, apply_multiple_testing_correction, compute_metric_result, srm_check
+from experiments.results.health import cumulative_multiple, result_health
+from experiments.stats import (
+    StatsConfig,
+    adjust_p_values,
+    apply_multiple_testing_correction,
+    compute_metric_result,
+    srm_check,
+)
 from experiments_api.exceptions import DomainError
 
 
@@ -40,14 +47,55 @@ def sample_ratio_mismatch(experiment: Experiment, exposures: dict[str, int]) -> 
     return srm_check(exposures, weights)
 
 
-def _assemble(experiment: Experiment, statistics: DailyStatistics, index: int) -> dict:
+# Breakdown p-values are corrected across segments × test variants with this method unless stats_config names one.
+DEFAULT_SEGMENT_CORRECTION = "bh"
+
+
+def _breakdown_results(experiment: Experiment, statistics: DailyStatistics, index: int) -> list[dict]:
+    """Each segment as its own exploratory A/B test; frequentist p-values are corrected across segments × test
+    variants (`p_value_adjusted`, which `significant` then uses); Bayesian chances to win are left as they are."""
+    config = StatsConfig.from_dict(experiment.stats_config)
+    items = []
+    for segment in statistics.segments:
+        result = compute_metric_result(
+            segment.variants[index],
+            metric_type=statistics.spec.metric_type,
+            stats_config=experiment.stats_config,
+            baseline_key=baseline_key(experiment),
+        )
+        items.append({"breakdown_value": list(segment.breakdown_value), **result, "exploratory": True})
+    tested = [
+        variant
+        for item in items
+        for variant in item["variant_results"]
+        if variant.get("method") == "frequentist" and "p_value" in variant
+    ]
+    method = config.experiment_wide_correction or config.multiple_testing_correction or DEFAULT_SEGMENT_CORRECTION
+    for variant, adjusted in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
+        variant["p_value_adjusted"] = adjusted
+        variant["significant"] = adjusted < config.alpha
+    return items
+
+
+def _assemble(
+    experiment: Experiment, statistics: DailyStatistics, index: int, *, multiple: int, query_to: dt.datetime
+) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
         metric_type=statistics.spec.metric_type,
         stats_config=experiment.stats_config,
         baseline_key=baseline_key(experiment),
     )
+    if statistics.spec.breakdowns:
+        result["breakdown_results"] = _breakdown_results(experiment, statistics, index)
     result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
+    result["health"] = result_health(
+        experiment=experiment,
+        weights=flag_weights(experiment, statistics.exposures[index]),
+        exposures=statistics.exposures[index],
+        multiple=multiple,
+        query_to=query_to,
+    )
     config = StatsConfig.from_dict(experiment.stats_config)
     if config.multiple_testing_correction:
         # Across the test variants of this metric; each metric's result is computed on its own.
@@ -63,7 +111,11 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     baseline = baseline_key(experiment)
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
-    return [_assemble(experiment, statistics, index) for index in range(len(boundaries))]
+    multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
+    return [
+        _assemble(experiment, statistics, index, multiple=multiple[index], query_to=boundary)
+        for index, boundary in enumerate(boundaries)
+    ]
 
 
 def experiment_days(experiment: Experiment) -> list[dt.date]:

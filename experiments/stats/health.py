@@ -4,6 +4,8 @@ from collections.abc import Mapping, Sequence
 
 from scipy import stats
 
+from .quantile import quantile_inference_possible
+
 NOT_ENOUGH_EXPOSURES = "not-enough-exposures"
 NOT_ENOUGH_METRIC_DATA = "not-enough-metric-data"
 BASELINE_MEAN_IS_ZERO = "baseline-mean-is-zero"
@@ -49,6 +51,22 @@ def srm_check(counts_by_variant: Mapping[str, float], weights_by_variant: Mappin
     }
 
 
+def _quantile_failures(variant: Mapping, *, is_baseline: bool) -> list[str]:
+    """Too few values for the quantile's bounds (no n*, or GrowthBook's tail rule), and a zero baseline quantile."""
+    failures = []
+    possible = variant["quantile_nstar"] is not None and quantile_inference_possible(
+        n=variant["quantile_n"],
+        nu=variant["quantile_level"],
+        lower=variant["quantile_lower"],
+        upper=variant["quantile_upper"],
+    )
+    if not possible:
+        failures.append(NOT_ENOUGH_METRIC_DATA)
+    if is_baseline and variant["quantile"] == 0:
+        failures.append(BASELINE_MEAN_IS_ZERO)
+    return failures
+
+
 def validation_failures(variant: Mapping, *, metric_type: str, is_baseline: bool) -> list[str]:
     """Reasons a variant's row is too thin to test, in PostHog's failure codes.
 
@@ -57,6 +75,8 @@ def validation_failures(variant: Mapping, *, metric_type: str, is_baseline: bool
     failures = []
     if variant["number_of_samples"] < MIN_EXPOSURES:
         failures.append(NOT_ENOUGH_EXPOSURES)
+    if metric_type == "quantile":
+        return failures + _quantile_failures(variant, is_baseline=is_baseline)
     thin_count = metric_type in COUNT_METRIC_TYPES and variant["sum"] < MIN_METRIC_DATA
     no_denominator = metric_type in RATIO_METRIC_TYPES and variant.get("denominator_sum") == 0
     if thin_count or no_denominator:

@@ -6,19 +6,31 @@ from .config import StatsConfig
 from .cuped import CupedStatistic, cuped_adjust
 from .health import RATIO_METRIC_TYPES, validation_failures
 from .methods import STATS_METHODS
+from .quantile import QuantileStatistic
 from .statistics import Proportion, Ratio, SampleMean, Statistic
 
-METRIC_TYPES = ("mean", "funnel", "ratio", "retention")
+METRIC_TYPES = ("mean", "funnel", "ratio", "retention", "quantile")
 CUPED_METRIC_TYPES = frozenset({"mean", "funnel"})
 REQUIRED_FIELDS = ("key", "number_of_samples", "sum", "sum_squares")
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
-BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts")
+QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
+BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts", *QUANTILE_FIELDS)
 
 
 def statistic_for(variant: Mapping, metric_type: str) -> Statistic:
-    """mean → SampleMean, funnel → Proportion (successes = sum), ratio and retention → Ratio."""
+    """mean → SampleMean, funnel → Proportion (successes = sum), ratio and retention → Ratio, quantile →
+    QuantileStatistic (unit level)."""
     n = variant["number_of_samples"]
+    if metric_type == "quantile":
+        return QuantileStatistic(
+            n=variant["quantile_n"],
+            nu=variant["quantile_level"],
+            quantile=variant["quantile"],
+            lower=variant["quantile_lower"],
+            upper=variant["quantile_upper"],
+            nstar=variant["quantile_nstar"],
+        )
     if metric_type == "funnel":
         return Proportion(n=n, successes=variant["sum"])
     if metric_type == "mean":
@@ -60,7 +72,10 @@ def _base_fields(variant: Mapping, failures: list[str]) -> dict:
 def _check_inputs(variants: Sequence[Mapping], metric_type: str, baseline_key: str) -> None:
     if metric_type not in METRIC_TYPES:
         raise ValueError(f"Unknown metric_type {metric_type!r}; use one of {', '.join(METRIC_TYPES)}.")
-    required = REQUIRED_FIELDS + (RATIO_FIELDS if metric_type in RATIO_METRIC_TYPES else ())
+    if metric_type == "quantile":
+        required = ("key", "number_of_samples", *QUANTILE_FIELDS)
+    else:
+        required = REQUIRED_FIELDS + (RATIO_FIELDS if metric_type in RATIO_METRIC_TYPES else ())
     for variant in variants:
         missing = [field for field in required if field not in variant]
         if missing:
