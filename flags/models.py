@@ -9,6 +9,19 @@ from experiments_api.models import Project
 FLAG_KEY_PATTERN = r"^[a-zA-Z0-9_-]+$"
 
 
+class CreationContext:
+    """Where a flag was created from; experiments create theirs with EXPERIMENTS."""
+
+    FEATURE_FLAGS = "feature_flags"
+    EXPERIMENTS = "experiments"
+    SURVEYS = "surveys"
+    EARLY_ACCESS_FEATURES = "early_access_features"
+    WEB_EXPERIMENTS = "web_experiments"
+    PRODUCT_TOURS = "product_tours"
+
+    choices = [FEATURE_FLAGS, EXPERIMENTS, SURVEYS, EARLY_ACCESS_FEATURES, WEB_EXPERIMENTS, PRODUCT_TOURS]
+
+
 class EvaluationRuntime(models.TextChoices):
     SERVER = "server"
     CLIENT = "client"

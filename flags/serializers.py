@@ -1,14 +1,10 @@
 """Request validation and response shape of feature flags and cohorts (saving happens in flags.services)."""
 
-import re
-
 from rest_framework import serializers
 
 from experiments_api.serializers import JSONObjectField, UserBasicSerializer
-from flags import messages
-from flags.models import FLAG_KEY_PATTERN, Cohort, EvaluationRuntime, FeatureFlag
-from flags.selectors import behavioral_cohort_in_flag_filters
-from flags.validators import validate_cohort_filters, validate_flag_filters
+from flags.models import Cohort, CreationContext, EvaluationRuntime, FeatureFlag
+from flags.validators import validate_cohort_filters
 
 FLAG_NAME_MAX_LENGTH = 4000
 TAG_MAX_LENGTH = 255
@@ -17,26 +13,9 @@ MAX_STATIC_PERSON_IDS = 10_000
 MAX_PERSONS_PER_ADD = 1000
 
 
-class CreationContext:
-    """Where a flag was created from; experiments create theirs with EXPERIMENTS."""
-
-    FEATURE_FLAGS = "feature_flags"
-    EXPERIMENTS = "experiments"
-    SURVEYS = "surveys"
-    EARLY_ACCESS_FEATURES = "early_access_features"
-    WEB_EXPERIMENTS = "web_experiments"
-    PRODUCT_TOURS = "product_tours"
-
-    choices = [FEATURE_FLAGS, EXPERIMENTS, SURVEYS, EARLY_ACCESS_FEATURES, WEB_EXPERIMENTS, PRODUCT_TOURS]
-
-
-def duplicate_flag_key_error() -> serializers.ValidationError:
-    """The error for a key already used by a live flag of the project, raised by validation and by the services."""
-    return serializers.ValidationError({"key": [serializers.ErrorDetail(messages.DUPLICATE_FLAG_KEY, code="unique")]})
-
-
 class FeatureFlagSerializer(serializers.ModelSerializer):
-    """The full flag. Validation needs `context["project"]`.
+    """The full flag. Its shape is checked here; the key, the filters and the project's rules are the flags
+    services' (they raise domain errors on `key` and `filters`).
 
     Serialize querysets from flags.selectors.feature_flags_for_serializer, else each flag costs a query for
     its experiment_set.
@@ -84,34 +63,6 @@ class FeatureFlagSerializer(serializers.ModelSerializer):
         if live_experiments is None:
             return list(flag.experiments.alive().order_by("id").values_list("id", flat=True))
         return [experiment.id for experiment in live_experiments]
-
-    def validate_key(self, key: str) -> str:
-        if not re.fullmatch(FLAG_KEY_PATTERN, key):
-            raise serializers.ValidationError(messages.INVALID_FLAG_KEY, code="invalid_key")
-        return key
-
-    def validate_filters(self, filters: object) -> dict:
-        filters = validate_flag_filters(filters)
-        project = self.context.get("project")
-        if project is not None:
-            cohort = behavioral_cohort_in_flag_filters(project_id=project.pk, filters=filters)
-            if cohort is not None:
-                raise serializers.ValidationError(
-                    messages.BEHAVIORAL_COHORT_IN_FLAG.format(name=cohort.name), code="behavioral_cohort_found"
-                )
-        return filters
-
-    def validate(self, attrs: dict) -> dict:
-        """A live flag's key must be unique in the project: on create, on a key change and on restore."""
-        key = attrs.get("key", getattr(self.instance, "key", None))
-        deleted = attrs.get("deleted", getattr(self.instance, "deleted", False))
-        if not deleted:
-            clashes = FeatureFlag.objects.alive().filter(project=self.context["project"], key=key)
-            if self.instance is not None:
-                clashes = clashes.exclude(pk=self.instance.pk)
-            if clashes.exists():
-                raise duplicate_flag_key_error()
-        return attrs
 
 
 class CohortSerializer(serializers.ModelSerializer):

@@ -1,70 +1,96 @@
-"""Business rules for feature flags and cohorts: validated creates and updates, soft delete, holdout groups."""
+"""Business rules for feature flags and cohorts: creates and updates from validated field values, key and filter
+rules as domain errors, soft delete, holdout groups."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from rest_framework.exceptions import ValidationError
 
 from experiments_api.exceptions import ConflictError, DomainError
 from experiments_api.models import Project, User
+from experiments_api.updates import model_update
 from flags import messages
 from flags.cache import project_flags_changed
-from flags.models import Cohort, FeatureFlag
-from flags.selectors import running_experiment_using_flag
-from flags.serializers import CohortSerializer, FeatureFlagSerializer, duplicate_flag_key_error
+from flags.models import FLAG_KEY_PATTERN, Cohort, FeatureFlag
+from flags.selectors import behavioral_cohort_in_flag_filters, running_experiment_using_flag
+from flags.validators import validate_flag_filters
 from persons.services.cohorts import cohort_calculation_enqueue, static_cohort_persons_add
 
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
 
 
+def _duplicate_key_error() -> DomainError:
+    return DomainError(messages.DUPLICATE_FLAG_KEY, code="unique", attr="key")
+
+
 @contextmanager
 def _duplicate_key_refused() -> Iterator[None]:
-    """A concurrent writer can take the key between validation and the write; report it like validation does."""
+    """A concurrent writer can take the key between the check and the write; report it as the check does."""
     try:
         with transaction.atomic():
             yield
     except IntegrityError as error:
         constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
         if constraint == UNIQUE_LIVE_FLAG_KEY_CONSTRAINT:
-            raise duplicate_flag_key_error() from error
+            raise _duplicate_key_error() from error
         raise
 
 
-def feature_flag_create(*, project: Project, user: User | None, data: dict) -> FeatureFlag:
-    """Validate `data` as FeatureFlagSerializer input and create the flag.
+def _check_key(*, project: Project, key: object, flag: FeatureFlag | None = None) -> None:
+    """A key is letters, digits, `_` and `-`, and no other live flag of the project has it."""
+    if not isinstance(key, str) or not re.fullmatch(FLAG_KEY_PATTERN, key):
+        raise DomainError(messages.INVALID_FLAG_KEY, code="invalid_key", attr="key")
+    clashes = FeatureFlag.objects.alive().filter(project=project, key=key)
+    if flag is not None:
+        clashes = clashes.exclude(pk=flag.pk)
+    if clashes.exists():
+        raise _duplicate_key_error()
 
-    Raises DRF ValidationError named after the flag's fields (e.g. attr `key`, code `unique` for a key that a
-    live flag of the project already has, also when a concurrent request takes it first).
-    """
-    serializer = FeatureFlagSerializer(data=data, context={"project": project})
-    serializer.is_valid(raise_exception=True)
-    with _duplicate_key_refused():
-        flag = FeatureFlag.objects.create(
-            project=project, created_by=user, last_modified_by=user, **serializer.validated_data
+
+def _check_filters(*, project: Project, filters: object) -> dict:
+    """Well-formed filters (flags.validators) whose cohorts can be evaluated without events."""
+    filters = validate_flag_filters(filters)
+    cohort = behavioral_cohort_in_flag_filters(project_id=project.pk, filters=filters)
+    if cohort is not None:
+        raise DomainError(
+            messages.BEHAVIORAL_COHORT_IN_FLAG.format(name=cohort.name), code="behavioral_cohort_found", attr="filters"
         )
+    return filters
+
+
+def feature_flag_create(*, project: Project, user: User | None, fields: dict) -> FeatureFlag:
+    """Create a flag from its field values (the flag serializer's validated data, or an experiment's flag).
+
+    Raises DomainError on `key` (code `invalid_key`, or `unique` for a key a live flag of the project already has,
+    also when a concurrent request takes it first) and on `filters`.
+    """
+    _check_key(project=project, key=fields.get("key"))
+    if "filters" in fields:
+        fields = {**fields, "filters": _check_filters(project=project, filters=fields["filters"])}
+    with _duplicate_key_refused():
+        flag = FeatureFlag.objects.create(project=project, created_by=user, last_modified_by=user, **fields)
         project_flags_changed(project.pk)
     return flag
 
 
-def feature_flag_get_or_create(*, project: Project, user: User | None, data: dict) -> tuple[FeatureFlag, bool]:
-    """The project's live flag with `data["key"]`, or a new one created from `data`; returns (flag, created).
+def feature_flag_get_or_create(*, project: Project, user: User | None, fields: dict) -> tuple[FeatureFlag, bool]:
+    """The project's live flag with `fields["key"]`, or a new one created from `fields`; returns (flag, created).
 
     Concurrent callers with the same new key end up with the one flag that won the unique constraint, as if they
     had come one at a time: a loser's insert is rolled back to its savepoint and the winner's flag is read instead.
     """
-    existing = FeatureFlag.objects.alive().filter(project=project, key=data["key"]).first()
+    existing = FeatureFlag.objects.alive().filter(project=project, key=fields["key"]).first()
     if existing is not None:
         return existing, False
     try:
-        return feature_flag_create(project=project, user=user, data=data), True
-    except ValidationError as error:
-        codes = error.get_codes()
-        if not (isinstance(codes, dict) and "unique" in codes.get("key", [])):
+        return feature_flag_create(project=project, user=user, fields=fields), True
+    except DomainError as error:
+        if error.code != "unique":
             raise
     # Taken by a concurrent writer since the read above; under READ COMMITTED this read sees its flag.
-    existing = FeatureFlag.objects.alive().filter(project=project, key=data["key"]).first()
+    existing = FeatureFlag.objects.alive().filter(project=project, key=fields["key"]).first()
     if existing is None:
         raise ConflictError(messages.FLAG_KEY_TAKEN_CONCURRENTLY, attr="key")
     return existing, False
@@ -72,20 +98,23 @@ def feature_flag_get_or_create(*, project: Project, user: User | None, data: dic
 
 @transaction.atomic
 def feature_flag_update(
-    *, flag: FeatureFlag, user: User | None, data: dict, partial: bool = True, expected_version: int | None = None
+    *, flag: FeatureFlag, user: User | None, changes: dict, expected_version: int | None = None
 ) -> FeatureFlag:
-    """Validate `data` against the flag, apply it and increment `version`.
+    """Apply field `changes` to the flag and increment `version`.
 
     `deleted: true` soft-deletes the flag, refused (DomainError, attr `deleted`) while a running experiment
-    uses it. The flag row is locked, so concurrent updates apply one after the other. With `expected_version`,
-    a flag changed since the caller read it is refused with ConflictError (409) instead of being overwritten.
+    uses it; a changed key, or a restored flag, must still be unique. The flag row is locked, so concurrent
+    updates apply one after the other. With `expected_version`, a flag changed since the caller read it is
+    refused with ConflictError (409) instead of being overwritten.
     """
     flag = FeatureFlag.objects.select_for_update(of=("self",)).select_related("project").get(pk=flag.pk)
     if expected_version is not None and flag.version != expected_version:
         raise ConflictError(messages.FLAG_VERSION_CONFLICT.format(current=flag.version, expected=expected_version))
-    serializer = FeatureFlagSerializer(flag, data=data, partial=partial, context={"project": flag.project})
-    serializer.is_valid(raise_exception=True)
-    changes = serializer.validated_data
+    changes = dict(changes)
+    if not changes.get("deleted", flag.deleted) and ("key" in changes or "deleted" in changes):
+        _check_key(project=flag.project, key=changes.get("key", flag.key), flag=flag)
+    if "filters" in changes:
+        changes["filters"] = _check_filters(project=flag.project, filters=changes["filters"])
     if changes.get("deleted") and not flag.deleted:
         running = running_experiment_using_flag(flag)
         if running is not None:
@@ -119,12 +148,10 @@ def feature_flags_holdout_groups_set(
 
 
 @transaction.atomic
-def cohort_create(*, project: Project, user: User | None, data: dict) -> Cohort:
-    """Validate `data` as CohortSerializer input and create the cohort: a static one gets the persons of
-    `_create_static_person_ids` (unknown uuids ignored); a dynamic one is queued for calculation."""
-    serializer = CohortSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    fields = dict(serializer.validated_data)
+def cohort_create(*, project: Project, user: User | None, fields: dict) -> Cohort:
+    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids`
+    (unknown uuids ignored); a dynamic one is queued for calculation."""
+    fields = dict(fields)
     person_ids = fields.pop("_create_static_person_ids", None)
     cohort = Cohort.objects.create(project=project, created_by=user, **fields)
     if cohort.is_static and person_ids:
@@ -133,18 +160,14 @@ def cohort_create(*, project: Project, user: User | None, data: dict) -> Cohort:
     return cohort
 
 
-def cohort_update(*, cohort: Cohort, data: dict, partial: bool = True) -> Cohort:
-    """Validate `data` against the cohort and apply it; `deleted: true` soft-deletes it."""
-    serializer = CohortSerializer(cohort, data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    fields = dict(serializer.validated_data)
-    person_ids = fields.pop("_create_static_person_ids", None)
-    with transaction.atomic():
-        for field, value in fields.items():
-            setattr(cohort, field, value)
-        cohort.save()
-        if cohort.is_static and person_ids:
-            static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
-        if "filters" in fields or "deleted" in fields:
-            cohort_calculation_enqueue(cohort)
+@transaction.atomic
+def cohort_update(*, cohort: Cohort, changes: dict) -> Cohort:
+    """Apply field `changes`; `deleted: true` soft-deletes the cohort, new filters queue a calculation."""
+    changes = dict(changes)
+    person_ids = changes.pop("_create_static_person_ids", None)
+    model_update(instance=cohort, changes=changes)
+    if cohort.is_static and person_ids:
+        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    if "filters" in changes or "deleted" in changes:
+        cohort_calculation_enqueue(cohort)
     return cohort

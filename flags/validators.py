@@ -1,14 +1,23 @@
-"""Structure checks for the `filters` JSON of feature flags and cohorts; each raises a DRF ValidationError."""
+"""Structure checks for the `filters` JSON of feature flags and cohorts.
+
+A flag's filters are a business rule every writer must respect (the API and the experiments that create flags),
+so `validate_flag_filters` raises a DomainError on `filters` and the flag services call it; the cohort check is the
+cohort serializer's and raises a DRF ValidationError."""
 
 import math
 from collections.abc import Iterable
 
 from rest_framework import serializers
 
+from experiments_api.exceptions import DomainError
 from flags import messages
 
 MAX_VARIANTS = 20
 MAX_GROUP_TYPE_INDEX = 4
+
+
+def _invalid_filters(message: str) -> DomainError:
+    return DomainError(message, attr="filters")
 
 
 def are_property_filters(properties: object) -> bool:
@@ -26,7 +35,7 @@ def is_percentage(value: object) -> bool:
 def validate_flag_filters(filters: object) -> dict:
     """Check release conditions, variants, payloads, aggregation and holdout groups of a flag's `filters`."""
     if not isinstance(filters, dict):
-        raise serializers.ValidationError(messages.FLAG_FILTERS_NOT_OBJECT)
+        raise _invalid_filters(messages.FLAG_FILTERS_NOT_OBJECT)
     variant_keys = _validate_variants(filters.get("multivariate"))
     _validate_release_conditions(filters.get("groups"), variant_keys)
     _validate_payloads(filters.get("payloads"), variant_keys)
@@ -38,7 +47,7 @@ def validate_flag_filters(filters: object) -> dict:
         and not isinstance(group_type_index, bool)
         and 0 <= group_type_index <= MAX_GROUP_TYPE_INDEX
     ):
-        raise serializers.ValidationError(messages.AGGREGATION_INDEX_INVALID.format(maximum=MAX_GROUP_TYPE_INDEX))
+        raise _invalid_filters(messages.AGGREGATION_INDEX_INVALID.format(maximum=MAX_GROUP_TYPE_INDEX))
     return filters
 
 
@@ -47,28 +56,28 @@ def _validate_variants(multivariate: object) -> list[str]:
     if multivariate is None:
         return []
     if not isinstance(multivariate, dict):
-        raise serializers.ValidationError(messages.MULTIVARIATE_NOT_OBJECT)
+        raise _invalid_filters(messages.MULTIVARIATE_NOT_OBJECT)
     variants = multivariate.get("variants", [])
     if not isinstance(variants, list):
-        raise serializers.ValidationError(messages.MULTIVARIATE_VARIANTS_NOT_LIST)
+        raise _invalid_filters(messages.MULTIVARIATE_VARIANTS_NOT_LIST)
     if len(variants) > MAX_VARIANTS:
-        raise serializers.ValidationError(messages.MULTIVARIATE_TOO_MANY_VARIANTS.format(limit=MAX_VARIANTS))
+        raise _invalid_filters(messages.MULTIVARIATE_TOO_MANY_VARIANTS.format(limit=MAX_VARIANTS))
     keys: list[str] = []
     for index, variant in enumerate(variants):
         if not isinstance(variant, dict):
-            raise serializers.ValidationError(messages.MULTIVARIATE_VARIANT_NOT_OBJECT.format(index=index))
+            raise _invalid_filters(messages.MULTIVARIATE_VARIANT_NOT_OBJECT.format(index=index))
         key = variant.get("key")
         if not isinstance(key, str) or not key:
-            raise serializers.ValidationError(messages.VARIANT_KEY_MISSING.format(index=index))
+            raise _invalid_filters(messages.VARIANT_KEY_MISSING.format(index=index))
         if variant.get("name") is not None and not isinstance(variant["name"], str):
-            raise serializers.ValidationError(messages.VARIANT_NAME_INVALID.format(index=index))
+            raise _invalid_filters(messages.VARIANT_NAME_INVALID.format(index=index))
         if not is_percentage(variant.get("rollout_percentage")):
-            raise serializers.ValidationError(messages.VARIANT_ROLLOUT_INVALID.format(index=index))
+            raise _invalid_filters(messages.VARIANT_ROLLOUT_INVALID.format(index=index))
         if key in keys:
-            raise serializers.ValidationError(messages.DUPLICATE_VARIANT_KEY.format(key=key))
+            raise _invalid_filters(messages.DUPLICATE_VARIANT_KEY.format(key=key))
         keys.append(key)
     if variants and not math.isclose(sum(variant["rollout_percentage"] for variant in variants), 100):
-        raise serializers.ValidationError(messages.VARIANT_SUM_NOT_100)
+        raise _invalid_filters(messages.VARIANT_SUM_NOT_100)
     return keys
 
 
@@ -77,18 +86,18 @@ def _validate_release_conditions(groups: object, variant_keys: Iterable[str]) ->
     if groups is None:
         return
     if not isinstance(groups, list):
-        raise serializers.ValidationError(messages.GROUPS_NOT_LIST)
+        raise _invalid_filters(messages.GROUPS_NOT_LIST)
     for index, group in enumerate(groups):
         if not isinstance(group, dict):
-            raise serializers.ValidationError(messages.GROUP_NOT_OBJECT.format(index=index))
+            raise _invalid_filters(messages.GROUP_NOT_OBJECT.format(index=index))
         if not are_property_filters(group.get("properties", [])):
-            raise serializers.ValidationError(messages.GROUP_PROPERTIES_NOT_LIST.format(index=index))
+            raise _invalid_filters(messages.GROUP_PROPERTIES_NOT_LIST.format(index=index))
         rollout = group.get("rollout_percentage")
         if rollout is not None and not is_percentage(rollout):
-            raise serializers.ValidationError(messages.GROUP_ROLLOUT_INVALID.format(index=index))
+            raise _invalid_filters(messages.GROUP_ROLLOUT_INVALID.format(index=index))
         variant = group.get("variant")
         if variant is not None and variant not in variant_keys:
-            raise serializers.ValidationError(messages.GROUP_VARIANT_UNKNOWN.format(index=index, variant=variant))
+            raise _invalid_filters(messages.GROUP_VARIANT_UNKNOWN.format(index=index, variant=variant))
 
 
 def _validate_payloads(payloads: object, variant_keys: list[str]) -> None:
@@ -96,12 +105,12 @@ def _validate_payloads(payloads: object, variant_keys: list[str]) -> None:
     if payloads is None:
         return
     if not isinstance(payloads, dict):
-        raise serializers.ValidationError(messages.PAYLOADS_NOT_OBJECT)
+        raise _invalid_filters(messages.PAYLOADS_NOT_OBJECT)
     for key in payloads:
         if variant_keys and key not in variant_keys:
-            raise serializers.ValidationError(messages.PAYLOAD_KEY_NOT_A_VARIANT.format(key=key))
+            raise _invalid_filters(messages.PAYLOAD_KEY_NOT_A_VARIANT.format(key=key))
         if not variant_keys and key != "true":
-            raise serializers.ValidationError(messages.BOOLEAN_FLAG_PAYLOAD_KEY.format(key=key))
+            raise _invalid_filters(messages.BOOLEAN_FLAG_PAYLOAD_KEY.format(key=key))
 
 
 def _validate_holdout_groups(holdout_groups: object) -> None:
@@ -109,7 +118,7 @@ def _validate_holdout_groups(holdout_groups: object) -> None:
     if holdout_groups is None:
         return
     if not isinstance(holdout_groups, list):
-        raise serializers.ValidationError(messages.HOLDOUT_GROUPS_NOT_LIST)
+        raise _invalid_filters(messages.HOLDOUT_GROUPS_NOT_LIST)
     for index, group in enumerate(holdout_groups):
         if not (
             isinstance(group, dict)
@@ -117,7 +126,7 @@ def _validate_holdout_groups(holdout_groups: object) -> None:
             and isinstance(group.get("variant"), str)
             and are_property_filters(group.get("properties", []))
         ):
-            raise serializers.ValidationError(messages.HOLDOUT_GROUP_INVALID.format(index=index))
+            raise _invalid_filters(messages.HOLDOUT_GROUP_INVALID.format(index=index))
 
 
 def _validate_holdout(holdout: object) -> None:
@@ -130,7 +139,7 @@ def _validate_holdout(holdout: object) -> None:
         and not isinstance(holdout.get("id"), bool)
         and is_percentage(holdout.get("exclusion_percentage"))
     ):
-        raise serializers.ValidationError(messages.HOLDOUT_INVALID)
+        raise _invalid_filters(messages.HOLDOUT_INVALID)
 
 
 def validate_cohort_filters(filters: object) -> dict:

@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from experiments_api.mixins import DestroyNotAllowedMixin, ServiceWriteMixin
+from experiments_api.mixins import DestroyNotAllowedMixin
 from experiments_api.routing import ProjectScopedViewSet
 from experiments_api.schema import CONFLICT_RESPONSE
 from flags.filters import FeatureFlagFilter
@@ -32,10 +32,11 @@ FLAG_UPDATE_SCHEMA = extend_schema(responses={200: FeatureFlagSerializer, 409: C
 
 @extend_schema_view(update=FLAG_UPDATE_SCHEMA, partial_update=FLAG_UPDATE_SCHEMA)
 class FeatureFlagViewSet(
-    ServiceWriteMixin,
     DestroyNotAllowedMixin,
     mixins.ListModelMixin,
+    mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     ProjectScopedViewSet,
 ):
     """Feature flags. The list hides soft-deleted flags; PATCH `{"deleted": true}` deletes, DELETE answers 405.
@@ -55,18 +56,23 @@ class FeatureFlagViewSet(
             queryset = queryset.filter(deleted=False)
         return feature_flags_for_serializer(queryset).order_by("-created_at", "-id")
 
-    def create_object(self, data: dict) -> FeatureFlag:
-        return feature_flag_create(project=self.project, user=self.request.user, data=data)
+    def perform_create(self, serializer: FeatureFlagSerializer) -> None:
+        serializer.instance = feature_flag_create(
+            project=self.project, user=self.request.user, fields=serializer.validated_data
+        )
 
-    def update_object(self, instance: FeatureFlag, data: dict, *, partial: bool) -> FeatureFlag:
-        return feature_flag_update(flag=instance, user=self.request.user, data=data, partial=partial)
+    def perform_update(self, serializer: FeatureFlagSerializer) -> None:
+        serializer.instance = feature_flag_update(
+            flag=serializer.instance, user=self.request.user, changes=serializer.validated_data
+        )
 
 
 class CohortViewSet(
-    ServiceWriteMixin,
     DestroyNotAllowedMixin,
     mixins.ListModelMixin,
+    mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     ProjectScopedViewSet,
 ):
     """Cohorts. The list hides soft-deleted cohorts; PATCH `{"deleted": true}` deletes, DELETE answers 405."""
@@ -80,11 +86,13 @@ class CohortViewSet(
             queryset = queryset.filter(deleted=False)
         return queryset.select_related("created_by").order_by("-created_at", "-id")
 
-    def create_object(self, data: dict) -> Cohort:
-        return cohort_create(project=self.project, user=self.request.user, data=data)
+    def perform_create(self, serializer: CohortSerializer) -> None:
+        serializer.instance = cohort_create(
+            project=self.project, user=self.request.user, fields=serializer.validated_data
+        )
 
-    def update_object(self, instance: Cohort, data: dict, *, partial: bool) -> Cohort:
-        return cohort_update(cohort=instance, data=data, partial=partial)
+    def perform_update(self, serializer: CohortSerializer) -> None:
+        serializer.instance = cohort_update(cohort=serializer.instance, changes=serializer.validated_data)
 
     @extend_schema(request=StaticCohortPersonsSerializer, responses={200: None})
     @action(detail=True, methods=["patch"])

@@ -53,7 +53,7 @@ def test_the_create_service_takes_what_the_exposure_cohort_action_sends(project,
     cohort = cohort_create(
         project=project,
         user=user,
-        data={"name": "Users exposed to experiment X", "filters": FILTERS, "is_static": False, "is_calculating": True},
+        fields={"name": "Users exposed to experiment X", "filters": FILTERS, "is_static": False},
     )
 
     cohort.refresh_from_db()

@@ -880,7 +880,7 @@ def test_ship_variant_refuses_a_flag_changed_while_it_was_shipping(make_client):
     payloads = {"test": '{"price": 9}'}
 
     def change_payloads():
-        feature_flag_update(flag=flag, user=user, data={"filters": {**flag.filters, "payloads": payloads}})
+        feature_flag_update(flag=flag, user=user, changes={"filters": {**flag.filters, "payloads": payloads}})
 
     holder, release = _hold_lock_on(FeatureFlag.objects.filter(pk=flag.pk), then=change_payloads)
     responses = []

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ErrorDetail, ValidationError
 
+from experiments_api.exceptions import DomainError
 from flags import messages as flag_messages
 from flags import validators
 from flags.models import FeatureFlag
@@ -690,17 +690,21 @@ def test_a_flag_is_not_reachable_through_another_project(api_client, project, us
 def test_the_service_raises_the_flag_field_error(project, user):
     FeatureFlagFactory(project=project, key="taken")
 
-    with pytest.raises(ValidationError) as error:
-        feature_flag_create(project=project, user=user, data={"key": "taken"})
+    with pytest.raises(DomainError) as error:
+        feature_flag_create(project=project, user=user, fields={"key": "taken"})
 
-    assert error.value.detail == {"key": [ErrorDetail(flag_messages.DUPLICATE_FLAG_KEY, code="unique")]}
+    assert (error.value.message, error.value.code, error.value.attr) == (
+        flag_messages.DUPLICATE_FLAG_KEY,
+        "unique",
+        "key",
+    )
 
 
 def test_the_update_service_locks_and_increments_version(project, user):
     flag = FeatureFlagFactory(project=project)
 
-    updated = feature_flag_update(flag=flag, user=user, data={"active": False})
-    updated = feature_flag_update(flag=updated, user=user, data={"active": True})
+    updated = feature_flag_update(flag=flag, user=user, changes={"active": False})
+    updated = feature_flag_update(flag=updated, user=user, changes={"active": True})
 
     assert updated.version == 3
     assert FeatureFlag.objects.get(pk=flag.pk).version == 3
@@ -770,9 +774,9 @@ def test_a_key_taken_between_validation_and_insert_gives_the_unique_error():
 
     def ours():
         try:
-            feature_flag_create(project=project, user=user, data={"key": "contested"})
-        except ValidationError as error:
-            outcome["detail"] = error.detail
+            feature_flag_create(project=project, user=user, fields={"key": "contested"})
+        except DomainError as error:
+            outcome["detail"] = (error.message, error.code, error.attr)
 
     competitor_thread = _in_thread(competitor)
     assert inserted.wait(timeout=10)
@@ -782,5 +786,5 @@ def test_a_key_taken_between_validation_and_insert_gives_the_unique_error():
     competitor_thread.join()
     our_thread.join()
 
-    assert outcome["detail"] == {"key": [ErrorDetail(flag_messages.DUPLICATE_FLAG_KEY, code="unique")]}
+    assert outcome["detail"] == (flag_messages.DUPLICATE_FLAG_KEY, "unique", "key")
     assert FeatureFlag.objects.filter(project=project, key="contested").count() == 1

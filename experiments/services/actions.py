@@ -150,7 +150,7 @@ def exposure_cohort_create(*, experiment: Experiment, user: User, is_static: boo
     cohort = cohort_create(
         project=experiment.project,
         user=user,
-        data={
+        fields={
             "name": messages.EXPOSURE_COHORT_NAME.format(name=experiment.name),
             "is_static": is_static,
             "filters": {"properties": {"type": "OR", "values": [{"type": "OR", "values": [behavioural_filter]}]}},

@@ -112,7 +112,7 @@ def experiment_create(*, project: Project, user: User, data: dict) -> Experiment
         holdout=holdout,
         active=data.get("start_date") is not None,
     )
-    flag, created = feature_flag_get_or_create(project=project, user=user, data=flag_data)
+    flag, created = feature_flag_get_or_create(project=project, user=user, fields=flag_data)
     if created:
         variants_used = flag_data["filters"]["multivariate"]["variants"]
     else:
@@ -189,7 +189,7 @@ def _sync_flag(experiment: Experiment, *, data: dict, was_draft: bool, sync_runn
     if was_draft and data.get("start_date") is not None:
         changes["active"] = True
     if changes:
-        experiment.feature_flag = feature_flag_update(flag=flag, user=user, data=changes)
+        experiment.feature_flag = feature_flag_update(flag=flag, user=user, changes=changes)
 
 
 def _sync_saved_metrics(experiment: Experiment, items: list[dict] | None) -> list[tuple[ExperimentSavedMetric, dict]]:

@@ -4,8 +4,7 @@ from experiments import messages
 from experiments.definitions.experiment import CONTROL_VARIANT_KEY
 from experiments.models import ExperimentHoldout
 from experiments_api.exceptions import DomainError
-from flags.models import FeatureFlag
-from flags.serializers import CreationContext
+from flags.models import CreationContext, FeatureFlag
 
 DEFAULT_VARIANTS = [
     {"key": "control", "name": "Control Group", "rollout_percentage": 50},

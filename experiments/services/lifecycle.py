@@ -66,7 +66,7 @@ def _require_running(experiment: Experiment) -> None:
 
 
 def _set_flag(experiment: Experiment, user: User, **changes) -> None:
-    experiment.feature_flag = feature_flag_update(flag=experiment.feature_flag, user=user, data=changes)
+    experiment.feature_flag = feature_flag_update(flag=experiment.feature_flag, user=user, changes=changes)
 
 
 def _apply(experiment: Experiment, user: User, activity: str, change, *, trigger: str | None = None) -> Experiment:
@@ -182,7 +182,7 @@ def experiment_ship_variant(
             )
         filters = shipped_flag_filters(flag.filters, variant_key=variant_key, release_to_everyone=release_to_everyone)
         experiment.feature_flag = feature_flag_update(
-            flag=flag, user=user, data={"filters": filters}, expected_version=flag.version
+            flag=flag, user=user, changes={"filters": filters}, expected_version=flag.version
         )
         if experiment.end_date is None:
             experiment.end_date = timezone.now()
