@@ -35,6 +35,29 @@ def event_store(request, settings) -> str:
         yield request.param
 
 
+def stored_events(project) -> list[dict]:
+    """The project's stored events in the active store: uuid (str), event, distinct_id, properties (dict),
+    person_id (str); a re-sent event that ClickHouse has not merged away yet counts once (FINAL)."""
+    client = clickhouse_client()
+    if client is None:
+        rows = Event.objects.filter(project=project).values("uuid", "event", "distinct_id", "properties", "person_id")
+        return [row | {"uuid": str(row["uuid"]), "person_id": str(row["person_id"])} for row in rows]
+    rows = client.rows(
+        "SELECT toString(uuid), event, distinct_id, properties, toString(person_id) "
+        f"FROM {client.database}.{EVENTS_TABLE} WHERE project_id = {int(project.pk)}"
+    )
+    return [
+        {
+            "uuid": uuid,
+            "event": event,
+            "distinct_id": distinct_id,
+            "properties": json.loads(properties),
+            "person_id": person,
+        }
+        for uuid, event, distinct_id, properties, person in rows
+    ]
+
+
 def store_raw_events(project, events: Iterable) -> None:
     """Write `tests.metric_reference.RawEvent`s as they are (no ingestion), personless, to the active store."""
     client = clickhouse_client()

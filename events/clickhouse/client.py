@@ -41,6 +41,10 @@ MISSING_EXTRA = (
 )
 
 
+class ClickHouseError(Exception):
+    """A statement failed on ClickHouse (either transport), with the server's message."""
+
+
 def literal(value) -> str:
     """A Python value as a ClickHouse literal."""
     if value is None:
@@ -100,15 +104,20 @@ class ChdbClient:
         self._lock = threading.Lock()
         self._session = session.Session() if path in ("", ":memory:") else session.Session(path)
         for name, value in QUERY_SETTINGS.items():
-            self._session.query(f"SET {name} = {literal(value)}")
+            self._query(f"SET {name} = {literal(value)}")
+
+    def _query(self, sql: str, fmt: str = "CSV") -> str:
+        with self._lock:
+            try:
+                return str(self._session.query(sql, fmt))
+            except Exception as error:  # chDB raises its own error types for any failed statement
+                raise ClickHouseError(str(error)) from error
 
     def command(self, sql: str) -> None:
-        with self._lock:
-            self._session.query(sql)
+        self._query(sql)
 
     def rows(self, sql: str) -> list[list]:
-        with self._lock:
-            return _json_rows(str(self._session.query(sql, "JSONCompact")))
+        return _json_rows(self._query(sql, "JSONCompact"))
 
     def insert_json_rows(self, table: str, rows: list[dict]) -> None:
         if rows:
@@ -123,21 +132,33 @@ class ServerClient:
             import clickhouse_connect
         except ImportError as error:
             raise ImproperlyConfigured(MISSING_EXTRA.format(url=f"clickhouse://{host}")) from error
+        from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
+
         self.database = database
+        self._driver_error = DriverError
         self._client = clickhouse_connect.get_client(
             host=host, port=port, username=user, password=password, secure=secure, settings=QUERY_SETTINGS
         )
 
+    def _call(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except self._driver_error as error:
+            raise ClickHouseError(str(error)) from error
+
     def command(self, sql: str) -> None:
-        self._client.command(sql)
+        self._call(self._client.command, sql)
 
     def rows(self, sql: str) -> list[list]:
-        return _json_rows(self._client.raw_query(sql, fmt="JSONCompact").decode())
+        return _json_rows(self._call(self._client.raw_query, sql, fmt="JSONCompact").decode())
 
     def insert_json_rows(self, table: str, rows: list[dict]) -> None:
         if rows:
-            self._client.raw_insert(
-                f"{self.database}.{table}", insert_block=_json_each_row(rows).encode(), fmt="JSONEachRow"
+            self._call(
+                self._client.raw_insert,
+                f"{self.database}.{table}",
+                insert_block=_json_each_row(rows).encode(),
+                fmt="JSONEachRow",
             )
 
 
