@@ -203,3 +203,62 @@ def test_persons_distinct_ids_and_overrides_follow_a_merge(clickhouse, client, p
     # The anonymous event carries the merged person's uuid; the override resolves it to the survivor.
     anon_event = next(row for row in stored_events(project) if row["distinct_id"] == "anon")
     assert anon_event["person_id"] == str(override.old_person_id)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_copying_a_project_resumes_after_an_interruption_and_gives_the_same_results(settings, monkeypatch):
+    from events.clickhouse import copy
+    from tests.metric_reference import sample_identified_events
+    from tests.test_person_metrics import ingest
+
+    settings.EVENT_STORE_URL = ""
+    experiment = make_experiment()
+    events, identifies, _ = sample_identified_events(3, start=START, flag_key="checkout-flow")
+    ingest(experiment.project, events)
+    ingest(experiment.project, identifies)
+    metric = mean(events_node("purchase"))
+    boundaries = day_boundaries(experiment, 4)
+    on_postgres = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+    total = Event.objects.filter(project=experiment.project).count()
+    assert PersonOverride.objects.filter(project=experiment.project).exists()
+
+    settings.EVENT_STORE_URL = CHDB_URL
+    client = clickhouse_client()
+    call_command("clickhouse_migrate", stdout=io.StringIO())
+    for table in Layout(database=client.database).tables():
+        client.command(f"TRUNCATE TABLE {client.database}.{table}")
+    monkeypatch.setattr(copy, "INSERT_BLOCK_ROWS", 100)
+
+    def stop_after_two_blocks(copied: int) -> None:
+        if copied >= 200:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        copy.project_copy_to_clickhouse(client, project_id=experiment.project.pk, progress=stop_after_two_blocks)
+    assert len(stored_events(experiment.project)) == 200
+    stdout = io.StringIO()
+    call_command(
+        "clickhouse_copy_project", "--project", str(experiment.project.pk), stdout=stdout, stderr=io.StringIO()
+    )
+    persons = Person.objects.filter(project=experiment.project).count()
+    overrides = PersonOverride.objects.filter(project=experiment.project).count()
+    assert f"Copied {total - 200} events" in stdout.getvalue()
+    assert f"{persons} persons" in stdout.getvalue() and f"{overrides} overrides" in stdout.getvalue()
+    raw_count = client.rows(
+        f"SELECT count() FROM {client.database}.{EVENTS_TABLE} WHERE project_id = {experiment.project.pk} "
+        "SETTINGS final = 0"
+    )
+    assert raw_count == [[total]]
+    on_clickhouse = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+    assert on_clickhouse.variants == on_postgres.variants
+    assert on_clickhouse.exposures == on_postgres.exposures
+    call_command(
+        "clickhouse_copy_project", "--project", str(experiment.project.pk), stdout=stdout, stderr=io.StringIO()
+    )
+    assert client.rows(
+        f"SELECT count() FROM {client.database}.{EVENTS_TABLE} WHERE project_id = {experiment.project.pk} "
+        "SETTINGS final = 0"
+    ) == [[total]]

@@ -97,14 +97,17 @@ def distinct_id_rows(distinct_ids: Iterable[PersonDistinctId]) -> Iterable[dict]
         }
 
 
-def override_rows(overrides: Iterable[PersonOverride], *, version: int, is_deleted: int = 0) -> Iterable[dict]:
+def override_rows(
+    overrides: Iterable[PersonOverride], *, version: int | None = None, is_deleted: int = 0
+) -> Iterable[dict]:
+    """`version` defaults to each override's creation time in microseconds."""
     for override in overrides:
         yield {
             "project_id": override.project_id,
             "old_person_id": str(override.old_person_id),
             "new_person_id": str(override.new_person_id),
             "created_at": clickhouse_timestamp(override.created_at),
-            "version": version,
+            "version": version if version is not None else int(override.created_at.timestamp() * 1_000_000),
             "is_deleted": is_deleted,
         }
 
