@@ -83,12 +83,14 @@ class ClickHouseClient(Protocol):
 
     def insert_json_rows(self, table: str, rows: list[dict]) -> None: ...
 
+    def insert_json_text(self, table: str, text: str) -> None: ...
+
 
 def _json_rows(text: str) -> list[list]:
     return json.loads(text)["data"] if text.strip() else []
 
 
-def _json_each_row(rows: list[dict]) -> str:
+def _json_lines(rows: list[dict]) -> str:
     return "\n".join(json.dumps(row, separators=(",", ":"), default=str) for row in rows)
 
 
@@ -121,7 +123,11 @@ class ChdbClient:
 
     def insert_json_rows(self, table: str, rows: list[dict]) -> None:
         if rows:
-            self.command(f"INSERT INTO {self.database}.{table} FORMAT JSONEachRow\n{_json_each_row(rows)}")
+            self.insert_json_text(table, _json_lines(rows))
+
+    def insert_json_text(self, table: str, text: str) -> None:
+        """Insert JSONEachRow text (one JSON object a line)."""
+        self.command(f"INSERT INTO {self.database}.{table} FORMAT JSONEachRow\n{text}")
 
 
 class ServerClient:
@@ -154,12 +160,11 @@ class ServerClient:
 
     def insert_json_rows(self, table: str, rows: list[dict]) -> None:
         if rows:
-            self._call(
-                self._client.raw_insert,
-                f"{self.database}.{table}",
-                insert_block=_json_each_row(rows).encode(),
-                fmt="JSONEachRow",
-            )
+            self.insert_json_text(table, _json_lines(rows))
+
+    def insert_json_text(self, table: str, text: str) -> None:
+        """Insert JSONEachRow text (one JSON object a line)."""
+        self._call(self._client.raw_insert, f"{self.database}.{table}", insert_block=text.encode(), fmt="JSONEachRow")
 
 
 @functools.cache

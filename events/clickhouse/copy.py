@@ -1,31 +1,50 @@
 """Copy a project's events and persons from the Django database into ClickHouse, resumably.
 
-Events are read in (timestamp, id) order through one server-side cursor and written in blocks, one INSERT each,
+Events are read in (timestamp, id) order by one COPY, serialised by PostgreSQL, and written in blocks, one INSERT each,
 so the copy in ClickHouse is always a prefix in time: a rerun resumes at the latest timestamp already copied,
 skipping the uuids stored at that instant. Persons, distinct ids and overrides are copied whole (a rerun writes the
 same versions, which ReplacingMergeTree collapses).
 """
 
 import datetime as dt
-import json
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from events.models import Event
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from psycopg import sql as sql_lib
+
 from persons.models import Person, PersonDistinctId, PersonOverride
 
 from .client import ClickHouseClient, bind
 from .schema import DISTINCT_IDS_TABLE, EVENTS_TABLE, OVERRIDES_TABLE, PERSONS_TABLE
 from .store import (
     INSERT_BLOCK_ROWS,
-    clickhouse_timestamp,
     distinct_id_rows,
     insert_blocks,
     override_rows,
     person_rows,
 )
 
-EVENT_COLUMNS = ("uuid", "event", "properties", "timestamp", "distinct_id", "person_id", "created_at")
+# PostgreSQL writes the events as JSONEachRow text, one block of {block} lines per row streamed back, in
+# (timestamp, id) order; the rows after the resume point (those at it already copied skipped by uuid).
+_EVENTS_AS_JSON = """
+    SELECT string_agg(line, E'\\n' ORDER BY position)
+    FROM (
+        SELECT ROW_NUMBER() OVER (ORDER BY "timestamp", id) AS position, json_build_object(
+            'uuid', uuid, 'event', event, 'properties', properties::text,
+            'timestamp', to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
+            'project_id', project_id, 'distinct_id', distinct_id, 'person_id', person_id,
+            'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))::text AS line
+        FROM events_event
+        WHERE project_id = {project} AND "timestamp" >= {since} AND NOT ("timestamp" = {since} AND uuid = ANY({skip}))
+    ) lines
+    GROUP BY (position - 1) / {block}
+    ORDER BY (position - 1) / {block}
+"""
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NOT_POSTGRES = "The copy reads events from PostgreSQL: DATABASE_URL must be a postgres:// URL."
 
 
 @dataclass
@@ -52,45 +71,27 @@ def _uuids_at(client: ClickHouseClient, project_id: int, instant: dt.datetime) -
     return {row[0] for row in client.rows(bind(sql, {"project": project_id, "at": instant}))}
 
 
-def _event_rows(project_id: int, events: Iterable[tuple], skip: set[str], counts: CopyResult) -> Iterable[dict]:
-    for uuid, event, properties, timestamp, distinct_id, person_id, created_at in events:
-        if skip and str(uuid) in skip:
-            counts.skipped += 1
-            continue
-        yield {
-            "uuid": str(uuid),
-            "event": event,
-            "properties": json.dumps(properties, separators=(",", ":")),
-            "timestamp": clickhouse_timestamp(timestamp),
-            "project_id": project_id,
-            "distinct_id": distinct_id,
-            "person_id": str(person_id),
-            "created_at": clickhouse_timestamp(created_at),
-        }
-
-
 def project_copy_to_clickhouse(
     client: ClickHouseClient, *, project_id: int, progress: Callable[[int], None] = lambda copied: None
 ) -> CopyResult:
     """Copy what is not in ClickHouse yet; returns the counts written (and events skipped as already there)."""
+    if connection.vendor != "postgresql":
+        raise ImproperlyConfigured(NOT_POSTGRES)
     counts = CopyResult()
-    events = Event.objects.filter(project_id=project_id)
     resume = _resume_point(client, project_id)
-    skip: set[str] = set()
-    if resume is not None:
-        events = events.filter(timestamp__gte=resume)
-        skip = _uuids_at(client, project_id, resume)
-    ordered = events.order_by("timestamp", "id").values_list(*EVENT_COLUMNS).iterator(chunk_size=INSERT_BLOCK_ROWS)
-    block: list[dict] = []
-    for row in _event_rows(project_id, ordered, skip, counts):
-        block.append(row)
-        if len(block) == INSERT_BLOCK_ROWS:
-            client.insert_json_rows(EVENTS_TABLE, block)
-            counts.events += len(block)
+    skip = sorted(_uuids_at(client, project_id, resume)) if resume is not None else []
+    counts.skipped = len(skip)
+    sql = sql_lib.SQL(_EVENTS_AS_JSON).format(
+        project=sql_lib.Literal(project_id),
+        since=sql_lib.Literal(resume or EPOCH),
+        skip=sql_lib.Literal([uuid.UUID(value) for value in skip]) + sql_lib.SQL("::uuid[]"),
+        block=sql_lib.Literal(INSERT_BLOCK_ROWS),
+    )
+    with connection.cursor() as cursor:
+        for (block,) in cursor.cursor.stream(sql):
+            client.insert_json_text(EVENTS_TABLE, block)
+            counts.events += block.count("\n") + 1
             progress(counts.events)
-            block = []
-    client.insert_json_rows(EVENTS_TABLE, block)
-    counts.events += len(block)
     counts.persons = insert_blocks(
         client, PERSONS_TABLE, person_rows(Person.objects.filter(project_id=project_id).iterator(chunk_size=10_000))
     )
