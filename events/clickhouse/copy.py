@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, transaction
 from psycopg import sql as sql_lib
 
 from persons.models import Person, PersonDistinctId, PersonOverride
@@ -87,7 +87,8 @@ def project_copy_to_clickhouse(
         skip=sql_lib.Literal([uuid.UUID(value) for value in skip]) + sql_lib.SQL("::uuid[]"),
         block=sql_lib.Literal(INSERT_BLOCK_ROWS),
     )
-    with connection.cursor() as cursor:
+    # A savepoint: a copy stopped mid-stream cancels the query, which must not abort the caller's transaction.
+    with transaction.atomic(), connection.cursor() as cursor:
         for (block,) in cursor.cursor.stream(sql):
             client.insert_json_text(EVENTS_TABLE, block)
             counts.events += block.count("\n") + 1
