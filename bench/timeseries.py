@@ -380,7 +380,8 @@ def main() -> None:
     if clickhouse_url:
         # chDB allows one process per data directory: the copy and each worker run in their own process, before
         # this one opens it.
-        subprocess.run([sys.executable, __file__, "--copy-to", clickhouse_url], check=True, env=os.environ)
+        if not arguments.reuse:
+            subprocess.run([sys.executable, __file__, "--copy-to", clickhouse_url], check=True, env=os.environ)
         memory = {
             name: peak_worker_memory(MEAN_METRIC, url)
             for name, url in (("postgres", ""), ("clickhouse", clickhouse_url))

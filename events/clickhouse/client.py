@@ -25,6 +25,7 @@ DEFAULT_DATABASE = "experiments"
 # SELECT alias of the same name, as in PostgreSQL.
 QUERY_SETTINGS = {
     "prefer_column_name_to_alias": 1,
+    "enable_materialized_cte": 1,
     "join_use_nulls": 1,
     "final": 1,
     "cast_keep_nullable": 1,

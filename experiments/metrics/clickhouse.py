@@ -27,6 +27,9 @@ class ClickHouseParams(Params):
 
 
 class ClickHouseDialect(Dialect):
+    # ClickHouse inlines a plain CTE wherever it is referenced (the event scan would run once per reference).
+    cte_keyword = "MATERIALIZED "
+
     def __init__(self, client: ClickHouseClient) -> None:
         super().__init__(ClickHouseParams())
         self.client = client

@@ -38,6 +38,8 @@ class Dialect:
     events_table = Event._meta.db_table
     overrides_table = PersonOverride._meta.db_table
     persons_table = Person._meta.db_table
+    # Written before each CTE's body (PostgreSQL and SQLite compute a CTE referenced several times once anyway).
+    cte_keyword = ""
 
     def __init__(self, params: Params) -> None:
         self.params = params

@@ -30,8 +30,8 @@ class Query:
         self.ctes.append((name, sql))
         return name
 
-    def sql(self, select: str) -> str:
-        return "WITH " + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in self.ctes) + "\n" + select
+    def sql(self, select: str, *, cte_keyword: str = "") -> str:
+        return "WITH " + ",\n".join(f"{name} AS {cte_keyword}(\n{body}\n)" for name, body in self.ctes) + "\n" + select
 
 
 @dataclass
@@ -195,4 +195,4 @@ def add_metric_rows(
 
 
 def run(query: Query, ctx: QueryContext, select: str) -> list[tuple]:
-    return ctx.dialect.rows(query.sql(select))
+    return ctx.dialect.rows(query.sql(select, cte_keyword=ctx.dialect.cte_keyword))
