@@ -8,8 +8,11 @@ COPY experiments ./experiments
 COPY flags ./flags
 COPY events ./events
 COPY pages ./pages
+COPY persons ./persons
 COPY manage.py ./
-RUN pip install --no-cache-dir .
+# EXTRAS=clickhouse adds the ClickHouse event store's client (docker-compose.yml's clickhouse profile).
+ARG EXTRAS=""
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"
 # Static files for WhiteNoise; the production settings need a strong SECRET_KEY even for this build step (a
 # throwaway one: the running container gets its own from the environment).
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" python manage.py collectstatic --noinput

@@ -7,7 +7,12 @@ generated with generate_series), then measures in one run:
   (b) for each, one hand-written SQL query computing only the final day's per-variant n / sum / sum of squares;
 and prints the ratios (a)/(b). It then doubles the events and measures a worker process's peak memory at both sizes.
 
+With `--store clickhouse` it also copies the events into ClickHouse (chDB at --chdb-path, or the server of
+EVENT_STORE_URL when that is a clickhouse:// URL) and prints the same recalculation on both stores with their ratio
+(PostgreSQL / ClickHouse), checking that both give the same final day, and the worker's peak memory on each.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/exp_bench .venv/bin/python bench/timeseries.py
+    DATABASE_URL=… .venv/bin/python bench/timeseries.py --store clickhouse --users 400000
 
 The database named in DATABASE_URL is wiped and rebuilt; never point it at real data.
 """
@@ -31,11 +36,15 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from events.clickhouse.client import clickhouse_client  # noqa: E402
+from events.clickhouse.copy import project_copy_to_clickhouse  # noqa: E402
+from events.clickhouse.schema import Layout, clickhouse_migrate  # noqa: E402
 from events.partitions import event_partitions_ensure  # noqa: E402
-from experiments.metrics.query import POSTGRES_SETTINGS  # noqa: E402
+from experiments.metrics.dialect import POSTGRES_SETTINGS  # noqa: E402
 from experiments.models import (  # noqa: E402
     Experiment,
     ExperimentMetricResult,
@@ -141,6 +150,7 @@ def generate_users(users: int) -> None:
         cursor.execute("SELECT setseed(0.42)")
         cursor.execute(
             "CREATE UNLOGGED TABLE bench_users AS SELECT u, 'user_' || u AS distinct_id, "
+            "md5('user_' || u)::uuid AS person_id, "
             "CASE WHEN u %% 2 = 0 THEN 'control' ELSE 'test' END AS variant, "
             "(random() * 27 * 86400)::int AS offset_s FROM generate_series(1, %s) u",
             [users],
@@ -151,13 +161,13 @@ def insert_exposures(project_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at)
+            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at, person_id)
             SELECT %(project)s, gen_random_uuid(), '$feature_flag_called', distinct_id,
                    %(start)s + make_interval(secs => offset_s + extra.delay), jsonb_build_object(
                        '$feature_flag', %(flag)s, '$feature_flag_response',
                        CASE WHEN extra.switch THEN CASE variant WHEN 'control' THEN 'test' ELSE 'control' END
                             ELSE variant END),
-                   now()
+                   now(), person_id
             FROM bench_users CROSS JOIN LATERAL (
                 SELECT 0 AS delay, false AS switch
                 UNION ALL SELECT (random() * 86400 * 3)::int, false WHERE random() < 0.3 + u * 0
@@ -174,15 +184,15 @@ def insert_metric_events(project_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at)
+            INSERT INTO events_event (project_id, uuid, event, distinct_id, timestamp, properties, created_at, person_id)
             SELECT %(project)s, gen_random_uuid(), CASE WHEN kind < 0.2 THEN 'purchase' ELSE '$pageview' END,
                    distinct_id, %(start)s + make_interval(secs => at),
                    CASE WHEN kind < 0.2
                         THEN jsonb_build_object('amount', (kind * 500)::int, '$session_id', 's' || (at / 3600)::int)
                         ELSE jsonb_build_object('$session_id', 's' || (at / 3600)::int) END,
-                   now()
+                   now(), person_id
             FROM (
-                SELECT distinct_id, random() AS kind,
+                SELECT distinct_id, person_id, random() AS kind,
                        GREATEST(offset_s + (random() * 1.15 - 0.15) * (%(span)s - offset_s), -172800) AS at
                 FROM bench_users CROSS JOIN LATERAL generate_series(1, (random() * 19 + u * 0)::int) AS n
             ) generated
@@ -276,14 +286,52 @@ def compare(experiment: Experiment, metric: dict, floor_sql: str, repeats: int) 
         raise RuntimeError(f"The final day differs from the floor query: {ours} vs {theirs}")
 
 
-def peak_worker_memory(metric: dict) -> int:
+def use_store(url: str) -> None:
+    settings.EVENT_STORE_URL = url
+
+
+def copy_to_clickhouse(experiment: Experiment, url: str) -> None:
+    use_store(url)
+    client = clickhouse_client()
+    clickhouse_migrate(client)
+    for table in Layout(database=client.database).tables():
+        client.command(f"TRUNCATE TABLE {client.database}.{table}")
+    seconds, result = timed(project_copy_to_clickhouse, client, project_id=experiment.project_id)
+    client.command(f"OPTIMIZE TABLE {client.database}.events FINAL")
+    print(f"Copied {result.events} events to ClickHouse in {seconds:.1f}s ({result.events / seconds:,.0f} events/s)")
+    use_store("")
+
+
+def compare_stores(experiment: Experiment, url: str, repeats: int) -> None:
+    """The same recalculation on PostgreSQL and on ClickHouse; the final days must agree."""
+    for metric in (MEAN_METRIC, FUNNEL_METRIC):
+        timings, finals = {}, {}
+        for name, store_url in (("postgres", ""), ("clickhouse", url)):
+            use_store(store_url)
+            timings[name] = min(recalculate(experiment, metric) for _ in range(repeats))
+            finals[name] = final_day(experiment, metric)
+        use_store("")
+        if [row[:2] for row in finals["postgres"]] != [row[:2] for row in finals["clickhouse"]] or any(
+            abs(a - b) > 1e-6 * max(1.0, abs(b))
+            for row_a, row_b in zip(finals["postgres"], finals["clickhouse"], strict=True)
+            for a, b in zip(row_a[2:], row_b[2:], strict=True)
+        ):
+            raise RuntimeError(f"The stores differ on the final day: {finals}")
+        print(
+            f"  {metric['metric_type']:6}  PostgreSQL {timings['postgres']:7.3f}s   ClickHouse "
+            f"{timings['clickhouse']:7.3f}s   PostgreSQL/ClickHouse {timings['postgres'] / timings['clickhouse']:5.2f}x"
+            f"   (best of {repeats}, same final day)"
+        )
+
+
+def peak_worker_memory(metric: dict, store_url: str = "") -> int:
     """Peak RSS (MiB) of a fresh process that runs one recalculation, as a Celery worker would."""
     output = subprocess.run(
         [sys.executable, __file__, "--worker-memory", json.dumps(metric)],
         check=True,
         capture_output=True,
         text=True,
-        env=os.environ,
+        env={**os.environ, "EVENT_STORE_URL": store_url},
     ).stdout
     return int(output.strip().splitlines()[-1])
 
@@ -301,11 +349,21 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="time the data of a previous run again (skips the memory measurement)"
     )
+    parser.add_argument("--store", choices=("postgres", "clickhouse"), default="postgres")
+    parser.add_argument("--chdb-path", default="/tmp/experiments-bench-chdb", help="chDB's data directory")
     parser.add_argument("--worker-memory", help=argparse.SUPPRESS)
+    parser.add_argument("--copy-to", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.copy_to:
+        copy_to_clickhouse(Experiment.objects.get(), arguments.copy_to)
+        return
     if arguments.worker_memory:
         worker_memory_child(json.loads(arguments.worker_memory))
         return
+    clickhouse_url = ""
+    if arguments.store == "clickhouse":
+        clickhouse_url = os.environ.get("EVENT_STORE_URL") or f"chdb://{arguments.chdb_path}"
+    use_store("")
     if connection.vendor != "postgresql":
         raise SystemExit("The benchmark runs on PostgreSQL: set DATABASE_URL to a postgres:// URL.")
     if arguments.reuse:
@@ -319,6 +377,20 @@ def main() -> None:
         insert_metric_events(experiment.project_id)
     print(f"{exposed_users(experiment)} exposed users, {event_count()} events over {DAYS} days")
     print(f"Planner settings for both sides: {POSTGRES_SETTINGS}\n")
+    if clickhouse_url:
+        # chDB allows one process per data directory: the copy and each worker run in their own process, before
+        # this one opens it.
+        if not arguments.reuse:
+            subprocess.run([sys.executable, __file__, "--copy-to", clickhouse_url], check=True, env=os.environ)
+        memory = {
+            name: peak_worker_memory(MEAN_METRIC, url)
+            for name, url in (("postgres", ""), ("clickhouse", clickhouse_url))
+        }
+        compare_stores(experiment, clickhouse_url, arguments.repeats)
+        print(
+            f"Peak worker memory (mean metric): PostgreSQL {memory['postgres']} MiB, ClickHouse {memory['clickhouse']} MiB"
+        )
+        return
     for metric, floor_sql in ((MEAN_METRIC, FLOOR_MEAN), (FUNNEL_METRIC, FLOOR_FUNNEL)):
         compare(experiment, metric, floor_sql, arguments.repeats)
     if arguments.reuse:

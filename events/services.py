@@ -8,6 +8,8 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from events.clickhouse.client import clickhouse_client
+from events.clickhouse.store import clickhouse_events_store, clickhouse_persons_sync
 from events.partitions import event_partitions_ensure
 from events.store import events_copy_store, events_store, unique_by_uuid
 from events.validation import InvalidEvent, ValidEvent, event_validate
@@ -66,13 +68,33 @@ def _store(*, project: Project, events: Sequence[ValidEvent], created_at: dateti
     dropped = len(unique) - len(kept)
     if not kept:
         return 0, dropped
-    event_partitions_ensure(event.timestamp for event in kept)
     person_events = [PersonEvent(distinct_id=e.distinct_id, update=e.person, event_uuid=e.uuid) for e in kept]
+    client = clickhouse_client()
+    if client is not None:
+        # Persons stay in the Django database; the events, then copies of their persons, go to ClickHouse.
+        with_persons = with_person_retries(lambda: _with_persons(project, kept, person_events, created_at))
+        clickhouse_persons_sync(
+            client,
+            project_id=project.pk,
+            distinct_ids={e.distinct_id for e in kept} | {e.person.merge_from for e in kept if e.person.merge_from},
+            merged=any(e.person.merge_from for e in kept),
+            version=int(created_at.timestamp() * 1_000_000),
+        )
+        return clickhouse_events_store(
+            client, project_id=project.pk, events=with_persons, created_at=created_at
+        ), dropped
+    event_partitions_ensure(event.timestamp for event in kept)
     store = events_copy_store if from_file and connection.vendor == "postgresql" else events_store
 
     def persons_and_events() -> int:
-        person_ids = persons_ingest(project_id=project.pk, events=person_events, now=created_at)
-        with_persons = [replace(event, person_id=person_id) for event, person_id in zip(kept, person_ids, strict=True)]
+        with_persons = _with_persons(project, kept, person_events, created_at)
         return store(project_id=project.pk, events=with_persons, created_at=created_at)
 
     return with_person_retries(persons_and_events), dropped
+
+
+def _with_persons(
+    project: Project, events: Sequence[ValidEvent], person_events: list[PersonEvent], now: datetime
+) -> list[ValidEvent]:
+    person_ids = persons_ingest(project_id=project.pk, events=person_events, now=now)
+    return [replace(event, person_id=person_id) for event, person_id in zip(events, person_ids, strict=True)]

@@ -180,6 +180,18 @@ def _events_store_row_by_row(cursor, *, project_id: int, events: Sequence[ValidE
         )
     cursor.executemany(_INSERT_ROW_SQL, rows)
     inserted = cursor.rowcount
+    _definitions_widen(cursor, project_id=project_id, events=events)
+    return inserted
+
+
+def event_definitions_widen(*, project_id: int, events: Sequence[ValidEvent]) -> None:
+    """Widen the first/last seen of the events' names (for events stored outside this database)."""
+    if events:
+        with connection.cursor() as cursor:
+            _definitions_widen(cursor, project_id=project_id, events=events)
+
+
+def _definitions_widen(cursor, *, project_id: int, events: Sequence[ValidEvent]) -> None:
     seen: dict[str, tuple[datetime, datetime]] = {}
     for event in events:
         first, last = seen.get(event.event, (event.timestamp, event.timestamp))
@@ -191,7 +203,6 @@ def _events_store_row_by_row(cursor, *, project_id: int, events: Sequence[ValidE
     cursor.execute(
         _UPSERT_DEFINITIONS_TEMPLATE.format(project="%s", seen=seen_sql), [project_id, *seen_params, project_id]
     )
-    return inserted
 
 
 def _datetime_param(value: datetime):

@@ -8,6 +8,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.browser import BrowserPage, chromium
+from tests.event_stores import event_store  # noqa: F401 (a fixture for every test module)
 from tests.factories import ProjectFactory, api_key_for, member_of
 from tests.schema_validation import validate_response
 

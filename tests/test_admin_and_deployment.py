@@ -39,7 +39,7 @@ def test_a_staff_user_can_open_every_admin_list(client, project, path):
 
 def test_docker_compose_runs_postgres_redis_web_and_worker_with_health_checks():
     compose = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
-    services = compose["services"]
+    services = {name: service for name, service in compose["services"].items() if "profiles" not in service}
 
     assert set(services) == {"postgres", "redis", "web", "worker"}
     assert all("healthcheck" in service for service in services.values())
@@ -63,3 +63,20 @@ def test_the_docker_image_collects_the_static_files_whitenoise_serves():
 
     assert install < collect
     assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE
+
+
+def test_the_clickhouse_profile_adds_a_server_and_creates_its_tables():
+    compose = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
+    profiled = {name: service for name, service in compose["services"].items() if "profiles" in service}
+
+    assert {name: service["profiles"] for name, service in profiled.items()} == {
+        "clickhouse": ["clickhouse"],
+        "clickhouse-migrate": ["clickhouse"],
+    }
+    assert "healthcheck" in profiled["clickhouse"]
+    assert profiled["clickhouse-migrate"]["command"] == "python manage.py clickhouse_migrate"
+    assert profiled["clickhouse-migrate"]["depends_on"] == {"clickhouse": {"condition": "service_healthy"}}
+    for app in ("web", "worker", "clickhouse-migrate"):
+        service = compose["services"][app]
+        assert service["build"]["args"] == {"EXTRAS": "${EXTRAS:-}"}
+        assert service["environment"]["EVENT_STORE_URL"] == "${EVENT_STORE_URL:-}"

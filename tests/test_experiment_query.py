@@ -13,7 +13,7 @@ from tests.helpers import NOT_FOUND, missing_scope, validation_error
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import events_node, mean, store
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
 START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 METRIC = mean(events_node("purchase"))

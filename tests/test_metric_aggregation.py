@@ -15,15 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.conf import settings
 
-from events.models import Event
 from experiments import messages
 from experiments.metrics import daily_exposures, daily_variant_statistics
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments_api.exceptions import DomainError
+from tests.event_stores import store_raw_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
 NEW_YORK = "America/New_York"
 # 03:00 UTC is 22:00 the previous evening in New York: local days and UTC days differ.
@@ -72,17 +72,7 @@ def retention(**extra) -> dict:
 
 
 def store(project, events: list[RawEvent]) -> None:
-    Event.objects.bulk_create(
-        Event(
-            project=project,
-            uuid=event.uuid,
-            event=event.event,
-            distinct_id=event.distinct_id,
-            timestamp=event.timestamp,
-            properties=event.properties,
-        )
-        for event in events
-    )
+    store_raw_events(project, events)
 
 
 def make_experiment(*, timezone=NEW_YORK, start=START, end=None, exposure_criteria=None, stats_config=None, **extra):

@@ -32,7 +32,7 @@ from tests.test_metric_aggregation import (
     retention,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
 KINDS = (
     "count",

@@ -7,8 +7,8 @@ import posthog.request
 import pytest
 from posthog import Posthog
 
-from events.models import Event
 from flags.evaluation import flag_evaluate
+from tests.event_stores import stored_events
 from tests.factories import FeatureFlagFactory, ProjectFactory, api_key_for, member_of
 
 FLAG_KEY = "checkout-experiment"
@@ -54,6 +54,7 @@ def sdk_client(live_server, project, **options) -> Posthog:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("event_store")
 def test_sdk_gets_variants_and_every_captured_event_is_stored_once(live_server):
     project = ProjectFactory()
     flag = FeatureFlagFactory(project=project, key=FLAG_KEY, filters=experiment_filters())
@@ -81,7 +82,7 @@ def test_sdk_gets_variants_and_every_captured_event_is_stored_once(live_server):
         for distinct_id in USERS
     }
 
-    rows = list(Event.objects.filter(project=project).values("uuid", "event", "distinct_id", "properties"))
+    rows = stored_events(project)
     assert len({row["uuid"] for row in rows}) == len(rows)
     assert Counter((row["event"], row["distinct_id"]) for row in rows) == Counter(
         {("purchase", distinct_id): 1 for distinct_id in USERS}

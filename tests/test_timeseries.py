@@ -7,6 +7,8 @@ import pytest
 from django.db import DataError
 from django.utils import timezone
 
+from events.clickhouse.client import ClickHouseError, clickhouse_client
+from events.clickhouse.schema import EVENTS_TABLE
 from experiments import messages
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.models import (
@@ -25,7 +27,7 @@ from tests.factories import SavedMetricFactory
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import events_node, funnel, make_experiment, mean, store
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
 TOKYO = "Asia/Tokyo"
 START = dt.datetime(2025, 2, 1, 2, 0, tzinfo=dt.UTC)  # 11:00 in Tokyo
@@ -201,12 +203,19 @@ def test_a_metric_the_engine_cannot_compute_fails_the_recalculation_with_the_rea
     assert (results["status"], results["errors"]) == ("failed", {first_day: message})
 
 
-def test_an_unexpected_error_fails_the_recalculation_and_propagates_for_a_retry():
+def test_an_unexpected_error_fails_the_recalculation_and_propagates_for_a_retry(event_store):
     experiment = populated_experiment()
-    # A numeric string beyond double precision makes PostgreSQL's cast fail: the query itself errors.
-    store(experiment.project, [RawEvent("purchase", "unit-1", START + dt.timedelta(days=1), {"amount": "1e999"})])
+    if event_store == "postgres":
+        # A numeric string beyond double precision makes PostgreSQL's cast fail: the query itself errors.
+        store(experiment.project, [RawEvent("purchase", "unit-1", START + dt.timedelta(days=1), {"amount": "1e999"})])
+        error_type = DataError
+    else:
+        # ClickHouse reads that string as infinity; a missing table makes its query fail instead.
+        client = clickhouse_client()
+        client.command(f"DROP TABLE {client.database}.{EVENTS_TABLE}")
+        error_type = ClickHouseError
     recalculation, _ = request(experiment)
-    with pytest.raises(DataError) as raised:
+    with pytest.raises(error_type) as raised:
         timeseries_recalculation_run(recalculation_id=recalculation.pk)
     recalculation.refresh_from_db()
     assert (recalculation.status, recalculation.error_message) == (RecalculationStatus.FAILED, str(raised.value))

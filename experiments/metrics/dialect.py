@@ -1,13 +1,19 @@
-"""The few SQL fragments that differ between PostgreSQL (production) and SQLite (the embedded default).
+"""The few SQL fragments that differ between the event stores: PostgreSQL (production), SQLite (the embedded
+default) and ClickHouse (clickhouse.py, when `EVENT_STORE_URL` is set).
 
-Every builder writes portable SQL and asks the dialect only for JSON property access, time arithmetic and day
-buckets, so both databases compute the same numbers from the same query shape.
+Every builder writes portable SQL and asks the dialect only for the tables, JSON property access, time arithmetic,
+day buckets and a few typed expressions, so every store computes the same numbers from the same query shape. The
+dialect also runs the query (`rows`) on its store.
 """
 
 import datetime as dt
 import json
 
+from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from events.models import Event
+from persons.models import CohortPerson, Person, PersonOverride
 
 NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
@@ -29,9 +35,39 @@ class Params:
 
 
 class Dialect:
+    events_table = Event._meta.db_table
+    overrides_table = PersonOverride._meta.db_table
+    persons_table = Person._meta.db_table
+    # Written before each CTE's body (PostgreSQL and SQLite compute a CTE referenced several times once anyway).
+    cte_keyword = ""
+
     def __init__(self, params: Params) -> None:
         self.params = params
         self._boundaries: dict[tuple, object] = {}
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Run the query (with `params`) on the Django database."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.prepare(cursor)
+            cursor.execute(sql, self.params.values)
+            return cursor.fetchall()
+
+    def prepare(self, cursor) -> None:
+        """Session settings for the results queries, set inside their transaction."""
+
+    def lead(self, expression: str) -> str:
+        """The next row's value in the window, NULL on the last row."""
+        return f"LEAD({expression})"
+
+    def null_integer(self) -> str:
+        return "CAST(NULL AS INTEGER)"
+
+    def cohort_member(self, cohort_id: int, person_row: str) -> str:
+        """True when the person row `person_row` (joined to the event) is in the cohort."""
+        return (
+            f"EXISTS (SELECT 1 FROM {CohortPerson._meta.db_table} member WHERE member.cohort_id = "
+            f"{self.params(cohort_id)} AND member.person_id = {person_row}.id)"
+        )
 
     def _boundaries_param(self, boundaries: list[dt.datetime], make):
         """One parameter (or list of them) per distinct boundary list, however often it is bucketed."""
@@ -72,7 +108,18 @@ class Dialect:
         raise NotImplementedError
 
 
+# PostgreSQL estimates a filter on a JSON property at a fraction of a row, so it would join the exposed units to
+# their events with one index lookup per unit (a 200k-unit experiment then takes many minutes instead of seconds).
+# The results queries are scans and hash joins by design; they also sort and hash a few hundred thousand rows, which
+# the default 4MB work_mem would spill to disk, and JIT compilation costs more than it saves on them.
+POSTGRES_SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB", "jit": "off"}
+
+
 class PostgresDialect(Dialect):
+    def prepare(self, cursor) -> None:
+        for name, value in POSTGRES_SETTINGS.items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
     def text_property(self, column: str, key: str) -> str:
         return f"({column} ->> {self.params(key)})"
 
@@ -167,3 +214,16 @@ def dialect_for(connection: BaseDatabaseWrapper, params: Params) -> Dialect:
     raise NotImplementedError(
         f"Metric aggregation supports PostgreSQL and SQLite, not {connection.vendor}; set DATABASE_URL to one of them."
     )
+
+
+def event_store_dialect() -> Dialect:
+    """The dialect of the store holding the events, with fresh parameters: ClickHouse when `EVENT_STORE_URL` names
+    one, else the Django database."""
+    from events.clickhouse.client import clickhouse_client
+
+    client = clickhouse_client()
+    if client is not None:
+        from .clickhouse import ClickHouseDialect
+
+        return ClickHouseDialect(client)
+    return dialect_for(connection, Params(connection))

@@ -1,8 +1,6 @@
 """Event predicates in SQL: an event name plus PostHog property filters (event, person and cohort ones), evaluated
 on the events table joined to the event's person."""
 
-from persons.models import CohortPerson
-
 from .dialect import Dialect
 from .spec import EventSource, PropertyFilter
 
@@ -30,9 +28,6 @@ def _positive_match(dialect: Dialect, column: str, property_filter: PropertyFilt
     raise AssertionError(f"No positive form for operator {operator!r}")
 
 
-COHORT_MEMBERS_TABLE = CohortPerson._meta.db_table
-
-
 def person_alias(alias: str) -> str:
     """The persons row joined to the events `alias` (persons_join in query.py)."""
     return f"{alias}_person"
@@ -46,10 +41,7 @@ def property_filter_sql(dialect: Dialect, alias: str, property_filter: PropertyF
     """The filter on the event `alias` (its properties, its person's properties, or its person's cohorts). A
     missing property fails every positive operator and passes every negated one (is_not, not_…)."""
     if property_filter.type == "cohort":
-        member = (
-            f"EXISTS (SELECT 1 FROM {COHORT_MEMBERS_TABLE} member WHERE member.cohort_id = "
-            f"{dialect.params(property_filter.values[0])} AND member.person_id = {person_alias(alias)}.id)"
-        )
+        member = dialect.cohort_member(property_filter.values[0], person_alias(alias))
         return f"(NOT {member})" if property_filter.operator == "not_in" else f"({member})"
     column = f"{person_alias(alias) if property_filter.type == 'person' else alias}.properties"
     operator = property_filter.operator

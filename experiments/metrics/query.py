@@ -11,27 +11,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from django.db import connection, transaction
-
-from events.models import Event
-from persons.models import Person, PersonOverride
-
 from .breakdowns import SEGMENT_SEPARATOR, segment_sql
-from .dialect import Dialect, Params, dialect_for
+from .dialect import Dialect, Params, event_store_dialect
 from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
 from .filters import event_names, person_alias, properties_sql, uses_persons
 from .spec import Breakdown, EventSource
 
-EVENTS_TABLE = Event._meta.db_table
-OVERRIDES_TABLE = PersonOverride._meta.db_table
-PERSONS_TABLE = Person._meta.db_table
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"
 
 
 @dataclass
 class Query:
-    """CTEs in order, then a final SELECT; run once, on the default connection."""
+    """CTEs in order, then a final SELECT; run once, on the event store."""
 
     ctes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -39,8 +31,8 @@ class Query:
         self.ctes.append((name, sql))
         return name
 
-    def sql(self, select: str) -> str:
-        return "WITH " + ",\n".join(f"{name} AS (\n{body}\n)" for name, body in self.ctes) + "\n" + select
+    def sql(self, select: str, *, cte_keyword: str = "") -> str:
+        return "WITH " + ",\n".join(f"{name} AS {cte_keyword}(\n{body}\n)" for name, body in self.ctes) + "\n" + select
 
 
 @dataclass
@@ -71,7 +63,7 @@ class QueryContext:
     ) -> "QueryContext":
         if not boundaries or any(later <= earlier for earlier, later in pairwise(boundaries)):
             raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
-        params = Params(connection)
+        dialect = event_store_dialect()
         return cls(
             project_id=project_id,
             exposure=exposure,
@@ -79,8 +71,8 @@ class QueryContext:
             exposure_end=min(end, boundaries[-1]) if end is not None else boundaries[-1],
             boundaries=boundaries,
             calendar_boundaries=calendar_boundaries,
-            params=params,
-            dialect=dialect_for(connection, params),
+            params=dialect.params,
+            dialect=dialect,
             breakdowns=breakdowns,
         )
 
@@ -105,7 +97,7 @@ class QueryContext:
         return conditions
 
 
-def person_join(alias: str, *, with_person_row: bool = False) -> tuple[str, str]:
+def person_join(dialect: Dialect, alias: str, *, with_person_row: bool = False) -> tuple[str, str]:
     """(the LEFT JOIN of the overrides to the events `alias`, the event's person): the person an event was
     ingested for, or the survivor of a merge that person went into (the small overrides table, looked up by uuid;
     the squash job empties it as it rewrites the events). `with_person_row` also joins that person's row (as
@@ -113,12 +105,12 @@ def person_join(alias: str, *, with_person_row: bool = False) -> tuple[str, str]
     overrides = f"{alias}_override"
     person = f"COALESCE({overrides}.new_person_id, {alias}.person_id)"
     join = (
-        f"LEFT JOIN {OVERRIDES_TABLE} {overrides} ON {overrides}.project_id = {alias}.project_id "
+        f"LEFT JOIN {dialect.overrides_table} {overrides} ON {overrides}.project_id = {alias}.project_id "
         f"AND {overrides}.old_person_id = {alias}.person_id"
     )
     if with_person_row:
         row = person_alias(alias)
-        join += f" LEFT JOIN {PERSONS_TABLE} {row} ON {row}.project_id = {alias}.project_id AND {row}.uuid = {person}"
+        join += f" LEFT JOIN {dialect.persons_table} {row} ON {row}.project_id = {alias}.project_id AND {row}.uuid = {person}"
     return join, person
 
 
@@ -136,12 +128,13 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
     person_breakdowns = any(breakdown.type == "person" for breakdown in ctx.breakdowns)
     join, person = person_join(
+        dialect,
         "e",
         with_person_row=person_breakdowns
         or uses_persons(exposure.properties)
         or uses_persons(exposure.test_account_filters),
     )
-    scan = f"FROM {EVENTS_TABLE} e {join}\nWHERE " + "\n  AND ".join(conditions)
+    scan = f"FROM {dialect.events_table} e {join}\nWHERE " + "\n  AND ".join(conditions)
     if ctx.breakdowns:
         _add_segmented_unit_variants(query, ctx, scan, person, variant)
     else:
@@ -154,7 +147,7 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     exit_ts, exit_bucket = "NULL", never
     if exposure.multiple_variant_handling == "exclude":
         # The first exposure to another variant: the second-earliest of the unit's per-variant first exposures.
-        exit_ts, exit_bucket = "LEAD(first_ts) OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
+        exit_ts, exit_bucket = f"{dialect.lead('first_ts')} OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
     arm, segments = "variant", ""
     if ctx.breakdowns:
         arm = f"variant || {params(SEGMENT_SEPARATOR)} || s.segment"
@@ -229,26 +222,14 @@ def add_metric_rows(
         is_pre = "0"
     selected = "".join(f",\n  {sql} AS {name}" for name, sql in columns.items())
     filters = [*ctx.exposure.test_account_filters, *(f for source in sources for f in source.properties)]
-    join, person = person_join("m", with_person_row=uses_persons(filters))
+    join, person = person_join(dialect, "m", with_person_row=uses_persons(filters))
     return query.add(
         "metric_rows",
         f"SELECT x.unit, m.timestamp AS ts, {is_pre} AS is_pre{selected}\n"
-        f"FROM {EVENTS_TABLE} m {join} JOIN exposures x ON x.person_id = {person}\nWHERE "
+        f"FROM {dialect.events_table} m {join} JOIN exposures x ON x.person_id = {person}\nWHERE "
         + "\n  AND ".join(conditions),
     )
 
 
-# PostgreSQL estimates a filter on a JSON property at a fraction of a row, so it would join the exposed units to
-# their events with one index lookup per unit (a 200k-unit experiment then takes many minutes instead of seconds).
-# The results queries are scans and hash joins by design; they also sort and hash a few hundred thousand rows, which
-# the default 4MB work_mem would spill to disk, and JIT compilation costs more than it saves on them.
-POSTGRES_SETTINGS = {"enable_nestloop": "off", "work_mem": "64MB", "jit": "off"}
-
-
 def run(query: Query, ctx: QueryContext, select: str) -> list[tuple]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for name, value in POSTGRES_SETTINGS.items():
-                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
-        cursor.execute(query.sql(select), ctx.params.values)
-        return cursor.fetchall()
+    return ctx.dialect.rows(query.sql(select, cte_keyword=ctx.dialect.cte_keyword))

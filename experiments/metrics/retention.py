@@ -46,14 +46,14 @@ def _add_starts(query: Query, ctx: QueryContext, retention: RetentionMetric, win
     if retention.last_seen:
         query.add(
             "starts",
-            f"SELECT {COLUMNS}, LEAD(bucket) OVER (PARTITION BY unit ORDER BY bucket) AS next_bucket\n"
+            f"SELECT {COLUMNS}, {ctx.dialect.lead('bucket')} OVER (PARTITION BY unit ORDER BY bucket) AS next_bucket\n"
             f"FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY unit, bucket ORDER BY ts DESC, uuid DESC) AS "
             f"rank FROM ({candidates}) candidates) ranked WHERE rank = 1",
         )
     else:
         query.add(
             "starts",
-            f"SELECT {COLUMNS}, CAST(NULL AS INTEGER) AS next_bucket\n"
+            f"SELECT {COLUMNS}, {ctx.dialect.null_integer()} AS next_bucket\n"
             f"FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY unit ORDER BY ts, uuid) AS rank "
             f"FROM ({candidates}) candidates) ranked WHERE rank = 1",
         )

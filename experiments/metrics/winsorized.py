@@ -42,7 +42,7 @@ def add_dense(query: Query, ctx: QueryContext, value: SourceValue, *, covariates
     running = ", ".join(f"{sql} AS {name}" for name, sql in value.running("w").items())
     query.add(
         "unit_states",
-        f"SELECT unit, variant, exit_bucket, bucket, LEAD(bucket) OVER w AS next_bucket, {running}\n"
+        f"SELECT unit, variant, exit_bucket, bucket, {ctx.dialect.lead('bucket')} OVER w AS next_bucket, {running}\n"
         f"FROM change_rows WINDOW w AS {UNIT_WINDOW}",
     )
     query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
@@ -78,8 +78,10 @@ def winsorized_statistics(
     if covariates:
         outputs += ["covariate_sum", "covariate_sum_squares", "sum_products"]
         sums += ", SUM(covariate), SUM(covariate * covariate), SUM(clamped * covariate)"
+    covariate_column = ", covariate" if covariates else ""
     select = (
         f"SELECT variant, bucket, {sums}\n"
-        f"FROM (SELECT dense.*, {clamped} AS clamped FROM dense{joins}) winsorized GROUP BY variant, bucket"
+        f"FROM (SELECT variant, bucket{covariate_column}, {clamped} AS clamped FROM dense{joins}) winsorized "
+        "GROUP BY variant, bucket"
     )
     return accumulate(run(query, ctx, select), ctx, outputs, increments=False)

@@ -212,6 +212,10 @@ FLAG_DEFINITIONS_CACHE_SECONDS = env_int("FLAG_DEFINITIONS_CACHE_SECONDS", 60 if
 
 CAPTURE_MAX_BODY_BYTES = env_int("CAPTURE_MAX_BODY_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CAPTURE_MAX_BODY_BYTES
+# Where events live: unset for the Django database; clickhouse://… or chdb://… (events/clickhouse/client.py).
+EVENT_STORE_URL = env_str("EVENT_STORE_URL") or ""
+# A ClickHouse cluster name: tables are then Replicated, with events Distributed by person.
+CLICKHOUSE_CLUSTER = env_str("CLICKHOUSE_CLUSTER") or ""
 
 # Every handler redacts query-string secrets. Django's own loggers are reconfigured so none keeps an unfiltered
 # handler: `django` propagates to the root, runserver's request lines (`django.server`) keep their format.

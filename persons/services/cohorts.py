@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterable, Mapping
 
 from celery import current_app
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments.metrics.dialect import Params, dialect_for
+from experiments.metrics.dialect import event_store_dialect
 from experiments.metrics.filters import properties_sql
-from experiments.metrics.query import EVENTS_TABLE, person_join
+from experiments.metrics.query import person_join
 from experiments.metrics.spec import parse_property_filters
 from experiments_api.exceptions import DomainError, NotFoundError
 from flags.evaluation import cohort_filter_id
@@ -75,19 +75,17 @@ def _performers(project_id: int, leaf: Mapping, now: dt.datetime) -> set:
     """Person uuids (resolved through overrides) that performed the leaf's event since its start."""
     if leaf.get("value") not in SUPPORTED_BEHAVIOURS or leaf.get("event_type", "events") != "events":
         raise DomainError(UNSUPPORTED_BEHAVIOUR.format(value=leaf.get("value")), attr="filters")
-    params = Params(connection)
-    dialect = dialect_for(connection, params)
+    dialect = event_store_dialect()
+    params = dialect.params
     filters = parse_property_filters(leaf.get("event_filters") or [], "event_filters")
-    join, person = person_join("e", with_person_row=any(f.type != "event" for f in filters))
+    join, person = person_join(dialect, "e", with_person_row=any(f.type != "event" for f in filters))
     conditions = [f"e.project_id = {params(project_id)}", f"e.event = {params(leaf.get('key'))}"]
     since = _since(leaf, now)
     if since is not None:
         conditions.append(f"e.timestamp >= {params.timestamp(since)}")
     conditions.extend(properties_sql(dialect, "e", filters))
-    sql = f"SELECT DISTINCT {person} FROM {EVENTS_TABLE} e {join} WHERE " + " AND ".join(conditions)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params.values)
-        return {Person._meta.get_field("uuid").to_python(row[0]) for row in cursor.fetchall()}
+    sql = f"SELECT DISTINCT {person} FROM {dialect.events_table} e {join} WHERE " + " AND ".join(conditions)
+    return {Person._meta.get_field("uuid").to_python(row[0]) for row in dialect.rows(sql)}
 
 
 def _behavioural_leaves(node) -> Iterable[Mapping]:

@@ -1,0 +1,90 @@
+"""ClickHouse's dialect of the results SQL: the same query shape run on the ClickHouse event store.
+
+Properties are JSON text (PostHog's layout), read with the JSON functions; timestamps are DateTime64(6, 'UTC').
+Parameters are bound client-side (events/clickhouse/client.py), so the one SQL runs on a server and on chDB.
+Cohort members live in the Django database, so a cohort filter carries the members' uuids.
+"""
+
+import datetime as dt
+
+from events.clickhouse.client import ClickHouseClient, bind
+from events.clickhouse.schema import EVENTS_TABLE, OVERRIDES_TABLE, PERSONS_TABLE
+from persons.models import CohortPerson
+
+from .dialect import NUMBER_PATTERN, Dialect, Params
+
+NUMBER_TYPES = "('Int64', 'UInt64', 'Double')"
+
+
+class ClickHouseParams(Params):
+    """Values are bound by the client, timestamps as they are."""
+
+    def __init__(self) -> None:
+        self.values = {}
+
+    def timestamp(self, value: dt.datetime) -> str:
+        return self(value)
+
+
+class ClickHouseDialect(Dialect):
+    # ClickHouse inlines a plain CTE wherever it is referenced (the event scan would run once per reference).
+    cte_keyword = "MATERIALIZED "
+
+    def __init__(self, client: ClickHouseClient) -> None:
+        super().__init__(ClickHouseParams())
+        self.client = client
+        self.events_table = f"{client.database}.{EVENTS_TABLE}"
+        self.overrides_table = f"{client.database}.{OVERRIDES_TABLE}"
+        self.persons_table = f"{client.database}.{PERSONS_TABLE}"
+
+    def rows(self, sql: str) -> list[tuple]:
+        return [tuple(row) for row in self.client.rows(bind(sql, self.params.values))]
+
+    def lead(self, expression: str) -> str:
+        # ClickHouse fills a missing row with the type's default unless the column is Nullable.
+        return f"LEAD(toNullable({expression}))"
+
+    def cohort_member(self, cohort_id: int, person_row: str) -> str:
+        members = CohortPerson.objects.filter(cohort_id=cohort_id).values_list("person__uuid", flat=True)
+        return f"has({self.params(sorted(members))}, {person_row}.uuid)"
+
+    def _type(self, column: str, key: str) -> str:
+        return f"JSONType({column}, {key})"
+
+    def text_property(self, column: str, key: str) -> str:
+        key = self.params(key)
+        kind = self._type(column, key)
+        return (
+            f"multiIf({kind} = 'String', JSONExtractString({column}, {key}), {kind} = 'Null', NULL, "
+            f"JSONExtractRaw({column}, {key}))"
+        )
+
+    def number_property(self, column: str, key: str) -> str:
+        key = self.params(key)
+        kind = self._type(column, key)
+        text = f"JSONExtractString({column}, {key})"
+        return (
+            f"multiIf({kind} IN {NUMBER_TYPES}, JSONExtractFloat({column}, {key}), "
+            f"{kind} = 'String' AND match({text}, {self.params(NUMBER_PATTERN)}), toFloat64OrNull(trimBoth({text})), "
+            "NULL)"
+        )
+
+    def regex_match(self, value: str, pattern: str) -> str:
+        return f"match({value}, {pattern})"
+
+    def contains_case_insensitive(self, value: str, needle: str) -> str:
+        return f"(positionCaseInsensitiveUTF8({value}, {needle}) > 0)"
+
+    def timestamp_order(self, timestamp: str) -> str:
+        return timestamp
+
+    def shifted(self, timestamp: str, delta: dt.timedelta) -> str:
+        microseconds = delta // dt.timedelta(microseconds=1)
+        return f"({timestamp} + toIntervalMicrosecond({self.params(microseconds)}))"
+
+    def bucket(self, timestamp: str, boundaries: list[dt.datetime]) -> str:
+        array = self._boundaries_param(boundaries, lambda: self.params(list(boundaries)))
+        return f"if(isNull({timestamp}), NULL, arrayCount(boundary -> boundary <= {timestamp}, {array}))"
+
+    def hour_difference(self, later: str, earlier: str) -> str:
+        return f"dateDiff('hour', toStartOfHour({earlier}), toStartOfHour({later}))"
