@@ -214,16 +214,3 @@ def dialect_for(connection: BaseDatabaseWrapper, params: Params) -> Dialect:
     raise NotImplementedError(
         f"Metric aggregation supports PostgreSQL and SQLite, not {connection.vendor}; set DATABASE_URL to one of them."
     )
-
-
-def event_store_dialect() -> Dialect:
-    """The dialect of the store holding the events, with fresh parameters: ClickHouse when `EVENT_STORE_URL` names
-    one, else the Django database."""
-    from events.clickhouse.client import clickhouse_client
-
-    client = clickhouse_client()
-    if client is not None:
-        from .clickhouse import ClickHouseDialect
-
-        return ClickHouseDialect(client)
-    return dialect_for(connection, Params(connection))

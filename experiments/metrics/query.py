@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from .breakdowns import SEGMENT_SEPARATOR, segment_sql
-from .dialect import Dialect, Params, event_store_dialect
+from .dialect import Dialect, Params
 from .exposure import DEFAULT_EXPOSURE_EVENT, Exposure
 from .filters import event_names, person_alias, properties_sql, uses_persons
 from .spec import Breakdown, EventSource
+from .stores import event_store_dialect
 
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"

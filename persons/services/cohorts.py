@@ -11,10 +11,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments.metrics.dialect import event_store_dialect
 from experiments.metrics.filters import properties_sql
 from experiments.metrics.query import person_join
 from experiments.metrics.spec import parse_property_filters
+from experiments.metrics.stores import event_store_dialect
 from experiments_api.exceptions import DomainError, NotFoundError
 from flags.evaluation import cohort_filter_id
 from flags.models import Cohort
