@@ -29,19 +29,9 @@ DEFAULT_PAGE_SIZE = 100
 
 
 class PersonPagination(LimitOffsetPagination):
-    """`{results, next, previous}`, plus `count` only with `?include_total=true` (PostHog's shape)."""
+    """Pages of persons, 100 by default (PostHog's page size for persons)."""
 
     default_limit = DEFAULT_PAGE_SIZE
-
-    def get_paginated_response(self, data) -> Response:
-        body = {"results": data, "next": self.get_next_link(), "previous": self.get_previous_link()}
-        if self.request.query_params.get("include_total") in ("true", "1"):
-            body = {"count": self.count, **body}
-        return Response(body)
-
-    def get_paginated_response_schema(self, schema: dict) -> dict:
-        base = super().get_paginated_response_schema(schema)
-        return base | {"required": ["results", "next", "previous"]}
 
 
 def person_lookup(queryset: QuerySet[Person], raw_id: str) -> Person:
@@ -83,8 +73,7 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
             return queryset
         params = PersonListParamsSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        filters = {key: value for key, value in params.validated_data.items() if key != "include_total"}
-        return persons_filtered(queryset, **filters)
+        return persons_filtered(queryset, **params.validated_data)
 
     @extend_schema(parameters=[PersonListParamsSerializer])
     def list(self, request: Request, *args, **kwargs) -> Response:

@@ -78,11 +78,11 @@ class PersonSerializer(serializers.ModelSerializer):
     def get_matched_recordings(self, person: Person) -> list:
         return []
 
-    @extend_schema_field(OpenApiTypes.NUMBER)
+    @extend_schema_field({"type": ["number", "null"]})
     def get_value_at_data_point(self, person: Person) -> None:
         return None
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field({"type": ["string", "null"], "format": "date-time"})
     def get_last_seen_at(self, person: Person) -> None:
         return None
 
@@ -125,7 +125,6 @@ class PersonListParamsSerializer(serializers.Serializer):
     search = serializers.CharField(required=False, max_length=400, allow_blank=True)
     properties = PropertyFiltersField(required=False)
     cohort = serializers.IntegerField(required=False, min_value=1)
-    include_total = serializers.BooleanField(required=False, default=False)
 
 
 class PersonDeleteParamsSerializer(serializers.Serializer):

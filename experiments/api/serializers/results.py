@@ -25,18 +25,29 @@ class VariantResultSerializer(serializers.Serializer):
 
     key = serializers.CharField()
     number_of_samples = serializers.IntegerField()
-    sum = serializers.FloatField()
-    sum_squares = serializers.FloatField()
+    sum = serializers.FloatField(required=False, help_text="Absent for quantile metrics.")
+    sum_squares = serializers.FloatField(required=False)
     denominator_sum = serializers.FloatField(required=False)
     denominator_sum_squares = serializers.FloatField(required=False)
     numerator_denominator_sum_product = serializers.FloatField(required=False)
     step_counts = serializers.ListField(child=serializers.IntegerField(), required=False)
+    quantile_level = serializers.FloatField(required=False)
+    quantile_n = serializers.IntegerField(required=False)
+    quantile = serializers.FloatField(required=False, allow_null=True)
+    quantile_lower = serializers.FloatField(required=False, allow_null=True)
+    quantile_upper = serializers.FloatField(required=False, allow_null=True)
+    quantile_nstar = serializers.IntegerField(required=False, allow_null=True)
     validation_failures = serializers.ListField(child=serializers.CharField())
     method = serializers.ChoiceField(choices=["bayesian", "frequentist"], required=False)
     chance_to_win = serializers.FloatField(required=False)
     credible_interval = serializers.ListField(child=serializers.FloatField(), required=False)
     p_value = serializers.FloatField(required=False)
-    confidence_interval = serializers.ListField(child=serializers.FloatField(), required=False)
+    confidence_interval = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        required=False,
+        help_text="A one-sided test's open end is null.",
+    )
+    p_value_adjusted = serializers.FloatField(required=False)
     significant = serializers.BooleanField(required=False)
 
 
