@@ -587,3 +587,21 @@ def test_a_bandit_result_weights_the_periods_between_reweights(project):
     expected_units = {"control": 300 * 50 + 620 * 1, "test": 300 * 50 + 620 * 99}
     assert result["sample_ratio_mismatch"] == srm_check({"control": 170, "test": 750}, expected_units)
     assert result["sample_ratio_mismatch"]["mismatch"] is False
+
+
+def test_a_bandit_created_launched_and_ended_through_the_api(api_client, project):
+    body = bandit_body(**with_bandit(burn_in_hours=0, update_interval_hours=1))
+    created = api_client.post(experiments_url(project), body, format="json").json()
+    experiment = Experiment.objects.get(pk=created["id"])
+    assert api_client.post(action_url(experiment, "launch")).status_code == 200
+    experiment.refresh_from_db()
+    exposed_at = experiment.start_date + dt.timedelta(seconds=1)
+    store_units(experiment, variant="control", count=100, buyers=10, at=exposed_at)
+    store_units(experiment, variant="test", count=100, buyers=60, at=exposed_at)
+
+    entry = bandit_reweight(experiment=experiment, now=experiment.start_date + dt.timedelta(hours=2))
+    assert bandit_event(entry)["run"] == 2
+    assert percentages(experiment) == {"control": 1, "test": 99}
+    assert api_client.post(action_url(experiment, "end")).status_code == 200
+    assert bandit_reweight(experiment=experiment, now=experiment.start_date + dt.timedelta(hours=3)) is None
+    assert ExperimentActivity.objects.filter(experiment=experiment, activity="bandit_reweight").count() == 1
