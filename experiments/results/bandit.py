@@ -47,14 +47,14 @@ def bandit_periods(experiment: Experiment) -> list[BanditPeriod]:
         if applied
         else flag_percentages_by_key(experiment)
     )
-    periods = [BanditPeriod(experiment.start_date, first)]
-    for event in applied:
-        periods.append(
-            BanditPeriod(
-                dt.datetime.fromisoformat(event["date"]), {k: float(v) for k, v in event["applied_percentages"].items()}
-            )
+    later = [
+        BanditPeriod(
+            dt.datetime.fromisoformat(event["date"]),
+            {key: float(value) for key, value in event["applied_percentages"].items()},
         )
-    return periods
+        for event in applied
+    ]
+    return [BanditPeriod(experiment.start_date, first), *later]
 
 
 @dataclass(frozen=True)

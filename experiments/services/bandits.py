@@ -32,13 +32,13 @@ SEED_MODULUS = 2**32
 
 def equal_weight_filters(flag: FeatureFlag) -> dict:
     """The flag's filters with its variants at equal percentages (the bandit's explore phase)."""
-    count = len(flag.variants)
-    return filters_with_percentages(
-        flag, dict(zip([v["key"] for v in flag.variants], flag_percentages([1 / count] * count), strict=True))
-    )
+    keys = [variant["key"] for variant in flag.variants]
+    equal = flag_percentages([1 / len(keys)] * len(keys))
+    return filters_with_percentages(flag, dict(zip(keys, equal, strict=True)))
 
 
 def filters_with_percentages(flag: FeatureFlag, percentages: dict[str, int]) -> dict:
+    """The flag's filters with each variant's rollout percentage taken from `percentages` (by key)."""
     filters = copy.deepcopy(flag.filters)
     filters["multivariate"]["variants"] = [
         {**variant, "rollout_percentage": percentages[variant["key"]]} for variant in flag.variants
