@@ -18,6 +18,7 @@ from experiments.services.bandits import bandit_reweight, bandit_run_number, ban
 from experiments.stats import Ratio, SampleMean, srm_check
 from experiments.stats.bandits import NOT_ENOUGH_UNITS, BanditArm, bandit_weights, period_weighted_row
 from experiments.tasks import schedule_bandit_reweights
+from experiments_api.celery import app as celery_app
 from tests.factories import ExperimentFactory, FeatureFlagFactory, mean_metric
 from tests.helpers import validation_error
 
@@ -457,6 +458,12 @@ def test_the_beat_job_reweights_every_running_bandit_once(project):
     assert logged == {running[0].pk: 1, running[1].pk: 1, paused.pk: 0, young.pk: 0}
     assert percentages(running[0]) == {"control": 1, "test": 99}
     assert percentages(running[1]) == {"control": 50, "test": 50}
+
+
+def test_celery_beat_runs_the_bandit_job_every_quarter_hour():
+    entry = celery_app.conf.beat_schedule["bandit-reweights"]
+    assert entry == {"task": "experiments.tasks.schedule_bandit_reweights", "schedule": 15 * 60}
+    assert (entry["task"] in celery_app.tasks, schedule_bandit_reweights.name) == (True, entry["task"])
 
 
 # Analysis across periods of changing weights.
