@@ -206,3 +206,22 @@ NULL_CHARACTERS = "metric and fingerprint must not contain null characters"
 NO_VARIANTS_TO_COMPARE = "The experiment's feature flag has no variants to compare."
 METRIC_WITHOUT_UUID = "The metric has no uuid; daily results are stored per metric uuid."
 UNKNOWN_BASELINE_VARIANT = "The baseline variant '{key}' is not one of the experiment's variants."
+
+BANDIT_NOT_OBJECT = "parameters.bandit must be an object"
+BANDIT_UNKNOWN_SETTINGS = "Unknown bandit settings: {keys}. Use: {allowed}"
+BANDIT_NOT_BOOLEAN = "parameters.bandit.{setting} must be a boolean"
+BANDIT_MIN_WEIGHT_INVALID = (
+    "parameters.bandit.min_variation_weight must be a number from 0 up to (not including) 1/{variants} "
+    "for {variants} variants"
+)
+BANDIT_HOURS_INVALID = "parameters.bandit.{setting} must be a number of hours from {minimum} to {maximum}"
+BANDIT_SEED_INVALID = "parameters.bandit.seed must be a non-negative integer below 2**63"
+BANDIT_METRIC_UUID_INVALID = "parameters.bandit.decision_metric_uuid must be a non-empty string"
+BANDIT_UNKNOWN_DECISION_METRIC = (
+    "parameters.bandit.decision_metric_uuid '{uuid}' is not a primary metric of this experiment"
+)
+BANDIT_NO_DECISION_METRIC = "A bandit needs a primary metric to decide on (parameters.bandit.decision_metric_uuid)"
+BANDIT_QUANTILE_DECISION_METRIC = "A bandit cannot decide on a quantile metric; choose a mean, funnel or ratio metric"
+BANDIT_NEEDS_BAYESIAN = "Bandit experiments need stats_config.method 'bayesian' (got '{method}')"
+BANDIT_NEEDS_FIRST_SEEN = "Bandit experiments need exposure_criteria.multiple_variant_handling 'first_seen'"
+BANDIT_VARIANTS_NOT_ANALYSED = "Every flag variant of a bandit must be analysed; excluded: {keys}"

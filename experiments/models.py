@@ -42,6 +42,7 @@ class ExperimentSavedMetric(models.Model):
 class ExperimentType(models.TextChoices):
     WEB = "web"
     PRODUCT = "product"
+    BANDIT = "bandit"
 
 
 class ExperimentStatus(models.TextChoices):

@@ -17,7 +17,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Lower, Now, NullIf
 from django.utils import timezone
 
-from experiments.models import Experiment
+from experiments.models import Experiment, ExperimentType
 from experiments_api.models import Project
 from flags.models import FeatureFlag
 from flags.selectors import feature_flags_for_serializer
@@ -137,3 +137,19 @@ def velocity_stats(project: Project) -> dict:
         "active_experiments": experiments.filter(start_date__isnull=False, end_date__isnull=True).count(),
         "completed_last_30d": experiments.filter(end_date__gte=window_start, end_date__lt=window_end).count(),
     }
+
+
+def running_bandit_ids() -> list[int]:
+    """Bandits that are launched, not ended and whose flag is active (a paused bandit is not reweighted)."""
+    return list(
+        Experiment.objects.alive()
+        .filter(
+            type=ExperimentType.BANDIT,
+            start_date__isnull=False,
+            start_date__lte=timezone.now(),
+            end_date__isnull=True,
+            feature_flag__active=True,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -11,7 +11,9 @@ import logging
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
+from django.utils import timezone
 
+from experiments.models import Experiment
 from experiments.results.backfill import timeseries_recalculation_run
 from experiments.results.batch import (
     metrics_recalculation_metric_run,
@@ -19,6 +21,8 @@ from experiments.results.batch import (
     stuck_metrics_recalculation_ids,
 )
 from experiments.results.daily import daily_results_compute, stuck_recalculation_ids, timeseries_experiment_ids
+from experiments.selectors import running_bandit_ids
+from experiments.services.bandits import bandit_reweight
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +82,18 @@ def requeue_stuck_timeseries_recalculations() -> None:
 def requeue_stuck_metrics_recalculations() -> None:
     for recalculation_id in stuck_metrics_recalculation_ids():
         run_metrics_recalculation.delay(recalculation_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **TIME_LIMITS, **RETRY_POLICY)
+def reweight_bandit(experiment_id: int) -> None:
+    """One bandit's due reweight; a rerun of the same run records nothing (the service checks the log)."""
+    experiment = Experiment.objects.filter(pk=experiment_id).first()
+    if experiment is not None:
+        bandit_reweight(experiment=experiment, now=timezone.now())
+
+
+@shared_task(**SWEEP_POLICY, **TIME_LIMITS)
+def schedule_bandit_reweights() -> None:
+    """Fan out one task per running bandit; each decides whether a run is due."""
+    for experiment_id in running_bandit_ids():
+        reweight_bandit.delay(experiment_id)

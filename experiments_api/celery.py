@@ -30,6 +30,11 @@ app.conf.beat_schedule = {
         "task": "experiments.tasks.requeue_stuck_metrics_recalculations",
         "schedule": 5 * 60,
     },
+    # Each running bandit is reweighted at its own launch + burn-in + k·interval; a quarter-hour check is close enough.
+    "bandit-reweights": {
+        "task": "experiments.tasks.schedule_bandit_reweights",
+        "schedule": 15 * 60,
+    },
     # PostHog's default hour: each opted-in running experiment gets the day's cumulative result of every metric.
     "daily-timeseries-results": {
         "task": "experiments.tasks.schedule_daily_timeseries_results",

@@ -36,7 +36,9 @@ RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denomin
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
 
 
-def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime], breakdowns=()) -> QueryContext:
+def _context(
+    experiment: Experiment, exposure, boundaries: list[dt.datetime], breakdowns=(), first_exposure_window=None
+) -> QueryContext:
     return QueryContext.build(
         project_id=experiment.project_id,
         exposure=exposure,
@@ -45,6 +47,7 @@ def _context(experiment: Experiment, exposure, boundaries: list[dt.datetime], br
         boundaries=boundaries,
         calendar_boundaries=midnights_between(experiment.start_date, boundaries[-1], experiment.project.tzinfo),
         breakdowns=breakdowns,
+        first_exposure_window=first_exposure_window,
     )
 
 
@@ -100,15 +103,22 @@ def _rows(sums_by_variant: dict[str, dict], variants: tuple[str, ...], spec: Met
     return [_variant_row(key, sums_by_variant.get(key, zero), spec) for key in variants]
 
 
-def daily_variant_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> DailyStatistics:
+def daily_variant_statistics(
+    *,
+    experiment: Experiment,
+    metric: dict,
+    boundaries: list[dt.datetime],
+    first_exposure_window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> DailyStatistics:
     """For each boundary (ascending), the metric's per-variant rows as of that instant (exclusive), and with
-    breakdowns the same per segment.
+    breakdowns the same per segment; with `first_exposure_window` (since, until), only over the units first
+    exposed in it.
 
     Raises DomainError for a metric or experiment setting the engine cannot compute.
     """
     spec = parse_metric(metric, stats_config=experiment.stats_config)
     exposure = parse_exposure(experiment)
-    ctx = _context(experiment, exposure, boundaries, spec.breakdowns)
+    ctx = _context(experiment, exposure, boundaries, spec.breakdowns, first_exposure_window)
     per_bucket = STATISTICS[spec.metric_type](ctx, spec)
     segments: list[SegmentStatistics] = []
     if spec.breakdowns:

@@ -49,6 +49,8 @@ class QueryContext:
     dialect: Dialect
     # With breakdowns, the exposures' `variant` is `<variant>\x1f<segment>` (experiments.metrics.breakdowns).
     breakdowns: tuple[Breakdown, ...] = ()
+    # Only units whose first exposure falls in [since, until) (a bandit's period), when set.
+    first_exposure_window: tuple[dt.datetime, dt.datetime] | None = None
 
     @classmethod
     def build(
@@ -61,6 +63,7 @@ class QueryContext:
         boundaries: list[dt.datetime],
         calendar_boundaries: list[dt.datetime],
         breakdowns: tuple[Breakdown, ...] = (),
+        first_exposure_window: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> "QueryContext":
         if not boundaries or any(later <= earlier for earlier, later in pairwise(boundaries)):
             raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
@@ -75,6 +78,7 @@ class QueryContext:
             params=dialect.params,
             dialect=dialect,
             breakdowns=breakdowns,
+            first_exposure_window=first_exposure_window,
         )
 
     @property
@@ -153,13 +157,17 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     if ctx.breakdowns:
         arm = f"variant || {params(SEGMENT_SEPARATOR)} || s.segment"
         segments = " JOIN unit_segments s USING (person_id)"
+    window = ""
+    if ctx.first_exposure_window is not None:
+        since, until = ctx.first_exposure_window
+        window = f" AND first_ts >= {params.timestamp(since)} AND first_ts < {params.timestamp(until)}"
     return query.add(
         "exposures",
         f"SELECT person_id, DENSE_RANK() OVER (ORDER BY person_id) AS unit, {arm} AS variant, first_ts AS exposure_ts,\n"
         f"  {ctx.bucket('first_ts')} AS exp_bucket, {exit_bucket} AS exit_bucket\n"
         f"FROM (SELECT person_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
         f"  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked{segments}\n"
-        "WHERE rank = 1",
+        "WHERE rank = 1" + window,
     )
 
 

@@ -7,7 +7,8 @@ from django.utils import timezone
 from experiments import messages
 from experiments.metrics import DailyStatistics, daily_exposures, daily_variant_statistics
 from experiments.metrics.days import days_from, local_day
-from experiments.models import Experiment
+from experiments.models import Experiment, ExperimentType
+from experiments.results.bandit import bandit_daily_statistics
 from experiments.results.health import cumulative_multiple, result_health
 from experiments.stats import (
     StatsConfig,
@@ -39,9 +40,22 @@ def flag_weights(experiment: Experiment, variant_keys) -> dict[str, float]:
     }
 
 
-def sample_ratio_mismatch(experiment: Experiment, exposures: dict[str, int]) -> dict | None:
-    """The SRM health block over the variants with traffic, or None with fewer than two of them."""
+def expected_weights(
+    experiment: Experiment, exposures: dict[str, int], expected: dict[str, float] | None
+) -> dict[str, float]:
+    """The flag's split over the variants with traffic, or a bandit's `expected` units per variant under its
+    changing weights."""
     weights = flag_weights(experiment, exposures)
+    if expected is None:
+        return weights
+    return {key: expected[key] for key in weights if expected.get(key, 0) > 0}
+
+
+def sample_ratio_mismatch(
+    experiment: Experiment, exposures: dict[str, int], expected: dict[str, float] | None = None
+) -> dict | None:
+    """The SRM health block over the variants with traffic, or None with fewer than two of them."""
+    weights = expected_weights(experiment, exposures, expected)
     if len(weights) < 2:
         return None
     return srm_check(exposures, weights)
@@ -78,7 +92,13 @@ def _breakdown_results(experiment: Experiment, statistics: DailyStatistics, inde
 
 
 def _assemble(
-    experiment: Experiment, statistics: DailyStatistics, index: int, *, multiple: int, query_to: dt.datetime
+    experiment: Experiment,
+    statistics: DailyStatistics,
+    index: int,
+    *,
+    multiple: int,
+    query_to: dt.datetime,
+    expected: dict[str, float] | None,
 ) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
@@ -88,10 +108,10 @@ def _assemble(
     )
     if statistics.spec.breakdowns:
         result["breakdown_results"] = _breakdown_results(experiment, statistics, index)
-    result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index])
+    result["sample_ratio_mismatch"] = sample_ratio_mismatch(experiment, statistics.exposures[index], expected)
     result["health"] = result_health(
         experiment=experiment,
-        weights=flag_weights(experiment, statistics.exposures[index]),
+        weights=expected_weights(experiment, statistics.exposures[index], expected),
         exposures=statistics.exposures[index],
         multiple=multiple,
         query_to=query_to,
@@ -107,15 +127,27 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     """The metric's cumulative result as of each boundary (ascending, exclusive), from one read of the events."""
     if experiment.start_date is None:
         raise DomainError(messages.EXPERIMENT_NOT_STARTED)
-    statistics = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+    statistics, expected = variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
     baseline = baseline_key(experiment)
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
     multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
     return [
-        _assemble(experiment, statistics, index, multiple=multiple[index], query_to=boundary)
+        _assemble(experiment, statistics, index, multiple=multiple[index], query_to=boundary, expected=expected[index])
         for index, boundary in enumerate(boundaries)
     ]
+
+
+def variant_statistics(
+    *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
+) -> tuple[DailyStatistics, list[dict[str, float] | None]]:
+    """The metric's per-variant rows as of each boundary, and per boundary the expected units per variant for the
+    SRM check (None: the flag's split). A bandit's rows are weighted over its reweight periods (without segments)."""
+    if experiment.type == ExperimentType.BANDIT:
+        bandit = bandit_daily_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+        return bandit.statistics, bandit.expected_weights
+    statistics = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
+    return statistics, [None] * len(boundaries)
 
 
 def experiment_days(experiment: Experiment) -> list[dt.date]:

@@ -10,10 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments import messages
+from experiments.definitions.bandit import BanditProblem, experiment_bandit
 from experiments.definitions.experiment import CONTROL_VARIANT_KEY
-from experiments.models import Experiment, ExperimentActivity, RecalculationTrigger
+from experiments.models import Experiment, ExperimentActivity, ExperimentType, RecalculationTrigger
 from experiments.results.batch import metrics_recalculation_trigger_if_scheduled
 from experiments.services.actions import experiment_copy_data
+from experiments.services.bandits import equal_weight_filters
 from experiments.services.crud import experiment_create
 from experiments.services.metric_lists import refresh_fingerprints
 from experiments_api.exceptions import DomainError
@@ -84,6 +86,15 @@ def _apply(experiment: Experiment, user: User, activity: str, change, *, trigger
     return experiment
 
 
+def _require_bandit_decision_metric(experiment: Experiment) -> None:
+    try:
+        settings = experiment_bandit(experiment)
+    except BanditProblem as problem:
+        raise DomainError(problem.message, attr=problem.attr) from None
+    if settings.decision_metric is None:
+        raise DomainError(messages.BANDIT_NO_DECISION_METRIC, attr="metrics")
+
+
 def experiment_launch(*, experiment: Experiment, user: User) -> Experiment:
     def launch(experiment: Experiment) -> None:
         if experiment.start_date is not None:
@@ -96,7 +107,12 @@ def experiment_launch(*, experiment: Experiment, user: User) -> Experiment:
         if not any(variant.get("key") == CONTROL_VARIANT_KEY for variant in flag.variants):
             raise DomainError(messages.FLAG_NEEDS_CONTROL)
         experiment.start_date = timezone.now()
-        _set_flag(experiment, user, active=True)
+        if experiment.type == ExperimentType.BANDIT:
+            _require_bandit_decision_metric(experiment)
+            # A bandit explores at equal weights until its first reweight.
+            _set_flag(experiment, user, active=True, filters=equal_weight_filters(flag))
+        else:
+            _set_flag(experiment, user, active=True)
         refresh_fingerprints(experiment)
 
     return _apply(experiment, user, "launched", launch, trigger=RecalculationTrigger.EXPERIMENT_LAUNCH)
@@ -135,7 +151,8 @@ def experiment_resume(*, experiment: Experiment, user: User) -> Experiment:
 
 
 def experiment_reset(*, experiment: Experiment, user: User) -> Experiment:
-    """Back to draft; the flag is left as it is (users keep their variants if it stays active)."""
+    """Back to draft; the flag is left as it is (users keep their variants if it stays active), except that a
+    bandit's variants go back to equal weights."""
 
     def reset(experiment: Experiment) -> None:
         if experiment.start_date is None:
@@ -143,6 +160,8 @@ def experiment_reset(*, experiment: Experiment, user: User) -> Experiment:
         experiment.start_date = experiment.end_date = None
         experiment.conclusion = experiment.conclusion_comment = None
         experiment.archived = False
+        if experiment.type == ExperimentType.BANDIT:
+            _set_flag(experiment, user, filters=equal_weight_filters(experiment.feature_flag))
         refresh_fingerprints(experiment)
 
     return _apply(experiment, user, "reset", reset)

@@ -39,7 +39,8 @@ Corrections, health, power, bandits:
   upper_bound_achieved)`; `required_sample_size_per_variant` and `running_time_days` plan before launch.
 - `bandit_weights(arms=[BanditArm(n, mean, variance)], seed=, draws=, top_two=, min_weight=, inverse=)
   -> BanditWeights(best_arm_probabilities, weights, seed, update_message)`; `flag_percentages(weights)` gives
-  integer rollout percentages summing to 100.
+  integer rollout percentages summing to 100; `period_weighted_row(rows, period_units)` combines one arm's rows of
+  a bandit's reweight periods (w_p = N_p/N) into pseudo-sums the statistics above read.
 """
 
 from .bayesian import BayesianResult, bayesian_test

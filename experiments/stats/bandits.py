@@ -4,9 +4,12 @@ GrowthBook's method: each arm's mean gets a N(0, 1e4) prior, so its posterior ha
 (n/σ²)ȳ/precision. Draws from the posteriors give each arm's probability of being best (or, with top-two, of being
 first or second); the weights are those probabilities with a floor f per arm: p_i = f + (1 − Kf)·w_i/Σw.
 `flag_percentages` turns weights into integer rollout percentages that sum to 100.
+
+`period_weighted_row` analyses a metric of a bandit whose weights changed: each period (between reweights) is
+weighted by its share of all units, w_p = N_p/N, so traffic drift does not confound time trends.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,3 +98,59 @@ def flag_percentages(weights: Sequence[float]) -> list[int]:
             largest = max(range(len(percentages)), key=lambda i: (percentages[i], -i))
             percentages[largest] -= 1
     return percentages
+
+
+# First moments (per-unit totals of a component) and the second moments built from two of them.
+FIRST_MOMENTS = ("sum", "denominator_sum", "covariate_sum")
+SECOND_MOMENTS = {
+    "sum_squares": ("sum", "sum"),
+    "denominator_sum_squares": ("denominator_sum", "denominator_sum"),
+    "numerator_denominator_sum_product": ("sum", "denominator_sum"),
+    "covariate_sum_squares": ("covariate_sum", "covariate_sum"),
+    "sum_products": ("sum", "covariate_sum"),
+}
+
+
+def period_weighted_row(rows: Sequence[Mapping], period_units: Sequence[float]) -> dict:
+    """One arm's statistics over periods, as pseudo-sums that the ordinary statistics read.
+
+    `rows[p]` is the arm's row among the units first exposed in period p (`number_of_samples`, `sum`,
+    `sum_squares`, optionally the ratio and covariate fields and `step_counts`); `period_units[p]` is N_p, the
+    units of every arm in that period. Per component x: x̄ = Σ_p w_p S_xp/n_p, and per pair (x, y)
+    Cov(x̄, ȳ) = Σ_p w_p² c_xyp/n_p with c the unbiased sample covariance (0 for a period of one unit). Periods
+    where the arm has no units are left out and the remaining w_p rescaled to sum to 1. With n = Σ_p n_p the row
+    stores S_x = n·x̄ and S_xy = n((n − 1)·Cov + x̄ȳ): then (S_xy − S_x·S_y/n)/(n − 1) = n·Cov, so the ordinary
+    variance of the mean (per-unit variance / n) is exactly Cov(x̄, ȳ).
+    """
+    if len(rows) != len(period_units):
+        raise ValueError("rows and period_units need one entry per period.")
+    present = [(row, units) for row, units in zip(rows, period_units, strict=True) if row["number_of_samples"] > 0]
+    n = sum(row["number_of_samples"] for row, _units in present)
+    firsts = [field for field in FIRST_MOMENTS if all(field in row for row in rows)]
+    seconds = [field for field, pair in SECOND_MOMENTS.items() if all(part in firsts for part in pair)]
+    weighted = {"number_of_samples": n, **dict.fromkeys([*firsts, *seconds], 0.0)}
+    steps = len(rows[0].get("step_counts") or []) if rows else 0
+    if steps:
+        weighted["step_counts"] = [0.0] * steps
+    total_units = sum(units for _row, units in present)
+    if n == 0 or total_units <= 0:
+        return weighted
+    means = dict.fromkeys(firsts, 0.0)
+    covariances = dict.fromkeys(seconds, 0.0)
+    for row, units in present:
+        weight, count = units / total_units, row["number_of_samples"]
+        for field in firsts:
+            means[field] += weight * row[field] / count
+        for field in seconds:
+            x, y = SECOND_MOMENTS[field]
+            if count > 1:
+                covariance = (row[field] - row[x] * row[y] / count) / (count - 1)
+                covariances[field] += weight**2 * covariance / count
+        for index in range(steps):
+            weighted["step_counts"][index] += weight * row["step_counts"][index] / count * n
+    for field in firsts:
+        weighted[field] = n * means[field]
+    for field in seconds:
+        x, y = SECOND_MOMENTS[field]
+        weighted[field] = n * ((n - 1) * covariances[field] + means[x] * means[y])
+    return weighted

@@ -5,6 +5,13 @@ from rest_framework import serializers
 from events.selectors import unknown_event_names
 from experiments import messages
 from experiments.definitions import experiment as experiment_definitions
+from experiments.definitions.bandit import (
+    BanditProblem,
+    is_primary_link,
+    ordered_primary_metrics,
+    parse_bandit,
+    saved_primary_metrics,
+)
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.definitions.metric import metric_event_names, validate_experiment_metrics
 from experiments.models import (
@@ -252,7 +259,42 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
                 if unknown:
                     quoted = ", ".join(f"'{name}'" for name in unknown)
                     raise serializers.ValidationError({field: [messages.UNKNOWN_EVENTS.format(events=quoted)]})
+        self._validate_bandit(attrs)
         return attrs
+
+    def _merged(self, attrs: dict, field: str):
+        """The field as it will be stored: the request's value, else the experiment's."""
+        if field in attrs:
+            return attrs[field]
+        return getattr(self.instance, field, None)
+
+    def _validate_bandit(self, attrs: dict) -> None:
+        """A bandit's settings and their requirements on the stats method, exposure handling and metrics."""
+        if self._merged(attrs, "type") != ExperimentType.BANDIT:
+            return
+        parameters = self._merged(attrs, "parameters")
+        variants = (parameters or {}).get("feature_flag_variants")
+        if not variants and self.instance is not None:
+            variants = self.instance.feature_flag.variants
+        if "saved_metrics_ids" in attrs or self.instance is None:
+            ids = [item["id"] for item in attrs.get("saved_metrics_ids") or [] if is_primary_link(item.get("metadata"))]
+            queryset = ExperimentSavedMetric.objects.filter(project=self.context["project"], pk__in=ids).order_by("pk")
+            saved = list(queryset.values_list("query", flat=True))
+        else:
+            saved = saved_primary_metrics(self.instance)
+        primary_metrics = ordered_primary_metrics(
+            self._merged(attrs, "metrics") or [], saved, self._merged(attrs, "primary_metrics_ordered_uuids")
+        )
+        try:
+            parse_bandit(
+                parameters=parameters,
+                stats_config=self._merged(attrs, "stats_config"),
+                exposure_criteria=self._merged(attrs, "exposure_criteria"),
+                primary_metrics=primary_metrics,
+                variant_count=len(variants) if variants else 2,
+            )
+        except BanditProblem as problem:
+            raise serializers.ValidationError({problem.attr: [problem.message]}) from None
 
     def to_representation(self, experiment: Experiment) -> dict:
         data = super().to_representation(experiment)

@@ -1,0 +1,95 @@
+"""Metric statistics of a bandit, whose flag weights change (analysis.md §7): periods start at each applied reweight
+(read from the activity log), each unit belongs to the period of its first exposure, every metric is aggregated per
+period and the periods are weighted by their share of units (`stats.bandits.period_weighted_row`).
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.models import Experiment
+from experiments.stats.bandits import period_weighted_row
+
+BANDIT_REWEIGHT_ACTIVITY = "bandit_reweight"
+# The activity entry's change holding the reweight's inputs and outcome.
+BANDIT_EVENT_FIELD = "bandit"
+
+
+@dataclass(frozen=True)
+class BanditPeriod:
+    start: dt.datetime
+    # The flag's rollout percentage per variant key during the period.
+    percentages: dict[str, float]
+
+
+def flag_percentages_by_key(experiment: Experiment) -> dict[str, float]:
+    return {
+        variant["key"]: float(variant.get("rollout_percentage") or 0) for variant in experiment.feature_flag.variants
+    }
+
+
+def bandit_events(experiment: Experiment) -> list[dict]:
+    """The reweight records of the current launch (a reset and relaunch starts afresh), oldest first."""
+    entries = experiment.activity.filter(activity=BANDIT_REWEIGHT_ACTIVITY, created_at__gte=experiment.start_date)
+    return [
+        change["after"]
+        for entry in entries.order_by("created_at", "id")
+        for change in entry.changes
+        if change.get("field") == BANDIT_EVENT_FIELD
+    ]
+
+
+def bandit_periods(experiment: Experiment) -> list[BanditPeriod]:
+    """The launch's first period at the weights before the first applied reweight, then one per applied reweight."""
+    applied = [event for event in bandit_events(experiment) if event["weights_were_updated"]]
+    first = (
+        {key: 100 * weight for key, weight in applied[0]["current_weights"].items()}
+        if applied
+        else flag_percentages_by_key(experiment)
+    )
+    later = [
+        BanditPeriod(
+            dt.datetime.fromisoformat(event["date"]),
+            {key: float(value) for key, value in event["applied_percentages"].items()},
+        )
+        for event in applied
+    ]
+    return [BanditPeriod(experiment.start_date, first), *later]
+
+
+@dataclass(frozen=True)
+class BanditStatistics:
+    statistics: DailyStatistics
+    # Per boundary, the units each variant should have had: Σ_p N_p · percentage_{v,p} (for the SRM check).
+    expected_weights: list[dict[str, float]]
+
+
+def bandit_daily_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> BanditStatistics:
+    """The metric's period-weighted per-variant rows as of each boundary (one scan per period)."""
+    periods = [period for period in bandit_periods(experiment) if period.start < boundaries[-1]]
+    per_period = []
+    for index, period in enumerate(periods):
+        until = periods[index + 1].start if index + 1 < len(periods) else boundaries[-1]
+        per_period.append(
+            daily_variant_statistics(
+                experiment=experiment, metric=metric, boundaries=boundaries, first_exposure_window=(period.start, until)
+            )
+        )
+    spec = per_period[0].spec
+    variants, exposures, expected = [], [], []
+    for day in range(len(boundaries)):
+        units = [sum(statistics.exposures[day].values()) for statistics in per_period]
+        keys = [row["key"] for row in per_period[0].variants[day]]
+        rows = []
+        for position, key in enumerate(keys):
+            weighted = period_weighted_row([statistics.variants[day][position] for statistics in per_period], units)
+            rows.append({"key": key, **weighted})
+        variants.append(rows)
+        exposures.append({key: sum(statistics.exposures[day][key] for statistics in per_period) for key in keys})
+        expected.append(
+            {
+                key: sum(count * period.percentages.get(key, 0) for count, period in zip(units, periods, strict=True))
+                for key in keys
+            }
+        )
+    return BanditStatistics(DailyStatistics(spec=spec, variants=variants, exposures=exposures), expected)
