@@ -160,7 +160,7 @@ def bandit_reweight(*, experiment: Experiment, now: dt.datetime) -> ExperimentAc
             feature_flag_update(
                 flag=flag,
                 user=None,
-                data={"filters": filters_with_percentages(flag, event["applied_percentages"])},
+                changes={"filters": filters_with_percentages(flag, event["applied_percentages"])},
                 expected_version=flag.version,
             )
             changes.append({"field": "feature_flag_variants", "before": before, "after": event["applied_percentages"]})
