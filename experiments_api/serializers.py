@@ -38,9 +38,10 @@ class FastReadMixin:
     DRF calls `get_attribute` and `to_representation` on every field of every row, about 2 µs each, which was most
     of the time of a page of 50 experiments. Here each readable field's plan is worked out once per serializer: a
     field reading one model column that DRF returns as is (JSON, and strings, booleans and integers from columns of
-    those types) is copied; a field on any other single column (dates, uuids) is converted without the attribute
-    lookup machinery; every other field (nested serializers, methods, dotted sources, relations) goes through DRF as
-    usual. A value of an unexpected type is converted by its field, so the output is always DRF's.
+    those types, and a PrimaryKeyRelatedField's foreign key) is copied; a field on any other single column (dates,
+    uuids) is converted without the attribute lookup machinery; every other field (nested serializers, methods,
+    dotted sources, other relations) goes through DRF as usual. A value of an unexpected type is converted by its
+    field, so the output is always DRF's.
     """
 
     def get_fields(self) -> dict:
@@ -87,6 +88,9 @@ class FastReadMixin:
             if column is None:
                 plan.append((field.field_name, _DRF_LOOKUP, None, field))
                 continue
+            if column.is_relation:  # a PrimaryKeyRelatedField: the foreign key's value is DRF's output
+                plan.append((field.field_name, column.attname, _ANY_VALUE, field))
+                continue
             unchanged_type = next(
                 (
                     value_type
@@ -114,7 +118,10 @@ class FastReadMixin:
         )
 
     def _column(self, field: serializers.Field) -> models.Field | None:
-        """The concrete model column (not a relation) that `field` reads, when it reads exactly one."""
+        """The concrete model column that `field` reads, when it reads exactly one: not a relation, except the
+        foreign key of a PrimaryKeyRelatedField (DRF outputs that column's value, the related object's pk)."""
+        if type(field) is serializers.PrimaryKeyRelatedField:
+            return self._foreign_key(field)
         if isinstance(field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.RelatedField):
             return None
         if isinstance(field, serializers.ManyRelatedField | serializers.ReadOnlyField) or len(field.source_attrs) != 1:
@@ -124,6 +131,15 @@ class FastReadMixin:
         except FieldDoesNotExist:  # a property of the model
             return None
         return column if column.concrete and not column.is_relation else None
+
+    def _foreign_key(self, field: serializers.PrimaryKeyRelatedField) -> models.ForeignKey | None:
+        if field.pk_field is not None or len(field.source_attrs) != 1:
+            return None
+        try:
+            column = self.Meta.model._meta.get_field(field.source_attrs[0])
+        except FieldDoesNotExist:
+            return None
+        return column if column.many_to_one and column.concrete and column.target_field.primary_key else None
 
 
 class UserBasicSerializer(FastReadMixin, serializers.ModelSerializer):
