@@ -9,7 +9,8 @@ Starts its own Redis (a private redis-server on --redis-port, no persistence, ne
     at 45%              Redis is killed (SIGKILL: queued tasks and cache are lost) and restarted 5 s later
     at 70%              one pool child of the worker is killed (SIGKILL), which the worker replaces
 
-Then the load stops and the soak waits up to --grace seconds for every accepted recalculation to complete. It
+Then the load stops and the soak waits up to --grace seconds for every accepted recalculation to complete (and
+reports how many were unfinished when the load stopped and how long they took to drain). It
 reports requests and answers by status per endpoint (a 200 whose body is an error counts as "200 error body"),
 events acknowledged vs stored, and recalculations accepted / completed / failed / unfinished, and exits 1 on any
 loss: an acknowledged event that is not stored, or an accepted recalculation that did not complete.
@@ -135,6 +136,11 @@ def main() -> None:
         f"  recalculations accepted {recalculations['accepted']}, completed {recalculations['completed']}, "
         f"failed {recalculations['failed']}, unfinished {recalculations['unfinished']} "
         f"(statuses of the unfinished: {recalculations['unfinished_statuses'] or '-'})"
+    )
+    drain = "drained" if recalculations["drained"] else f"NOT drained within the {options.grace:.0f} s limit"
+    print(
+        f"  recalculations unfinished when the load stopped {recalculations['unfinished_at_stop']}, {drain} "
+        f"after {recalculations['drain_seconds']:.1f} s"
     )
     lost_recalculations = recalculations["failed"] + recalculations["unfinished"]
     lost = events["missing"] + lost_recalculations
@@ -398,17 +404,28 @@ class Soak:
         time.sleep(1.0)  # a client asking about once a second, not a tight loop
 
     def wait_for_recalculations(self, grace: float) -> dict:
+        """Wait (at most `grace` seconds) until every accepted recalculation has completed or failed; the report
+        says how many were unfinished when the load stopped and how long they took to drain."""
         finished = {RecalculationStatus.COMPLETED, RecalculationStatus.FAILED}
-        deadline = time.monotonic() + grace
+        started = time.monotonic()
+        deadline = started + grace
+        unfinished_at_stop = None
         while True:
             statuses = dict(
                 ExperimentTimeseriesRecalculation.objects.filter(pk__in=self.recalculation_ids).values_list(
                     "pk", "status"
                 )
             )
-            if all(status in finished for status in statuses.values()) or time.monotonic() > deadline:
+            drained = len(statuses) == len(self.recalculation_ids) and all(
+                status in finished for status in statuses.values()
+            )
+            if unfinished_at_stop is None:
+                unfinished_at_stop = len(self.recalculation_ids) - sum(
+                    status in finished for status in statuses.values()
+                )
+            if drained or time.monotonic() > deadline:
                 break
-            time.sleep(2)
+            time.sleep(1)
         unfinished = collections.Counter(status for status in statuses.values() if status not in finished)
         return {
             "accepted": len(self.recalculation_ids),
@@ -416,6 +433,9 @@ class Soak:
             "failed": sum(status == RecalculationStatus.FAILED for status in statuses.values()),
             "unfinished": sum(unfinished.values()) + len(self.recalculation_ids) - len(statuses),
             "unfinished_statuses": ", ".join(f"{status}: {count}" for status, count in unfinished.items()),
+            "unfinished_at_stop": unfinished_at_stop,
+            "drained": drained,
+            "drain_seconds": time.monotonic() - started,
         }
 
     def events_report(self) -> dict:

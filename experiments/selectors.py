@@ -9,6 +9,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Prefetch,
     Q,
     QuerySet,
     Value,
@@ -17,7 +18,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Lower, Now, NullIf
 from django.utils import timezone
 
-from experiments.models import Experiment, ExperimentType
+from experiments.models import Experiment, ExperimentToSavedMetric, ExperimentType
 from experiments_api.models import Project
 from flags.models import FeatureFlag
 from flags.selectors import feature_flags_for_serializer
@@ -38,10 +39,9 @@ DEFAULT_ORDER = "-created_at"
 
 def experiments_with_relations(queryset: QuerySet[Experiment]) -> QuerySet[Experiment]:
     """Everything the serializer reads, loaded in a fixed number of queries whatever the page size."""
-    # Each link's `experiment` is set by the prefetch itself; saved metrics shared by many links are loaded once.
-    return queryset.select_related("feature_flag", "created_by", "holdout__created_by").prefetch_related(
-        "saved_metric_links__saved_metric"
-    )
+    # Each link's `experiment` is set by the prefetch itself; its saved metric is joined (one round trip, not two).
+    links = Prefetch("saved_metric_links", queryset=ExperimentToSavedMetric.objects.select_related("saved_metric"))
+    return queryset.select_related("feature_flag", "created_by", "holdout__created_by").prefetch_related(links)
 
 
 def filter_experiments_by_status(queryset: QuerySet[Experiment], status: str) -> QuerySet[Experiment]:

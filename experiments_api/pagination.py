@@ -1,4 +1,5 @@
-"""Limit/offset pagination that rejects malformed parameters with a 400 instead of ignoring them."""
+"""Limit/offset pagination that rejects malformed parameters with a 400 instead of ignoring them, and counts the
+rows only when the first page does not already tell how many there are."""
 
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
@@ -26,6 +27,20 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     """PostHog's `{count, next, previous, results}` pages; a limit above MAX_PAGE_SIZE is clamped to it."""
 
     max_limit = MAX_PAGE_SIZE
+
+    def paginate_queryset(self, queryset, request: Request, view=None) -> list | None:
+        """DRF's page; the first page is read before counting, and when it is short its length is the count, so
+        the `COUNT(*)` query runs only for a full first page or a later page."""
+        self.limit = self.get_limit(request)  # a malformed limit is reported before a malformed offset, as in DRF
+        if self.limit is None or self.get_offset(request) > 0:
+            return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        self.offset = 0
+        page = list(queryset[: self.limit])
+        self.count = len(page) if len(page) < self.limit else self.get_count(queryset)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        return page
 
     def get_limit(self, request: Request) -> int | None:
         limit = parse_non_negative_int(request, self.limit_query_param, minimum=1)

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from experiments_api import messages
-from experiments_api.models import PersonalAPIKey, ProjectMembership
+from experiments_api.models import PersonalAPIKey, Project, ProjectMembership
 from experiments_api.scopes import scopes_grant
 
 
@@ -47,12 +47,21 @@ class APIScopePermission(permissions.BasePermission):
         return True
 
 
+def requester_is_member(request: Request, project: Project) -> bool:
+    """Whether the request's user is a member of `project`: the `requester_is_member` annotation when the view
+    loaded the project with it (ProjectScopedViewSet does, in the same query), else a query."""
+    annotated = getattr(project, "requester_is_member", None)
+    if annotated is not None:
+        return annotated
+    return ProjectMembership.objects.filter(user=request.user, project=project).exists()
+
+
 class ProjectAccessPermission(permissions.BasePermission):
     """The project in the URL must exist (404), be allowed for the key (403) and have the user as member (403)."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         project = view.project  # raises NotFound for an unknown project
         ensure_key_allows_project(request, project.pk)
-        if not ProjectMembership.objects.filter(user=request.user, project=project).exists():
+        if not requester_is_member(request, project):
             raise exceptions.PermissionDenied(messages.NOT_A_PROJECT_MEMBER)
         return True

@@ -6,11 +6,12 @@ Subclasses implement `safely_get_queryset`; `get_queryset` (which filters by pro
 
 from functools import cached_property
 
+from django.db.models import Exists, OuterRef
 from rest_framework import exceptions, permissions, routers, viewsets
 from rest_framework.request import Request
 
 from experiments_api import messages
-from experiments_api.models import Project
+from experiments_api.models import Project, ProjectMembership
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
 
 CURRENT_PROJECT_ALIAS = "@current"
@@ -47,7 +48,14 @@ class ProjectScopedViewSetMixin:
         else:
             # isdigit() alone also accepts digits int() refuses, such as "²".
             project_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
-        project = Project.objects.select_related("organization").filter(pk=project_id).first()
+        # The requester's membership comes with the project (one round trip), for ProjectAccessPermission.
+        membership = ProjectMembership.objects.filter(project=OuterRef("pk"), user_id=self.request.user.pk)
+        project = (
+            Project.objects.select_related("organization")
+            .annotate(requester_is_member=Exists(membership))
+            .filter(pk=project_id)
+            .first()
+        )
         if project is None:
             raise exceptions.NotFound(messages.PROJECT_NOT_FOUND)
         return project
