@@ -216,12 +216,27 @@ def gunicorn(transactional_db, tmp_path):
 
 
 def answers_until_every_worker_answered(server, project, times: int) -> list[dict]:
-    """Ask until each of the two workers answered at least `times` times (at most 400 requests)."""
-    answers, served_by = [], []
-    while len(answers) < 400 and not (len(set(served_by)) == 2 and min(map(served_by.count, set(served_by))) >= times):
-        answer, pid = server.evaluated(project)
-        answers.append(answer)
-        served_by.append(pid)
+    """Ask until each of the two workers answered at least `times` times (at most 400 requests).
+
+    Sequential requests can all land on one worker (it wins every accept); after 10 of them an unfinished request
+    keeps the worker that accepts it busy, so the other one must answer the next."""
+    answers, served_by, blocker = [], [], None
+    try:
+        while len(answers) < 400 and not (
+            len(set(served_by)) == 2 and min(map(served_by.count, set(served_by))) >= times
+        ):
+            if len(served_by) % 10 == 0 and len(served_by) and len(set(served_by)) == 1:
+                if blocker is not None:
+                    blocker.close()
+                blocker = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                blocker.sendall(b"POST /flags/?v=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n")
+                time.sleep(0.2)
+            answer, pid = server.evaluated(project)
+            answers.append(answer)
+            served_by.append(pid)
+    finally:
+        if blocker is not None:
+            blocker.close()
     assert len(set(served_by)) == 2, f"one worker answered all {len(answers)} requests"
     return answers
 
