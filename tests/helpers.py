@@ -1,6 +1,13 @@
 """Error bodies in PostHog's envelope `{type, code, detail, attr}`, for whole-body assertions in tests."""
 
+import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
 
 from experiments_api import messages
 from experiments_api.exceptions import error_body
@@ -41,3 +48,28 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_on_sqlite(script: str, argument: object, tmp_path: Path) -> object:
+    """Run `script` (Python, reading `sys.argv[1]` as JSON) in a fresh process on the embedded default: a SQLite
+    database under `tmp_path`, no Redis, tasks in-process; return the JSON it prints."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+    }
+    output = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(argument)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPOSITORY_ROOT,
+    ).stdout
+    return json.loads(output)

@@ -5,15 +5,10 @@ one query per day would. Small hand-checked cases pin down the rules the compari
 """
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 
 from experiments import messages
 from experiments.metrics import daily_exposures, daily_variant_statistics
@@ -21,6 +16,7 @@ from experiments.metrics.days import day_end, days_from, local_day
 from experiments_api.exceptions import DomainError
 from tests.event_stores import store_raw_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
+from tests.helpers import run_on_sqlite
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
@@ -670,23 +666,8 @@ def test_sqlite_computes_the_same_numbers(tmp_path: Path):
         "ratio of distinct counts",
         "retention, days, last seen, window",
     ]
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-    }
-    output = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(names)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout
-    sqlite_rows = json.loads(output)
+    output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)
+    sqlite_rows = output
     experiment = make_experiment(stats_config={"cuped": {"enabled": True, "lookback_days": 14}})
     store(experiment.project, sample_events(7, start=START, flag_key=FLAG_KEY))
     for name in names:

@@ -4,16 +4,11 @@ more segments than are kept, person properties), on PostgreSQL and SQLite, and t
 
 import dataclasses
 import datetime as dt
-import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 from scipy import stats as scipy_stats
 
 from experiments import messages
@@ -23,6 +18,7 @@ from experiments.stats import compute_metric_result
 from experiments_api.exceptions import error_body
 from persons.models import Person, person_uuid
 from tests.factories import ExperimentFactory, FeatureFlagFactory
+from tests.helpers import run_on_sqlite
 from tests.metric_reference import BREAKDOWN_NULL, BREAKDOWN_OTHER, RawEvent, Setup, reference_breakdowns, sample_events
 from tests.test_metric_aggregation import (
     CASES,
@@ -259,23 +255,8 @@ print(json.dumps(problems))
 
 def test_sqlite_computes_the_same_segments(tmp_path: Path):
     names = ["count by browser", "dau by three breakdowns", "ordered funnel by browser", "ratio by plan and region"]
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-    }
-    output = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(names)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout
-    assert json.loads(output) == dict.fromkeys(names, [])
+    output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)
+    assert output == dict.fromkeys(names, [])
 
 
 def segment_experiment(stats_config=None, project=None):

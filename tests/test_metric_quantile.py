@@ -2,15 +2,10 @@
 reference, on PostgreSQL and SQLite; the statistics wired through `/query/`; every bad quantile input a 400."""
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
 
 from experiments import messages
 from experiments.metrics import daily_variant_statistics
@@ -18,6 +13,7 @@ from experiments.stats import frequentist_test
 from experiments.stats.quantile import QuantileStatistic
 from experiments_api.exceptions import error_body
 from tests.factories import ExperimentFactory, FeatureFlagFactory
+from tests.helpers import run_on_sqlite
 from tests.metric_reference import Setup, reference_statistics, sample_events
 from tests.test_metric_aggregation import (
     FLAG_KEY,
@@ -248,20 +244,5 @@ print(json.dumps(problems))
 
 def test_sqlite_computes_the_same_quantiles(tmp_path: Path):
     names = ["median page views", "P90 amount ignoring zeros"]
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-    }
-    output = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(names)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout
-    assert json.loads(output) == dict.fromkeys(names, [])
+    output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)
+    assert output == dict.fromkeys(names, [])

@@ -3,7 +3,6 @@ results before, during and after; idempotent; a run killed mid-transaction loses
 resolution on the embedded SQLite."""
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from experiments.metrics import daily_exposures
 from persons.models import PersonDistinctId, PersonOverride
 from persons.services.squash import person_overrides_squash
 from persons.tasks import squash_person_overrides
+from tests.helpers import run_on_sqlite
 from tests.test_metric_aggregation import CASES, assert_close, daily_rows, day_boundaries
 from tests.test_person_metrics import identified_experiment
 
@@ -163,23 +163,8 @@ print(json.dumps([before, after]))
 
 @pytest.mark.django_db
 def test_sqlite_resolves_persons_the_same_way(tmp_path: Path):
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-    }
-    output = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT, json.dumps(NAMES)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
-    sqlite_before, sqlite_after = json.loads(output)
+    output = run_on_sqlite(SQLITE_SCRIPT, NAMES, tmp_path)
+    sqlite_before, sqlite_after = output
     experiment, _, _ = identified_experiment({})
     for name in NAMES:
         expected = daily_rows(experiment, CASES[name][0], 8)
