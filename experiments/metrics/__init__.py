@@ -34,6 +34,15 @@ STATISTICS = {
 }
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+# A ratio's pre-exposure denominator and the cross products ratio CUPED needs besides COVARIATE_FIELDS.
+RATIO_COVARIATE_FIELDS = (
+    "covariate_denominator_sum",
+    "covariate_denominator_sum_squares",
+    "denominator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_sum_product",
+    "numerator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_post_sum_product",
+)
 
 
 def _context(
@@ -70,6 +79,8 @@ def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
         row["step_counts"] = [round(sums[f"step_{index}"]) for index in range(1, len(spec.definition.steps) + 1)]
     if "covariate_sum" in sums:
         row |= {field: float(sums[field]) for field in COVARIATE_FIELDS}
+    if "covariate_denominator_sum" in sums:
+        row |= {field: float(sums[field]) for field in RATIO_COVARIATE_FIELDS}
     return row
 
 
