@@ -336,6 +336,52 @@ def test_the_adjusted_confidence_interval_worked_example():
     assert adjusted_confidence_interval(0.04, (0.01, 0.07), 0.9999999) == (-math.inf, math.inf)
 
 
+def test_untested_members_of_the_family_count_as_p_equal_to_one():
+    results = [
+        [{"method": "frequentist", "effect": 0.1, "p_value": p, "confidence_interval": [0.0, 0.2]}]
+        for p in (0.01, 0.04)
+    ]
+
+    holm = experiment_wide_correction(results, "holm", untested=2)
+    bh = experiment_wide_correction(results, "bh", untested=2)
+
+    # Holm over (0.01, 0.04, 1, 1): 4·0.01, 3·0.04; BH: 4·0.01/1, 4·0.04/2.
+    assert [metric[0]["p_value_adjusted"] for metric in holm] == pytest.approx([0.04, 0.12], abs=1e-12)
+    assert [metric[0]["p_value_adjusted"] for metric in bh] == pytest.approx([0.04, 0.08], abs=1e-12)
+
+
+@pytest.mark.parametrize("direction", [1, -1], ids=["greater", "less"])
+def test_a_one_sided_interval_widens_its_finite_end(direction):
+    effect, p_adjusted = direction * 0.04, 0.03
+    ci = (0.01, math.inf) if direction > 0 else (-math.inf, -0.01)
+
+    lower, upper = adjusted_confidence_interval(effect, ci, p_adjusted)
+
+    implied_se = 0.04 / stats.norm.ppf(1 - p_adjusted)
+    bound = effect - direction * stats.norm.ppf(0.95) * implied_se
+    assert (lower, upper) == (
+        (pytest.approx(bound, abs=1e-12), math.inf) if direction > 0 else (-math.inf, pytest.approx(bound, abs=1e-12))
+    )
+    assert round(abs(bound), 6) == 0.005018
+    # Narrower than the raw interval: the raw one is kept; an adjusted p of 0.5 or more no longer backs the sign.
+    assert adjusted_confidence_interval(
+        effect, (-1.0, math.inf) if direction > 0 else (-math.inf, 1.0), p_adjusted
+    ) == ((-1.0, math.inf) if direction > 0 else (-math.inf, 1.0))
+    assert adjusted_confidence_interval(effect, ci, 0.6) == (-math.inf, math.inf)
+
+
+def test_open_ends_are_null_in_the_corrected_results():
+    results = [[{"method": "frequentist", "effect": 0.04, "p_value": 0.02, "confidence_interval": [0.01, None]}]]
+
+    ((variant,),) = experiment_wide_correction(results, "holm", untested=1)
+
+    assert variant["p_value_adjusted"] == pytest.approx(0.04)
+    implied_se = 0.04 / stats.norm.ppf(1 - 0.04)
+    assert variant["confidence_interval_adjusted"] == [pytest.approx(0.04 - stats.norm.ppf(0.95) * implied_se), None]
+    ((hopeless,),) = experiment_wide_correction([[{**results[0][0], "p_value": 0.9}]], "holm", untested=1)
+    assert hopeless["confidence_interval_adjusted"] == [None, None]
+
+
 def test_mid_experiment_power_worked_example():
     result = mid_experiment_power(effect_variance=0.0009, units_so_far=10_000, daily_units=1000, target_mde=0.05)
 
