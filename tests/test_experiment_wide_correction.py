@@ -14,6 +14,7 @@ from experiments.results.current import metric_results_as_of
 from experiments.results.timeseries import timeseries_results_get
 from experiments.stats import SampleMean, adjust_p_values, frequentist_test
 from experiments.stats.multiple_testing import adjusted_confidence_interval
+from pages.selectors import experiment_results
 from tests.factories import ExperimentFactory, FeatureFlagFactory, SavedMetricFactory
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import events_node, mean, store
@@ -295,3 +296,17 @@ def test_the_timeseries_endpoint_serves_the_correction(api_client, project):
     timeseries = response.json()["timeseries"]
     assert timeseries == served(experiment, REVENUE)
     assert all(result["experiment_wide_correction"]["tests"] == 4 for result in timeseries.values())
+
+
+def test_the_results_page_shows_the_adjusted_p_values(project):
+    experiment = three_arm_experiment(project, {"method": "holm"})
+    for metric in (PURCHASES, REVENUE):
+        store_days(experiment, metric)
+
+    page = experiment_results(experiment=experiment)
+
+    purchases = next(metric for metric in page.metrics if metric.uuid == "purchases")
+    latest = served(experiment, PURCHASES)[purchases.latest.day]
+    assert [row.p_value for row in purchases.latest.variants] == [
+        variant(latest, key)["p_value_adjusted"] for key in ("a", "b")
+    ]
