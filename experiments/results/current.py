@@ -157,7 +157,7 @@ def variant_statistics(
     *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
 ) -> tuple[DailyStatistics, list[dict[str, float] | None]]:
     """The metric's per-variant rows as of each boundary, and per boundary the expected units per variant for the
-    SRM check (None: the flag's split). A bandit's rows are weighted over its reweight periods (without segments)."""
+    SRM check (None: the flag's split). A bandit's rows (and segments) are weighted over its reweight periods."""
     if experiment.type == ExperimentType.BANDIT:
         bandit = bandit_daily_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
         return bandit.statistics, bandit.expected_weights
