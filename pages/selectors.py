@@ -189,7 +189,8 @@ def _variant_result(
         delta=delta,
         interval=interval,
         chance_to_win=chance_to_win,
-        p_value=row.get("p_value"),
+        # The experiment-wide correction's p-value when there is one: the one `significant` is decided by.
+        p_value=row.get("p_value_adjusted", row.get("p_value")),
         significant=row.get("significant"),
         verdict=_verdict(failures=failures, interval=interval, significant=row.get("significant"), better=better),
         failures=failures,

@@ -322,6 +322,8 @@ def funnel_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime)
 
 
 def ratio_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    """With CUPED, each unit's numerator and denominator over the lookback before its exposure (Mp, Dp) and every
+    sum ratio CUPED needs: Σ M·Mp, Σ M·Dp, Σ Mp·D, Σ D·Dp, Σ Mp·Dp and the pre-exposure sums and squares."""
     units = exposures(events, setup, query_to)
     rows = defaultdict(list)
     for unit, (variant, exposed_at) in units.items():
@@ -330,7 +332,32 @@ def ratio_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) 
             source_value(_unit_events(events, setup, unit, metric[side], since, until), metric[side])
             for side in ("numerator", "denominator")
         )
-        rows[variant].append((1, numerator, numerator**2, denominator, denominator**2, numerator * denominator))
+        pre_numerator = pre_denominator = 0.0
+        if setup.cuped_days:
+            before = exposed_at - dt.timedelta(days=setup.cuped_days)
+            pre_numerator, pre_denominator = (
+                source_value(_unit_events(events, setup, unit, metric[side], before, exposed_at), metric[side])
+                for side in ("numerator", "denominator")
+            )
+        rows[variant].append(
+            (
+                1,
+                numerator,
+                numerator**2,
+                denominator,
+                denominator**2,
+                numerator * denominator,
+                pre_numerator,
+                pre_numerator**2,
+                pre_denominator,
+                pre_denominator**2,
+                numerator * pre_numerator,
+                denominator * pre_denominator,
+                pre_numerator * pre_denominator,
+                numerator * pre_denominator,
+                pre_numerator * denominator,
+            )
+        )
     fields = [
         "number_of_samples",
         "sum",
@@ -338,6 +365,15 @@ def ratio_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) 
         "denominator_sum",
         "denominator_sum_squares",
         "numerator_denominator_sum_product",
+        "covariate_sum",
+        "covariate_sum_squares",
+        "covariate_denominator_sum",
+        "covariate_denominator_sum_squares",
+        "sum_products",
+        "denominator_covariate_denominator_sum_product",
+        "covariate_numerator_denominator_sum_product",
+        "numerator_covariate_denominator_sum_product",
+        "covariate_numerator_denominator_post_sum_product",
     ]
     return _aggregate(rows, setup.variants, fields)
 

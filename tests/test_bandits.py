@@ -17,6 +17,7 @@ from experiments.results.current import current_metric_result
 from experiments.services.bandits import bandit_reweight, bandit_run_number, bandit_seed
 from experiments.stats import Ratio, SampleMean, srm_check
 from experiments.stats.bandits import NOT_ENOUGH_UNITS, BanditArm, bandit_weights, period_weighted_row
+from experiments.stats.ratio_cuped import RatioCupedStatistic
 from experiments.tasks import schedule_bandit_reweights
 from experiments_api.celery import app as celery_app
 from tests.factories import ExperimentFactory, FeatureFlagFactory, mean_metric
@@ -531,6 +532,39 @@ def test_period_weighting_of_a_ratio_weights_each_component():
     delta = var_x / d**2 + x**2 * var_d / d**4 - 2 * x * cov / d**3
     assert ratio.mean == pytest.approx(x / d, abs=1e-6, rel=1e-9)
     assert ratio.variance / ratio.n == pytest.approx(delta, abs=1e-6, rel=1e-9)
+
+
+def test_period_weighting_of_ratio_cuped_moments_weights_every_pair():
+    rng = np.random.default_rng(8)
+    periods = []
+    for size in (300, 120):
+        pre_d = rng.poisson(3, size) + 1.0
+        pre_m = pre_d * rng.gamma(2, 4, size)
+        d = pre_d + rng.poisson(1, size)
+        periods.append(np.vstack([pre_m / pre_d * d + rng.gamma(2, 2, size), d, pre_m, pre_d]))
+    names = ("sum", "denominator_sum", "covariate_sum", "covariate_denominator_sum")
+    squares = {
+        (0, 0): "sum_squares", (1, 1): "denominator_sum_squares", (0, 1): "numerator_denominator_sum_product",
+        (2, 2): "covariate_sum_squares", (0, 2): "sum_products", (3, 3): "covariate_denominator_sum_squares",
+        (1, 3): "denominator_covariate_denominator_sum_product", (2, 3): "covariate_numerator_denominator_sum_product",
+        (0, 3): "numerator_covariate_denominator_sum_product", (1, 2): "covariate_numerator_denominator_post_sum_product",
+    }  # fmt: skip
+    rows = [
+        {"number_of_samples": values.shape[1]}
+        | {name: values[index].sum() for index, name in enumerate(names)}
+        | {name: (values[i] * values[j]).sum() for (i, j), name in squares.items()}
+        for values in periods
+    ]
+    units = [2 * values.shape[1] for values in periods]
+
+    row = period_weighted_row(rows, units)
+
+    statistic = RatioCupedStatistic(**{"n": row.pop("number_of_samples")} | row)
+    weights = np.array(units) / sum(units)
+    means = sum(w * values.mean(axis=1) for w, values in zip(weights, periods, strict=True))
+    covariance = sum(w**2 * np.cov(values) / values.shape[1] for w, values in zip(weights, periods, strict=True))
+    assert statistic.means == pytest.approx(means, rel=1e-9)
+    assert statistic.covariance / statistic.n == pytest.approx(covariance, rel=1e-9)
 
 
 def test_period_weighting_leaves_out_periods_without_units_of_the_arm():

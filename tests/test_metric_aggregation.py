@@ -13,6 +13,9 @@ import pytest
 from experiments import messages
 from experiments.metrics import daily_exposures, daily_variant_statistics
 from experiments.metrics.days import day_end, days_from, local_day
+from experiments.results.current import metric_results_as_of
+from experiments.stats import compute_metric_result
+from experiments.stats.ratio_cuped import RatioCupedStatistic, ratio_cuped_effect
 from experiments_api.exceptions import DomainError
 from tests.event_stores import store_raw_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
@@ -29,6 +32,14 @@ TEST_ACCOUNT_FILTERS = [{"key": "$host", "operator": "is_not", "value": ["localh
 BASE_FIELDS = ("number_of_samples", "sum", "sum_squares")
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+RATIO_COVARIATE_FIELDS = (
+    "covariate_denominator_sum",
+    "covariate_denominator_sum_squares",
+    "denominator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_sum_product",
+    "numerator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_post_sum_product",
+)
 
 
 def events_node(event, **extra) -> dict:
@@ -104,7 +115,8 @@ def daily_rows(experiment, metric: dict, days: int) -> list[dict[str, dict]]:
 
 def engine_fields(row: dict) -> dict:
     """The engine's row flattened to the reference's field names."""
-    flat = {name: row[name] for name in (*BASE_FIELDS, *RATIO_FIELDS, *COVARIATE_FIELDS) if name in row}
+    names = (*BASE_FIELDS, *RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)
+    flat = {name: row[name] for name in names if name in row}
     for index, count in enumerate(row.get("step_counts", []), start=1):
         flat[f"step_{index}"] = count
     return flat
@@ -206,6 +218,19 @@ CASES = {
         ratio(events_node("purchase", math="unique_session"), events_node(None, math="dau")),
         {},
     ),
+    "cuped ratio": (
+        ratio(events_node("purchase", math="sum", math_property="amount"), events_node("$pageview")),
+        {"cuped": 14},
+    ),
+    "cuped ratio of an average and distinct sessions, windowed": (
+        ratio(
+            events_node("purchase", math="avg", math_property="amount"),
+            events_node(None, math="unique_session"),
+            conversion_window=2,
+            conversion_window_unit="day",
+        ),
+        {"cuped": 3, "handling": "first_seen"},
+    ),
     "retention, days, first seen": (retention(), {}),
     "retention, days, last seen, window": (
         retention(start_handling="last_seen", conversion_window=3, conversion_window_unit="day"),
@@ -249,6 +274,9 @@ def test_daily_statistics_match_a_per_day_recomputation(metric, options):
         cuped_days=options.get("cuped"),
     )
     assert_matches_reference(experiment, metric, events, setup)
+    if "cuped" in options and metric["metric_type"] == "ratio":
+        (rows,) = daily_rows(experiment, metric, 1)
+        assert all(set(RATIO_COVARIATE_FIELDS + COVARIATE_FIELDS) <= set(row) for row in rows.values())
 
 
 def flag_call(unit: str, at: dt.datetime, variant: str, **properties) -> RawEvent:
@@ -379,6 +407,70 @@ def test_cuped_covariate_is_the_same_metric_before_exposure():
         "covariate_sum_squares": 4,
         "sum_products": 2,
     }
+
+
+def test_ratio_cuped_covariates_are_the_numerator_and_denominator_before_exposure():
+    experiment = make_experiment(
+        timezone="UTC",
+        start=dt.datetime(2025, 1, 10, tzinfo=dt.UTC),
+        stats_config={"cuped": {"enabled": True, "lookback_days": 2}},
+    )
+    exposed_at = experiment.start_date + hours(1)
+    store(
+        experiment.project,
+        [
+            flag_call("unit", exposed_at, "test"),
+            RawEvent("purchase", "unit", exposed_at - dt.timedelta(days=3), {"amount": 100}),  # before the lookback
+            RawEvent("purchase", "unit", exposed_at - dt.timedelta(days=1), {"amount": 7}),
+            RawEvent("$pageview", "unit", exposed_at - dt.timedelta(days=1)),
+            RawEvent("$pageview", "unit", exposed_at - hours(1)),
+            RawEvent("$pageview", "unit", exposed_at - hours(2)),
+            RawEvent("purchase", "unit", exposed_at + hours(1), {"amount": 5}),
+            RawEvent("$pageview", "unit", exposed_at + hours(1)),
+            RawEvent("$pageview", "unit", exposed_at + hours(2)),
+        ],
+    )
+    metric = ratio(events_node("purchase", math="sum", math_property="amount"), events_node("$pageview"))
+    row = daily_rows(experiment, metric, 1)[0]["test"]
+    # M = 5, D = 2 after the exposure; Mp = 7, Dp = 3 in the two days before it.
+    assert {name: row[name] for name in (*RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)} == {
+        "denominator_sum": 2,
+        "denominator_sum_squares": 4,
+        "numerator_denominator_sum_product": 10,
+        "covariate_sum": 7,
+        "covariate_sum_squares": 49,
+        "sum_products": 35,
+        "covariate_denominator_sum": 3,
+        "covariate_denominator_sum_squares": 9,
+        "denominator_covariate_denominator_sum_product": 6,
+        "covariate_numerator_denominator_sum_product": 21,
+        "numerator_covariate_denominator_sum_product": 15,
+        "covariate_numerator_denominator_post_sum_product": 14,
+    }
+
+
+def test_a_cuped_ratio_result_tests_the_adjusted_effect_of_the_engine_rows():
+    config = {"method": "frequentist", "cuped": {"enabled": True, "lookback_days": 14}}
+    experiment = make_experiment(stats_config=config)
+    store(experiment.project, sample_events(7, start=START, flag_key=FLAG_KEY, units=400))
+    metric = {**CASES["cuped ratio"][0], "uuid": "ratio"}
+    boundary = day_boundaries(experiment, 8)[-1:]
+
+    (result,) = metric_results_as_of(experiment=experiment, metric=metric, boundaries=boundary)
+
+    (rows,) = daily_variant_statistics(experiment=experiment, metric=metric, boundaries=boundary).variants
+    control, test = (by_variant(rows)[key] for key in ("control", "test"))
+    fields = [field for field in control if field not in ("key", "number_of_samples")]
+    treatment_arm, control_arm = (
+        RatioCupedStatistic(n=row["number_of_samples"], **{field: row[field] for field in fields})
+        for row in (test, control)
+    )
+    effect, theta = ratio_cuped_effect(treatment_arm, control_arm, relative=True)
+    (variant,) = result["variant_results"]
+    assert theta != 0
+    assert variant["effect"] == pytest.approx(effect.estimate, rel=1e-9)
+    plain = compute_metric_result(rows, metric_type="ratio", stats_config=config, cuped=False)
+    assert variant["p_value"] != pytest.approx(plain["variant_results"][0]["p_value"])
 
 
 def test_funnel_rows_carry_step_counts():
@@ -664,6 +756,7 @@ def test_sqlite_computes_the_same_numbers(tmp_path: Path):
         "winsorized sum",
         "ordered funnel",
         "ratio of distinct counts",
+        "cuped ratio",
         "retention, days, last seen, window",
     ]
     output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)

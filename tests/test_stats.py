@@ -327,6 +327,8 @@ def test_frequentist_result_shape():
                 **MEAN_ROWS[1],
                 "validation_failures": [],
                 "method": "frequentist",
+                # The relative lift: the centre of the two-sided interval.
+                "effect": pytest.approx((-0.03526 + 1.44989) / 2, abs=1e-5),
                 "p_value": pytest.approx(0.06191, abs=1e-5),
                 "confidence_interval": pytest.approx([-0.03526, 1.44989], abs=1e-5),
                 "significant": False,

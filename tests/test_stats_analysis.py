@@ -243,6 +243,68 @@ def test_ratio_cuped_without_a_varying_covariate_is_the_plain_ratio():
     assert ratio_cuped_theta(arm, arm) == 0.0
 
 
+def _ratio_cuped_row(key, m, d, mp, dp) -> dict:
+    statistic = _ratio_cuped_statistic(m, d, mp, dp)
+    fields = {field: getattr(statistic, field) for field in statistic.__dataclass_fields__ if field != "n"}
+    return {"key": key, "number_of_samples": len(m), **fields}
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_a_ratio_metric_with_cuped_is_tested_on_the_adjusted_effect(relative):
+    rng = np.random.default_rng(5)
+    arms = [_ratio_cuped_arm(rng, 1500, 0.03), _ratio_cuped_arm(rng, 1400, 0.0)]
+    rows = [_ratio_cuped_row("test", *arms[0]), _ratio_cuped_row("control", *arms[1])]
+    config = {"method": "frequentist", "cuped": True, "difference_type": None if relative else "absolute"}
+
+    (variant,) = compute_metric_result(rows, metric_type="ratio", stats_config=config)["variant_results"]
+
+    # Independently: influence functions of the adjusted ratios, θ pooled over both arms, Welch's t.
+    influences = [_influence(*arm) for arm in arms]
+    theta = sum(np.cov(post, pre)[0, 1] for post, pre in influences) / sum(np.var(pre, ddof=1) for _, pre in influences)
+    (mt, dt_, mpt, dpt), (mc, dc, mpc, dpc) = arms
+    ratio_c = mc.mean() / dc.mean()
+    difference = (mt.mean() / dt_.mean() - theta * mpt.mean() / dpt.mean()) - (
+        ratio_c - theta * mpc.mean() / dpc.mean()
+    )
+    (post_t, pre_t), (post_c, pre_c) = influences
+    influence_t, influence_c = post_t - theta * pre_t, post_c - theta * pre_c
+    if relative:
+        effect = difference / ratio_c
+        influence_t, influence_c = influence_t / ratio_c, -influence_c / ratio_c - effect * post_c / ratio_c
+    else:
+        effect, influence_c = difference, -influence_c
+    terms = np.var(influence_t, ddof=1) / len(mt), np.var(influence_c, ddof=1) / len(mc)
+    se = math.sqrt(sum(terms))
+    df = sum(terms) ** 2 / (terms[0] ** 2 / (len(mt) - 1) + terms[1] ** 2 / (len(mc) - 1))
+    half_width = stats.t.ppf(0.975, df) * se
+    assert variant["effect"] == pytest.approx(effect, rel=1e-6)
+    assert variant["p_value"] == pytest.approx(2 * stats.t.sf(abs(effect / se), df), rel=1e-6)
+    assert variant["confidence_interval"] == pytest.approx([effect - half_width, effect + half_width], rel=1e-6)
+    plain = compute_metric_result(rows, metric_type="ratio", stats_config={**config, "cuped": False})
+    (plain_variant,) = plain["variant_results"]
+    plain_width = plain_variant["confidence_interval"][1] - plain_variant["confidence_interval"][0]
+    assert 2 * half_width < plain_width
+
+    (bayesian,) = compute_metric_result(rows, metric_type="ratio", stats_config={**config, "method": "bayesian"})[
+        "variant_results"
+    ]
+    assert bayesian["chance_to_win"] == pytest.approx(stats.norm.cdf(effect / se), rel=1e-6)
+    assert bayesian["credible_interval"] == pytest.approx(list(stats.norm.interval(0.95, effect, se)), rel=1e-6)
+
+
+def test_ratio_cuped_without_pre_exposure_denominators_is_the_plain_ratio():
+    rng = np.random.default_rng(9)
+    arms = [_ratio_cuped_arm(rng, 300, 0.03), _ratio_cuped_arm(rng, 300, 0.0)]
+    rows = [_ratio_cuped_row("test", *arms[0]), _ratio_cuped_row("control", *arms[1])]
+    rows[1] |= {field: 0.0 for field in rows[1] if "covariate" in field}
+    config = {"method": "frequentist", "cuped": True}
+
+    cuped = compute_metric_result(rows, metric_type="ratio", stats_config=config)
+    plain = compute_metric_result(rows, metric_type="ratio", stats_config={**config, "cuped": False})
+
+    assert cuped == plain
+
+
 def test_experiment_wide_correction_over_metrics_and_variants():
     p_values = [[0.004, 0.03, 0.20], [0.012, 0.45, 0.049]]
     results = [
@@ -272,6 +334,52 @@ def test_the_adjusted_confidence_interval_worked_example():
     assert (round(ci[0], 4), round(ci[1], 4)) == (0.0039, 0.0761)
     assert adjusted_confidence_interval(0.04, (-1.0, 1.0), 0.03) == (-1.0, 1.0)
     assert adjusted_confidence_interval(0.04, (0.01, 0.07), 0.9999999) == (-math.inf, math.inf)
+
+
+def test_untested_members_of_the_family_count_as_p_equal_to_one():
+    results = [
+        [{"method": "frequentist", "effect": 0.1, "p_value": p, "confidence_interval": [0.0, 0.2]}]
+        for p in (0.01, 0.04)
+    ]
+
+    holm = experiment_wide_correction(results, "holm", untested=2)
+    bh = experiment_wide_correction(results, "bh", untested=2)
+
+    # Holm over (0.01, 0.04, 1, 1): 4·0.01, 3·0.04; BH: 4·0.01/1, 4·0.04/2.
+    assert [metric[0]["p_value_adjusted"] for metric in holm] == pytest.approx([0.04, 0.12], abs=1e-12)
+    assert [metric[0]["p_value_adjusted"] for metric in bh] == pytest.approx([0.04, 0.08], abs=1e-12)
+
+
+@pytest.mark.parametrize("direction", [1, -1], ids=["greater", "less"])
+def test_a_one_sided_interval_widens_its_finite_end(direction):
+    effect, p_adjusted = direction * 0.04, 0.03
+    ci = (0.01, math.inf) if direction > 0 else (-math.inf, -0.01)
+
+    lower, upper = adjusted_confidence_interval(effect, ci, p_adjusted)
+
+    implied_se = 0.04 / stats.norm.ppf(1 - p_adjusted)
+    bound = effect - direction * stats.norm.ppf(0.95) * implied_se
+    assert (lower, upper) == (
+        (pytest.approx(bound, abs=1e-12), math.inf) if direction > 0 else (-math.inf, pytest.approx(bound, abs=1e-12))
+    )
+    assert round(abs(bound), 6) == 0.005018
+    # Narrower than the raw interval: the raw one is kept; an adjusted p of 0.5 or more no longer backs the sign.
+    assert adjusted_confidence_interval(
+        effect, (-1.0, math.inf) if direction > 0 else (-math.inf, 1.0), p_adjusted
+    ) == ((-1.0, math.inf) if direction > 0 else (-math.inf, 1.0))
+    assert adjusted_confidence_interval(effect, ci, 0.6) == (-math.inf, math.inf)
+
+
+def test_open_ends_are_null_in_the_corrected_results():
+    results = [[{"method": "frequentist", "effect": 0.04, "p_value": 0.02, "confidence_interval": [0.01, None]}]]
+
+    ((variant,),) = experiment_wide_correction(results, "holm", untested=1)
+
+    assert variant["p_value_adjusted"] == pytest.approx(0.04)
+    implied_se = 0.04 / stats.norm.ppf(1 - 0.04)
+    assert variant["confidence_interval_adjusted"] == [pytest.approx(0.04 - stats.norm.ppf(0.95) * implied_se), None]
+    ((hopeless,),) = experiment_wide_correction([[{**results[0][0], "p_value": 0.9}]], "holm", untested=1)
+    assert hopeless["confidence_interval_adjusted"] == [None, None]
 
 
 def test_mid_experiment_power_worked_example():

@@ -1,7 +1,9 @@
 """Per-variant sufficient statistics of experiment metrics, aggregated by the database in one scan of the events.
 
 `daily_variant_statistics` answers for a list of `query_to` boundaries at once (one per day for a timeseries, or
-one for a current result); `daily_exposures` counts first exposures per variant and day.
+one for a current result); `period_variant_statistics` the same over the units first exposed in each of a list of
+periods (a bandit's), with the same breakdown segments in every period; `daily_exposures` counts first exposures
+per variant and day.
 """
 
 import collections
@@ -13,7 +15,7 @@ from experiments.models import Experiment
 from experiments.stats.health import COUNT_METRIC_TYPES
 from flags.evaluation import holdout_variant_key
 
-from .breakdowns import split_segments
+from .breakdowns import segment_units, split_segments
 from .days import midnights_between
 from .exposure import parse_exposure
 from .funnel import funnel_statistics
@@ -34,6 +36,15 @@ STATISTICS = {
 }
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+# A ratio's pre-exposure denominator and the cross products ratio CUPED needs besides COVARIATE_FIELDS.
+RATIO_COVARIATE_FIELDS = (
+    "covariate_denominator_sum",
+    "covariate_denominator_sum_squares",
+    "denominator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_sum_product",
+    "numerator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_post_sum_product",
+)
 
 
 def _context(
@@ -70,15 +81,19 @@ def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
         row["step_counts"] = [round(sums[f"step_{index}"]) for index in range(1, len(spec.definition.steps) + 1)]
     if "covariate_sum" in sums:
         row |= {field: float(sums[field]) for field in COVARIATE_FIELDS}
+    if "covariate_denominator_sum" in sums:
+        row |= {field: float(sums[field]) for field in RATIO_COVARIATE_FIELDS}
     return row
 
 
 @dataclass(frozen=True)
 class SegmentStatistics:
-    """One breakdown segment: its values (in breakdowns order) and, per boundary, one row per variant."""
+    """One breakdown segment: its values (in breakdowns order) and, per boundary, one row per variant and the
+    segment's units in the analysis per variant."""
 
     breakdown_value: tuple[str, ...]
     variants: list[list[dict]]
+    exposures: list[dict[str, int]] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,46 @@ def _rows(sums_by_variant: dict[str, dict], variants: tuple[str, ...], spec: Met
     return [_variant_row(key, sums_by_variant.get(key, zero), spec) for key in variants]
 
 
+def _bucket_sums(
+    experiment: Experiment, metric: dict, boundaries: list[dt.datetime], first_exposure_window
+) -> tuple[MetricSpec, tuple[str, ...], list[dict]]:
+    """The parsed metric, its variants and the query's per-bucket sums (keyed by variant, or with breakdowns by
+    `<variant>\\x1f<segment>`)."""
+    spec = parse_metric(metric, stats_config=experiment.stats_config)
+    exposure = parse_exposure(experiment)
+    ctx = _context(experiment, exposure, boundaries, spec.breakdowns, first_exposure_window)
+    return spec, exposure.variants, STATISTICS[spec.metric_type](ctx, spec)
+
+
+def _exposure_counts(sums_by_variant: dict[str, dict], variants: tuple[str, ...]) -> dict[str, int]:
+    return {key: round(sums_by_variant[key]["exposures"]) if key in sums_by_variant else 0 for key in variants}
+
+
+def _daily_statistics(
+    spec: MetricSpec, variants: tuple[str, ...], per_bucket: list[dict], units: dict | None = None
+) -> DailyStatistics:
+    """Rows per boundary; with breakdowns the segments kept by `units` (default: this query's own)."""
+    segments: list[SegmentStatistics] = []
+    if spec.breakdowns:
+        zero = _zero_sums(per_bucket)
+        per_bucket, split = split_segments(per_bucket, breakdown_count=len(spec.breakdowns), units=units)
+        per_bucket = [{key: bucket.get(key, zero) for key in variants} for bucket in per_bucket]
+        segments = [
+            SegmentStatistics(
+                breakdown_value=value,
+                variants=[_rows(bucket.get(value, {}), variants, spec, zero) for bucket in split.per_bucket],
+                exposures=[_exposure_counts(bucket.get(value, {}), variants) for bucket in split.per_bucket],
+            )
+            for value in split.values
+        ]
+    return DailyStatistics(
+        spec=spec,
+        variants=[[_variant_row(key, sums[key], spec) for key in variants] for sums in per_bucket],
+        exposures=[_exposure_counts(sums, variants) for sums in per_bucket],
+        segments=segments,
+    )
+
+
 def daily_variant_statistics(
     *,
     experiment: Experiment,
@@ -116,28 +171,28 @@ def daily_variant_statistics(
 
     Raises DomainError for a metric or experiment setting the engine cannot compute.
     """
-    spec = parse_metric(metric, stats_config=experiment.stats_config)
-    exposure = parse_exposure(experiment)
-    ctx = _context(experiment, exposure, boundaries, spec.breakdowns, first_exposure_window)
-    per_bucket = STATISTICS[spec.metric_type](ctx, spec)
-    segments: list[SegmentStatistics] = []
-    if spec.breakdowns:
-        zero = _zero_sums(per_bucket)
-        per_bucket, split = split_segments(per_bucket, breakdown_count=len(spec.breakdowns))
-        per_bucket = [{key: bucket.get(key, zero) for key in exposure.variants} for bucket in per_bucket]
-        segments = [
-            SegmentStatistics(
-                breakdown_value=value,
-                variants=[_rows(bucket.get(value, {}), exposure.variants, spec, zero) for bucket in split.per_bucket],
-            )
-            for value in split.values
-        ]
-    return DailyStatistics(
-        spec=spec,
-        variants=[[_variant_row(key, sums[key], spec) for key in exposure.variants] for sums in per_bucket],
-        exposures=[{key: round(sums[key]["exposures"]) for key in exposure.variants} for sums in per_bucket],
-        segments=segments,
-    )
+    return _daily_statistics(*_bucket_sums(experiment, metric, boundaries, first_exposure_window))
+
+
+def period_variant_statistics(
+    *,
+    experiment: Experiment,
+    metric: dict,
+    boundaries: list[dt.datetime],
+    periods: list[tuple[dt.datetime, dt.datetime]],
+) -> list[DailyStatistics]:
+    """`daily_variant_statistics` over the units first exposed in each period (one query each). With breakdowns
+    every period keeps the same segments: the top ones by units over all periods at the last boundary."""
+    queried = [_bucket_sums(experiment, metric, boundaries, period) for period in periods]
+    units = None
+    if queried and queried[0][0].breakdowns:
+        units = collections.Counter()
+        for _spec, _variants, per_bucket in queried:
+            units.update(segment_units(per_bucket))
+    return [
+        _daily_statistics(spec, variants, per_bucket, dict(units) if units is not None else None)
+        for spec, variants, per_bucket in queried
+    ]
 
 
 def daily_exposures(*, experiment: Experiment, boundaries: list[dt.datetime]) -> list[dict[str, int]]:

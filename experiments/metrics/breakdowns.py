@@ -49,23 +49,39 @@ def _sort_key(segment: tuple[str, ...]) -> tuple:
     return tuple((value == BREAKDOWN_OTHER, value) for value in segment)
 
 
-def split_segments(per_bucket: list[dict[str, dict]], *, breakdown_count: int) -> tuple[list[dict], Segments]:
+def _by_segment(sums_by_key: dict[str, dict]) -> dict[tuple[str, ...], dict[str, dict]]:
+    segments: dict[tuple[str, ...], dict[str, dict]] = {}
+    for key, sums in sums_by_key.items():
+        variant, _, encoded = key.partition(SEGMENT_SEPARATOR)
+        segments.setdefault(tuple(json.loads(encoded)), {})[variant] = sums
+    return segments
+
+
+def segment_units(per_bucket: list[dict[str, dict]]) -> dict[tuple[str, ...], float]:
+    """Units per segment (every variant) at the last bucket: what decides which segments are kept."""
+    last = _by_segment(per_bucket[-1]) if per_bucket else {}
+    return {segment: sum(sums["exposures"] for sums in variants.values()) for segment, variants in last.items()}
+
+
+def split_segments(
+    per_bucket: list[dict[str, dict]], *, breakdown_count: int, units: dict[tuple[str, ...], float] | None = None
+) -> tuple[list[dict], Segments]:
     """From per-bucket sums keyed by `<variant>\\x1f<segment>`: the sums per variant over all segments, and the
     segments (the top MAX_SEGMENTS by units at the last bucket, ties by value, the rest summed into the other
-    segment)."""
+    segment). `units` (default: `segment_units(per_bucket)`) decides the segments kept, so that queries over parts
+    of the units (a bandit's periods) keep the same ones."""
     by_segment: list[dict[tuple[str, ...], dict[str, dict]]] = []
     overall: list[dict[str, dict]] = []
     for sums_by_key in per_bucket:
-        segments: dict[tuple[str, ...], dict[str, dict]] = {}
+        segments = _by_segment(sums_by_key)
         totals: dict[str, dict] = {}
-        for key, sums in sums_by_key.items():
-            variant, _, encoded = key.partition(SEGMENT_SEPARATOR)
-            segments.setdefault(tuple(json.loads(encoded)), {})[variant] = sums
-            _add(totals.setdefault(variant, {}), sums)
+        for variants in segments.values():
+            for variant, sums in variants.items():
+                _add(totals.setdefault(variant, {}), sums)
         by_segment.append(segments)
         overall.append(totals)
-    last = by_segment[-1] if by_segment else {}
-    units = {segment: sum(sums["exposures"] for sums in variants.values()) for segment, variants in last.items()}
+    if units is None:
+        units = segment_units(per_bucket)
     # Segments whose units have all left the analysis by the last bucket are never kept, but their earlier days
     # still count in the other segment, so the segments always add up to the all-segments sums.
     ranked = sorted(units, key=lambda segment: (-units[segment], _sort_key(segment)))

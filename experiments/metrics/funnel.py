@@ -52,7 +52,7 @@ def funnel_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         lookback=spec.cuped_lookback,
     )
     # CUPED covariate, as PostHog: 1 when the unit did the last step's event in the pre-exposure window.
-    covariates = add_covariates(query, f"MAX(s{step_count})") if spec.cuped_lookback else None
+    covariates = add_covariates(query, {"covariate": f"MAX(s{step_count})"}) if spec.cuped_lookback else None
     step_rows = _ordered_steps(query, step_count) if funnel.ordered else _unordered_steps(step_count)
     query.add("reached_steps", "\nUNION ALL\n".join(step_rows))
     query.add(

@@ -26,7 +26,8 @@ class Increments:
     running: dict[str, str]
     contributions: dict[str, str]
     constants: dict[str, str] = field(default_factory=dict)
-    covariates: str | None = None  # a CTE (unit, covariate), when CUPED is on
+    covariates: str | None = None  # a CTE (unit, *covariate_columns), when CUPED is on
+    covariate_columns: tuple[str, ...] = ("covariate",)
 
 
 def exit_rows(ctx: QueryContext, columns: list[str]) -> str:
@@ -50,7 +51,9 @@ def _covariate_join(increments: Increments, alias: str) -> str:
 
 
 def _covariate_column(increments: Increments) -> str:
-    return ", COALESCE(c.covariate, 0) AS covariate" if increments.covariates else ""
+    if increments.covariates is None:
+        return ""
+    return "".join(f", COALESCE(c.{column}, 0) AS {column}" for column in increments.covariate_columns)
 
 
 def add_increment_ctes(query: Query, ctx: QueryContext, increments: Increments, outputs: list[str]) -> str:

@@ -7,11 +7,10 @@ from .values import SourceValue
 from .winsorized import winsorized_statistics
 
 
-def add_covariates(query: Query, covariate: str) -> str:
-    """`covariates(unit, covariate)`: the CUPED covariate of each unit from its pre-exposure rows."""
-    return query.add(
-        "covariates", f"SELECT unit, {covariate} AS covariate FROM metric_rows WHERE is_pre = 1 GROUP BY unit"
-    )
+def add_covariates(query: Query, columns: dict[str, str]) -> str:
+    """`covariates(unit, *columns)`: each unit's CUPED covariates (aggregates over its pre-exposure rows)."""
+    selected = ", ".join(f"{sql} AS {name}" for name, sql in columns.items())
+    return query.add("covariates", f"SELECT unit, {selected} FROM metric_rows WHERE is_pre = 1 GROUP BY unit")
 
 
 def mean_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
@@ -26,7 +25,7 @@ def mean_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         conversion_window=spec.conversion_window,
         lookback=spec.cuped_lookback,
     )
-    covariates = add_covariates(query, value.covariate()) if spec.cuped_lookback else None
+    covariates = add_covariates(query, {"covariate": value.covariate()}) if spec.cuped_lookback else None
     if spec.definition.winsorization is not None:
         return winsorized_statistics(query, ctx, value, spec.definition.winsorization, covariates=covariates)
     columns = value.delta_columns()

@@ -63,7 +63,7 @@ PROPERTY_OPERATORS = (
 )
 FUNNEL_ORDERS = ("ordered", "unordered")
 RETENTION_UNITS = ("second", "minute", "hour", "day", "week")
-CUPED_METRIC_TYPES = ("mean", "funnel")
+CUPED_METRIC_TYPES = ("mean", "funnel", "ratio")
 BREAKDOWN_TYPES = ("event", "person")
 
 
@@ -163,7 +163,7 @@ def _computable_definition(definition):
 
 
 def _cuped_lookback(stats_config, metric_type: str, definition) -> dt.timedelta | None:
-    """The CUPED pre-exposure window, for mean and ordered-funnel metrics when `stats_config` turns CUPED on."""
+    """The CUPED pre-exposure window, for mean, ordered-funnel and ratio metrics when `stats_config` turns CUPED on."""
     try:
         config = StatsConfig.from_dict(stats_config)
     except StatsConfigError as error:

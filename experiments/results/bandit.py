@@ -1,12 +1,15 @@
 """Metric statistics of a bandit, whose flag weights change (analysis.md §7): periods start at each applied reweight
 (read from the activity log), each unit belongs to the period of its first exposure, every metric is aggregated per
 period and the periods are weighted by their share of units (`stats.bandits.period_weighted_row`).
+
+Breakdown segments are weighted the same way within each segment (w_p = N_p,s/N_s, the segment's own units per
+period), every period keeping the same segments, so each segment stays an A/B test free of the traffic drift.
 """
 
 import datetime as dt
 from dataclasses import dataclass
 
-from experiments.metrics import DailyStatistics, daily_variant_statistics
+from experiments.metrics import DailyStatistics, SegmentStatistics, period_variant_statistics
 from experiments.models import Experiment
 from experiments.stats.bandits import period_weighted_row
 
@@ -64,26 +67,46 @@ class BanditStatistics:
     expected_weights: list[dict[str, float]]
 
 
+def _weighted_rows(per_period: list[list[dict]], units: list[float]) -> list[dict]:
+    """One arm's rows of each period combined, for every arm (the rows of a period in the same variant order)."""
+    keys = [row["key"] for row in per_period[0]]
+    return [
+        {"key": key, **period_weighted_row([rows[position] for rows in per_period], units)}
+        for position, key in enumerate(keys)
+    ]
+
+
+def _weighted_segments(per_period: list[DailyStatistics], days: int) -> list[SegmentStatistics]:
+    """Each segment's period-weighted rows per day; a period without the segment has no units in it."""
+    segments = []
+    for segment in per_period[0].segments:
+        parts = [
+            next(s for s in statistics.segments if s.breakdown_value == segment.breakdown_value)
+            for statistics in per_period
+        ]
+        variants, exposures = [], []
+        for day in range(days):
+            units = [sum(part.exposures[day].values()) for part in parts]
+            variants.append(_weighted_rows([part.variants[day] for part in parts], units))
+            exposures.append({key: sum(part.exposures[day][key] for part in parts) for key in parts[0].exposures[day]})
+        segments.append(SegmentStatistics(segment.breakdown_value, variants, exposures))
+    return segments
+
+
 def bandit_daily_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> BanditStatistics:
-    """The metric's period-weighted per-variant rows as of each boundary (one scan per period)."""
+    """The metric's period-weighted per-variant rows as of each boundary, with breakdowns per segment too (one scan
+    per period)."""
     periods = [period for period in bandit_periods(experiment) if period.start < boundaries[-1]]
-    per_period = []
-    for index, period in enumerate(periods):
-        until = periods[index + 1].start if index + 1 < len(periods) else boundaries[-1]
-        per_period.append(
-            daily_variant_statistics(
-                experiment=experiment, metric=metric, boundaries=boundaries, first_exposure_window=(period.start, until)
-            )
-        )
-    spec = per_period[0].spec
+    windows = [
+        (period.start, periods[index + 1].start if index + 1 < len(periods) else boundaries[-1])
+        for index, period in enumerate(periods)
+    ]
+    per_period = period_variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries, periods=windows)
     variants, exposures, expected = [], [], []
     for day in range(len(boundaries)):
         units = [sum(statistics.exposures[day].values()) for statistics in per_period]
-        keys = [row["key"] for row in per_period[0].variants[day]]
-        rows = []
-        for position, key in enumerate(keys):
-            weighted = period_weighted_row([statistics.variants[day][position] for statistics in per_period], units)
-            rows.append({"key": key, **weighted})
+        rows = _weighted_rows([statistics.variants[day] for statistics in per_period], units)
+        keys = [row["key"] for row in rows]
         variants.append(rows)
         exposures.append({key: sum(statistics.exposures[day][key] for statistics in per_period) for key in keys})
         expected.append(
@@ -92,4 +115,10 @@ def bandit_daily_statistics(*, experiment: Experiment, metric: dict, boundaries:
                 for key in keys
             }
         )
-    return BanditStatistics(DailyStatistics(spec=spec, variants=variants, exposures=exposures), expected)
+    statistics = DailyStatistics(
+        spec=per_period[0].spec,
+        variants=variants,
+        exposures=exposures,
+        segments=_weighted_segments(per_period, len(boundaries)),
+    )
+    return BanditStatistics(statistics, expected)

@@ -9,6 +9,7 @@ from experiments.metrics import DailyStatistics, daily_exposures, daily_variant_
 from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment, ExperimentType
 from experiments.results.bandit import bandit_daily_statistics
+from experiments.results.correction import in_family
 from experiments.results.health import cumulative_multiple, result_health
 from experiments.stats import (
     StatsConfig,
@@ -99,6 +100,7 @@ def _assemble(
     multiple: int,
     query_to: dt.datetime,
     expected: dict[str, float] | None,
+    correct_variants: bool,
 ) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
@@ -117,14 +119,18 @@ def _assemble(
         query_to=query_to,
     )
     config = StatsConfig.from_dict(experiment.stats_config)
-    if config.multiple_testing_correction:
+    if config.multiple_testing_correction and correct_variants:
         # Across the test variants of this metric; each metric's result is computed on its own.
         result = apply_multiple_testing_correction([result], config.multiple_testing_correction, alpha=config.alpha)[0]
     return result
 
 
 def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> list[dict]:
-    """The metric's cumulative result as of each boundary (ascending, exclusive), from one read of the events."""
+    """The metric's cumulative result as of each boundary (ascending, exclusive), from one read of the events.
+
+    Its p-values are stored raw when the metric is in the experiment-wide correction's family (the correction is
+    applied when results are served, experiments.results.correction, and covers this metric's variants too);
+    otherwise `multiple_testing_correction` corrects them across its test variants here."""
     if experiment.start_date is None:
         raise DomainError(messages.EXPERIMENT_NOT_STARTED)
     statistics, expected = variant_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
@@ -132,8 +138,17 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
     multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
+    correct_variants = not in_family(experiment, metric)
     return [
-        _assemble(experiment, statistics, index, multiple=multiple[index], query_to=boundary, expected=expected[index])
+        _assemble(
+            experiment,
+            statistics,
+            index,
+            multiple=multiple[index],
+            query_to=boundary,
+            expected=expected[index],
+            correct_variants=correct_variants,
+        )
         for index, boundary in enumerate(boundaries)
     ]
 
@@ -142,7 +157,7 @@ def variant_statistics(
     *, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]
 ) -> tuple[DailyStatistics, list[dict[str, float] | None]]:
     """The metric's per-variant rows as of each boundary, and per boundary the expected units per variant for the
-    SRM check (None: the flag's split). A bandit's rows are weighted over its reweight periods (without segments)."""
+    SRM check (None: the flag's split). A bandit's rows (and segments) are weighted over its reweight periods."""
     if experiment.type == ExperimentType.BANDIT:
         bandit = bandit_daily_statistics(experiment=experiment, metric=metric, boundaries=boundaries)
         return bandit.statistics, bandit.expected_weights

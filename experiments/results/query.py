@@ -5,7 +5,8 @@ from experiments import messages
 from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
 from experiments.metrics.days import day_end
 from experiments.models import Experiment
-from experiments.results.current import current_metric_result, experiment_days, flag_weights
+from experiments.results.correction import corrected_current
+from experiments.results.current import current_query_to, experiment_days, flag_weights, metric_results_as_of
 from experiments.stats import srm_p_value
 from experiments.stats.health import SRM_MIN_EXPOSURES
 from experiments_api.exceptions import DomainError
@@ -16,7 +17,15 @@ QUERY_KINDS = (EXPERIMENT_QUERY, EXPOSURE_QUERY)
 
 
 def experiment_metric_query(*, experiment: Experiment, metric: dict) -> dict:
-    return {"kind": EXPERIMENT_QUERY, "metric": metric, **current_metric_result(experiment=experiment, metric=metric)}
+    """The metric's current result; a metric of the experiment-wide correction's family is corrected together with
+    the family's stored results of today (experiments.results.correction)."""
+    query_to = current_query_to(experiment)
+    (result,) = metric_results_as_of(experiment=experiment, metric=metric, boundaries=[query_to])
+    return {
+        "kind": EXPERIMENT_QUERY,
+        "metric": metric,
+        **corrected_current(experiment, metric, result, query_to=query_to),
+    }
 
 
 def _exposure_srm(experiment: Experiment, totals: dict[str, int]) -> dict | None:

@@ -9,9 +9,8 @@ from experiments.metrics.days import days_from
 from experiments.models import Experiment, ExperimentMetricResult, MetricResultStatus
 from experiments_api.exceptions import DomainError
 
+from .correction import corrected_series, result_day
 from .requests import active_recalculation
-
-ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _without_step_sessions(result: dict) -> dict:
@@ -56,7 +55,7 @@ def timeseries_results_get(*, experiment: Experiment, metric_uuid: str, fingerpr
         ).order_by("query_to")
     )
     # query_to is exclusive: a row belongs to the local day of the instant just before it; the latest row wins.
-    row_by_day = {(row.query_to - ONE_MICROSECOND).astimezone(tz).date().isoformat(): row for row in rows}
+    row_by_day = {result_day(row.query_to, tz): row for row in rows}
     timeseries: dict[str, dict | None] = dict.fromkeys(days)
     errors: dict[str, str] = {}
     counts = {MetricResultStatus.COMPLETED: 0, MetricResultStatus.FAILED: 0, MetricResultStatus.PENDING: 0}
@@ -82,7 +81,7 @@ def timeseries_results_get(*, experiment: Experiment, metric_uuid: str, fingerpr
             pending=counts[MetricResultStatus.PENDING],
             total=len(days),
         ),
-        "timeseries": timeseries,
+        "timeseries": corrected_series(experiment, metric_uuid, timeseries),
         "errors": errors or None,
         "computed_at": computed_at.isoformat() if computed_at else None,
         "created_at": (rows[0].created_at if rows else experiment.created_at).isoformat(),

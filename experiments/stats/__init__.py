@@ -14,10 +14,12 @@ Statistics (each has `n`, `mean` and a per-unit `variance`, so every test takes 
   covariate_denominator_sum_squares, sum_products, denominator_covariate_denominator_sum_product,
   covariate_numerator_denominator_sum_product, numerator_covariate_denominator_sum_product,
   covariate_numerator_denominator_post_sum_product)` with `ratio_cuped_effect(treatment, control, relative=)
-  -> (EffectEstimate, theta)`.
+  -> (EffectEstimate, theta)` and `ratio_cuped_comparison(treatment, control, relative=) -> Comparison`.
 
 Tests:
-- `estimate_effect(treatment, control, relative=) -> EffectEstimate(estimate, variance)`.
+- `estimate_effect(treatment, control, relative=) -> EffectEstimate(estimate, variance)`, and
+  `compare(treatment, control, relative=) -> Comparison(effect, df, n, control_mean)`: what every method of the
+  registry tests (ratio CUPED builds its own).
 - `bayesian_test(treatment, control, ci_level=, relative=, prior=GaussianPrior(mean, stddev))` (a proper prior on
   the relative lift; the result's `flat_prior` is the supplemental flat-prior result) and
   `bayesian_effect_test(effect, ci_level=, prior_mean=, prior_variance=)`.
@@ -25,12 +27,13 @@ Tests:
   `alternative` two_sided | greater | less (fixed horizon and sequential), and `frequentist_effect_test(effect, df=,
   n=, ...)` for an effect computed elsewhere (ratio CUPED).
 - `compute_metric_result(variants, metric_type=, stats_config=, baseline_key=, cuped=)`: one metric in PostHog's
-  shape; `StatsConfig.from_dict(stats_config)` parses the config; `methods.STATS_METHODS` is the method registry.
+  shape (CUPED on mean, funnel and ratio rows that carry covariates; frequentist variants carry `effect`); `StatsConfig.from_dict(stats_config)` parses the config; `methods.STATS_METHODS` is the method registry.
 
 Corrections, health, power, bandits:
 - `adjust_p_values(p_values, method)`, `apply_multiple_testing_correction(results, method, alpha=)` (one metric's
-  variants), `experiment_wide_correction(results_per_metric, method, alpha=)` (every metric × variant, adding
-  `p_value_adjusted` and `confidence_interval_adjusted`), `adjusted_confidence_interval(effect, ci, p_adjusted)`.
+  variants), `experiment_wide_correction(results_per_metric, method, alpha=, untested=)` (every metric × variant,
+  adding `p_value_adjusted` and `confidence_interval_adjusted`; `untested` unknown p-values count as 1),
+  `adjusted_confidence_interval(effect, ci, p_adjusted, alpha=)` (two- or one-sided).
 - `srm_check(counts, weights)`, `validation_failures(...)`, and `health_checks.health_findings(exposures=,
   multiple=, srm_p_value=, hours_since_launch=, metric_count=, flag_active=, variant_percentages=, running=)`
   returning `[{code, severity, message}]`.

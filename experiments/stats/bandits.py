@@ -101,13 +101,19 @@ def flag_percentages(weights: Sequence[float]) -> list[int]:
 
 
 # First moments (per-unit totals of a component) and the second moments built from two of them.
-FIRST_MOMENTS = ("sum", "denominator_sum", "covariate_sum")
+FIRST_MOMENTS = ("sum", "denominator_sum", "covariate_sum", "covariate_denominator_sum")
 SECOND_MOMENTS = {
     "sum_squares": ("sum", "sum"),
     "denominator_sum_squares": ("denominator_sum", "denominator_sum"),
     "numerator_denominator_sum_product": ("sum", "denominator_sum"),
     "covariate_sum_squares": ("covariate_sum", "covariate_sum"),
     "sum_products": ("sum", "covariate_sum"),
+    # A ratio's pre-exposure denominator and its products (ratio CUPED).
+    "covariate_denominator_sum_squares": ("covariate_denominator_sum", "covariate_denominator_sum"),
+    "denominator_covariate_denominator_sum_product": ("denominator_sum", "covariate_denominator_sum"),
+    "covariate_numerator_denominator_sum_product": ("covariate_sum", "covariate_denominator_sum"),
+    "numerator_covariate_denominator_sum_product": ("sum", "covariate_denominator_sum"),
+    "covariate_numerator_denominator_post_sum_product": ("covariate_sum", "denominator_sum"),
 }
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .effects import EffectEstimate, estimate_effect
+from .effects import EffectEstimate, compare, welch_satterthwaite
 from .statistics import Statistic
 
 
@@ -19,12 +19,8 @@ class FrequentistResult:
 
 
 def welch_degrees_of_freedom(treatment: Statistic, control: Statistic) -> float:
-    """Welch–Satterthwaite df = (a + b)²/(a²/(n_T − 1) + b²/(n_C − 1)), a = v_T/n_T, b = v_C/n_C."""
-    treatment_term = treatment.variance / treatment.n
-    control_term = control.variance / control.n
-    return (treatment_term + control_term) ** 2 / (
-        treatment_term**2 / (treatment.n - 1) + control_term**2 / (control.n - 1)
-    )
+    """Welch–Satterthwaite df with a = v_T/n_T, b = v_C/n_C."""
+    return welch_satterthwaite(treatment.variance / treatment.n, control.variance / control.n, treatment.n, control.n)
 
 
 ALTERNATIVES = ("two_sided", "greater", "less")
@@ -144,11 +140,11 @@ def frequentist_test(
     alternative: str = "two_sided",
 ) -> FrequentistResult:
     """Test treatment against control (Welch, or a confidence sequence), with a CI at 1 − alpha."""
-    effect = estimate_effect(treatment, control, relative=relative)
+    comparison = compare(treatment, control, relative=relative)
     return frequentist_effect_test(
-        effect,
-        df=welch_degrees_of_freedom(treatment, control) if effect.se else math.inf,
-        n=treatment.n + control.n,
+        comparison.effect,
+        df=comparison.df,
+        n=comparison.n,
         alpha=alpha,
         sequential=sequential,
         sequential_tuning=sequential_tuning,

@@ -1,16 +1,17 @@
 """The registry of inference methods: `stats_config.method` names one, and adding a method is one entry here.
 
-Each method takes the treatment and control statistics and the parsed config, and returns the method's fields
-of a variant result in PostHog's shape.
+Each method takes the comparison of treatment with control (`effects.Comparison`: the effect, its degrees of
+freedom, the units and the control mean) and the parsed config, and returns the method's fields of a variant result
+in PostHog's shape.
 """
 
 import math
 from collections.abc import Callable
 from typing import Protocol
 
-from .bayesian import GaussianPrior, bayesian_test
-from .frequentist import frequentist_test
-from .statistics import Statistic
+from .bayesian import GaussianPrior, bayesian_effect_test
+from .effects import Comparison
+from .frequentist import frequentist_effect_test
 
 
 class InferenceSettings(Protocol):
@@ -25,7 +26,7 @@ class InferenceSettings(Protocol):
     prior: GaussianPrior | None
 
 
-InferenceMethod = Callable[[Statistic, Statistic, InferenceSettings], dict]
+InferenceMethod = Callable[[Comparison, InferenceSettings], dict]
 
 
 def _bound(value: float) -> float | None:
@@ -33,26 +34,34 @@ def _bound(value: float) -> float | None:
     return None if math.isinf(value) else float(value)
 
 
-def _frequentist(treatment: Statistic, control: Statistic, config: InferenceSettings) -> dict:
-    outcome = frequentist_test(
-        treatment,
-        control,
+def _frequentist(comparison: Comparison, config: InferenceSettings) -> dict:
+    """`effect` is kept for the experiment-wide correction, which widens the interval around it."""
+    outcome = frequentist_effect_test(
+        comparison.effect,
+        df=comparison.df,
+        n=comparison.n,
         alpha=config.alpha,
-        relative=config.relative,
         sequential=config.sequential,
         sequential_tuning=config.sequential_tuning,
         alternative=config.alternative,
     )
     return {
         "method": "frequentist",
+        "effect": float(outcome.effect),
         "p_value": float(outcome.p_value),
         "confidence_interval": [_bound(bound) for bound in outcome.ci],
         "significant": bool(outcome.significant),
     }
 
 
-def _bayesian(treatment: Statistic, control: Statistic, config: InferenceSettings) -> dict:
-    outcome = bayesian_test(treatment, control, ci_level=config.ci_level, relative=config.relative, prior=config.prior)
+def _bayesian(comparison: Comparison, config: InferenceSettings) -> dict:
+    """A proper prior on the relative lift is rescaled to the control mean for an absolute effect."""
+    prior_mean = prior_variance = None
+    if config.prior is not None:
+        prior_mean, prior_variance = config.prior.on_effect_scale(comparison.control_mean, relative=config.relative)
+    outcome = bayesian_effect_test(
+        comparison.effect, ci_level=config.ci_level, prior_mean=prior_mean, prior_variance=prior_variance
+    )
     return {
         "method": "bayesian",
         "chance_to_win": float(outcome.chance_to_win),

@@ -64,38 +64,74 @@ def apply_multiple_testing_correction(results: Sequence[dict], method: str, *, a
 
 
 ADJUSTED_P_OPEN_INTERVAL = 0.999999
+Bound = float | None
+
+
+def _one_sided_adjusted_bound(effect: float, bound: float, p_value_adjusted: float, *, alpha: float, direction: int):
+    """The finite end of a one-sided interval (`direction` +1: greater, [L, ∞); −1: less, (−∞, U]) widened the same
+    way: the implied SE is d·effect/Φ⁻¹(1 − p_adj) and the end effect − d·z_{1−α}·SE, kept when further out; open
+    (−d·∞) once the adjusted test no longer supports the effect's sign (p_adj ≥ 0.5, or d·effect ≤ 0)."""
+    z_adjusted = float(stats.norm.ppf(1 - p_value_adjusted))
+    if z_adjusted <= 0 or direction * effect <= 0:
+        return -direction * math.inf
+    implied_se = direction * effect / z_adjusted
+    widened = effect - direction * float(stats.norm.ppf(1 - alpha)) * implied_se
+    return min(widened, bound) if direction > 0 else max(widened, bound)
 
 
 def adjusted_confidence_interval(
     effect: float, ci: tuple[float, float], p_value_adjusted: float, *, alpha: float = 0.05
 ) -> tuple[float, float]:
     """GrowthBook's corrected CI: effect ± z_{1−α/2}·|effect/z_{1−p_adj/2}|, kept only when wider than `ci`;
-    (−∞, ∞) once p_adj > 0.999999 (the adjusted test says nothing)."""
+    (−∞, ∞) once p_adj > 0.999999 (the adjusted test says nothing). A one-sided `ci` (one end infinite) widens its
+    finite end with the one-sided z values instead."""
     if p_value_adjusted > ADJUSTED_P_OPEN_INTERVAL:
         return -math.inf, math.inf
+    lower, upper = ci
+    if math.isinf(upper) and not math.isinf(lower):
+        return _one_sided_adjusted_bound(effect, lower, p_value_adjusted, alpha=alpha, direction=1), upper
+    if math.isinf(lower) and not math.isinf(upper):
+        return lower, _one_sided_adjusted_bound(effect, upper, p_value_adjusted, alpha=alpha, direction=-1)
     implied_se = abs(effect / stats.norm.ppf(1 - p_value_adjusted / 2))
     half_width = float(stats.norm.ppf(1 - alpha / 2)) * implied_se
     widened = (effect - half_width, effect + half_width)
-    return widened if widened[1] - widened[0] > ci[1] - ci[0] else tuple(ci)
+    return widened if widened[1] - widened[0] > upper - lower else (lower, upper)
+
+
+def _finite(bound: Bound, infinity: float) -> float:
+    return infinity if bound is None else float(bound)
+
+
+def _json_bound(bound: float) -> Bound:
+    return None if math.isinf(bound) else bound
 
 
 def experiment_wide_correction(
-    results: Sequence[Sequence[dict]], method: str, *, alpha: float = 0.05
+    results: Sequence[Sequence[dict]], method: str, *, alpha: float = 0.05, untested: int = 0
 ) -> list[list[dict]]:
     """Correct across every metric × test variant of an experiment (GrowthBook's family).
 
     `results` holds, per metric, its variant results: dicts with `method`, `effect`, `p_value` and
-    `confidence_interval` for frequentist ones. Each frequentist variant gets `p_value_adjusted` and
-    `confidence_interval_adjusted`, and `significant` = p_value_adjusted < alpha; Bayesian ones are copied as they are.
+    `confidence_interval` (an open end null) for frequentist ones. Each frequentist variant with a p-value gets
+    `p_value_adjusted` and `confidence_interval_adjusted` (an open end null), and `significant` = p_value_adjusted <
+    alpha; others are copied as they are. `untested` more tests of the family whose p-values are unknown count as
+    p = 1, which keeps Holm and Benjamini–Hochberg valid (conservative) whatever those p-values are.
     """
     corrected = [[dict(variant) for variant in metric] for metric in results]
-    tested = [variant for metric in corrected for variant in metric if variant.get("method") == "frequentist"]
-    for variant, adjusted in zip(tested, adjust_p_values([v["p_value"] for v in tested], method), strict=True):
+    tested = [
+        variant
+        for metric in corrected
+        for variant in metric
+        if variant.get("method") == "frequentist" and variant.get("p_value") is not None
+    ]
+    adjusted_p_values = adjust_p_values([v["p_value"] for v in tested] + [1.0] * untested, method)
+    for variant, adjusted in zip(tested, adjusted_p_values[: len(tested)], strict=True):
+        lower, upper = variant["confidence_interval"]
+        interval = (_finite(lower, -math.inf), _finite(upper, math.inf))
         variant["p_value_adjusted"] = adjusted
-        variant["confidence_interval_adjusted"] = list(
-            adjusted_confidence_interval(
-                variant["effect"], tuple(variant["confidence_interval"]), adjusted, alpha=alpha
-            )
-        )
+        variant["confidence_interval_adjusted"] = [
+            _json_bound(bound)
+            for bound in adjusted_confidence_interval(variant["effect"], interval, adjusted, alpha=alpha)
+        ]
         variant["significant"] = adjusted < alpha
     return corrected

@@ -7,11 +7,12 @@ Var(R) + θ²Var(Rp) − 2θCov. The absolute effect is A_T − A_C; the relativ
 the delta method over both arms' four means.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .effects import EffectEstimate
+from .effects import Comparison, EffectEstimate, welch_satterthwaite
 
 MIN_THETA = 1e-8
 
@@ -124,31 +125,49 @@ def _adjusted(arm: RatioCupedStatistic, theta: float) -> tuple[float, np.ndarray
     return arm.ratio - theta * arm.covariate_ratio, post - theta * pre
 
 
-def ratio_cuped_effect(
+def _effect_terms(
     treatment: RatioCupedStatistic, control: RatioCupedStatistic, *, relative: bool
-) -> tuple[EffectEstimate, float]:
-    """The CUPED-adjusted effect of treatment over control, and θ."""
+) -> tuple[float, float, float, float]:
+    """(effect, treatment's share of its variance, control's share, θ)."""
     theta = ratio_cuped_theta(treatment, control)
     adjusted_t, gradient_t = _adjusted(treatment, theta)
     adjusted_c, gradient_c = _adjusted(control, theta)
     difference = adjusted_t - adjusted_c
-    if not relative:
-        variance = (
-            gradient_t @ treatment.covariance @ gradient_t / treatment.n
-            + gradient_c @ control.covariance @ gradient_c / control.n
-        )
-        return EffectEstimate(float(difference), float(max(0.0, variance))), theta
-    baseline = control.ratio
-    if baseline == 0:
-        raise ValueError("The control ratio is 0, so the relative effect is undefined; use an absolute one.")
-    scale = abs(baseline)
-    ratio_gradient, _ = control._gradients()
-    # f = (A_T − A_C)/|R_C|: ∂f/∂x_T = ∂A_T/∂x_T/|R_C|; ∂f/∂x_C = −∂A_C/∂x_C/|R_C| − f·sign(R_C)·∂R_C/∂x_C/|R_C|.
-    effect = difference / scale
-    treatment_gradient = gradient_t / scale
-    control_gradient = -gradient_c / scale - effect * np.sign(baseline) * ratio_gradient / scale
-    variance = (
-        treatment_gradient @ treatment.covariance @ treatment_gradient / treatment.n
-        + control_gradient @ control.covariance @ control_gradient / control.n
+    if relative:
+        baseline = control.ratio
+        if baseline == 0:
+            raise ValueError("The control ratio is 0, so the relative effect is undefined; use an absolute one.")
+        scale = abs(baseline)
+        ratio_gradient, _ = control._gradients()
+        # f = (A_T − A_C)/|R_C|: ∂f/∂x_T = ∂A_T/∂x_T/|R_C|; ∂f/∂x_C = −∂A_C/∂x_C/|R_C| − f·sign(R_C)·∂R_C/∂x_C/|R_C|.
+        effect = difference / scale
+        gradient_t = gradient_t / scale
+        gradient_c = -gradient_c / scale - effect * np.sign(baseline) * ratio_gradient / scale
+    else:
+        effect = difference
+    treatment_term = float(gradient_t @ treatment.covariance @ gradient_t) / treatment.n
+    control_term = float(gradient_c @ control.covariance @ gradient_c) / control.n
+    return float(effect), max(0.0, treatment_term), max(0.0, control_term), theta
+
+
+def ratio_cuped_effect(
+    treatment: RatioCupedStatistic, control: RatioCupedStatistic, *, relative: bool
+) -> tuple[EffectEstimate, float]:
+    """The CUPED-adjusted effect of treatment over control, and θ."""
+    effect, treatment_term, control_term, theta = _effect_terms(treatment, control, relative=relative)
+    return EffectEstimate(effect, treatment_term + control_term), theta
+
+
+def ratio_cuped_comparison(
+    treatment: RatioCupedStatistic, control: RatioCupedStatistic, *, relative: bool
+) -> Comparison:
+    """The adjusted effect as the tests read it: Welch's df from each arm's share of its variance, and the
+    unadjusted control ratio (the scale of a prior on the relative lift)."""
+    effect, treatment_term, control_term, _theta = _effect_terms(treatment, control, relative=relative)
+    noisy = treatment_term + control_term > 0
+    return Comparison(
+        effect=EffectEstimate(effect, treatment_term + control_term),
+        df=welch_satterthwaite(treatment_term, control_term, treatment.n, control.n) if noisy else math.inf,
+        n=treatment.n + control.n,
+        control_mean=control.ratio,
     )
-    return EffectEstimate(float(effect), float(max(0.0, variance))), theta

@@ -4,9 +4,11 @@ from collections.abc import Mapping, Sequence
 
 from .config import StatsConfig
 from .cuped import CupedStatistic, cuped_adjust
+from .effects import Comparison, compare
 from .health import RATIO_METRIC_TYPES, validation_failures
 from .methods import STATS_METHODS
 from .quantile import QuantileStatistic
+from .ratio_cuped import RatioCupedStatistic, ratio_cuped_comparison
 from .statistics import Proportion, Ratio, SampleMean, Statistic
 
 METRIC_TYPES = ("mean", "funnel", "ratio", "retention", "quantile")
@@ -14,6 +16,16 @@ CUPED_METRIC_TYPES = frozenset({"mean", "funnel"})
 REQUIRED_FIELDS = ("key", "number_of_samples", "sum", "sum_squares")
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
+# A ratio's pre-exposure numerator is the covariate above; these add its pre-exposure denominator and the products.
+RATIO_COVARIATE_FIELDS = (
+    *COVARIATE_FIELDS,
+    "covariate_denominator_sum",
+    "covariate_denominator_sum_squares",
+    "denominator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_sum_product",
+    "numerator_covariate_denominator_sum_product",
+    "covariate_numerator_denominator_post_sum_product",
+)
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
 BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts", *QUANTILE_FIELDS)
 
@@ -56,13 +68,32 @@ def _cuped_statistic(variant: Mapping) -> CupedStatistic:
     )
 
 
-def _statistics(variant: Mapping, baseline: Mapping, metric_type: str, cuped: bool) -> tuple[Statistic, Statistic]:
-    """Treatment and control statistics, CUPED-adjusted when asked for and both rows carry covariates."""
-    has_covariates = all(field in row for row in (variant, baseline) for field in COVARIATE_FIELDS)
-    if cuped and metric_type in CUPED_METRIC_TYPES and has_covariates:
+def _ratio_cuped_statistic(variant: Mapping) -> RatioCupedStatistic:
+    fields = ("sum", "sum_squares", *RATIO_FIELDS, *RATIO_COVARIATE_FIELDS)
+    return RatioCupedStatistic(n=variant["number_of_samples"], **{field: variant[field] for field in fields})
+
+
+def _has(fields: tuple[str, ...], *rows: Mapping) -> bool:
+    return all(field in row for row in rows for field in fields)
+
+
+def _comparison(variant: Mapping, baseline: Mapping, metric_type: str, *, cuped: bool, relative: bool) -> Comparison:
+    """Treatment against control, CUPED-adjusted when asked for and both rows carry covariates. A ratio is adjusted
+    by its pre-exposure ratio, which needs pre-exposure denominator events in both arms (else the plain ratio)."""
+    if cuped and metric_type in CUPED_METRIC_TYPES and _has(COVARIATE_FIELDS, variant, baseline):
         treatment, control, _theta = cuped_adjust(_cuped_statistic(variant), _cuped_statistic(baseline))
-        return treatment, control
-    return statistic_for(variant, metric_type), statistic_for(baseline, metric_type)
+        return compare(treatment, control, relative=relative)
+    if (
+        cuped
+        and metric_type == "ratio"
+        and _has(RATIO_COVARIATE_FIELDS, variant, baseline)
+        and variant["covariate_denominator_sum"]
+        and baseline["covariate_denominator_sum"]
+    ):
+        return ratio_cuped_comparison(
+            _ratio_cuped_statistic(variant), _ratio_cuped_statistic(baseline), relative=relative
+        )
+    return compare(statistic_for(variant, metric_type), statistic_for(baseline, metric_type), relative=relative)
 
 
 def _base_fields(variant: Mapping, failures: list[str]) -> dict:
@@ -97,7 +128,8 @@ def compute_metric_result(
 
     Every row keeps its base fields plus `validation_failures`; only a variant without failures, against a
     baseline without failures, gets the inferential fields of the configured method. `cuped` overrides
-    `stats_config["cuped"]["enabled"]`; it applies to mean and funnel metrics whose rows carry covariates.
+    `stats_config["cuped"]["enabled"]`; it applies to mean, funnel and ratio metrics whose rows carry covariates
+    (`COVARIATE_FIELDS`, for a ratio `RATIO_COVARIATE_FIELDS`).
     """
     _check_inputs(variants, metric_type, baseline_key)
     config = StatsConfig.from_dict(stats_config)
@@ -111,7 +143,7 @@ def compute_metric_result(
         failures = validation_failures(variant, metric_type=metric_type, is_baseline=False)
         variant_result = _base_fields(variant, failures)
         if not failures and not baseline_failures:
-            treatment, control = _statistics(variant, baseline, metric_type, use_cuped)
-            variant_result |= STATS_METHODS[config.method](treatment, control, config)
+            comparison = _comparison(variant, baseline, metric_type, cuped=use_cuped, relative=config.relative)
+            variant_result |= STATS_METHODS[config.method](comparison, config)
         variant_results.append(variant_result)
     return {"baseline": _base_fields(baseline, baseline_failures), "variant_results": variant_results}

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from experiments.models import ACTIVE_RECALCULATION_STATUSES, RecalculationStatus, RecalculationTrigger
 from experiments.results.query import EXPERIMENT_QUERY, EXPOSURE_QUERY
+from experiments.stats.multiple_testing import MULTIPLE_TESTING_METHODS
 
 # Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], so generated SDKs get one readable enum per choice set.
 TIMESERIES_STATUSES = ["pending", "failed", "completed", "partial"]
@@ -41,20 +42,48 @@ class VariantResultSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["bayesian", "frequentist"], required=False)
     chance_to_win = serializers.FloatField(required=False)
     credible_interval = serializers.ListField(child=serializers.FloatField(), required=False)
+    effect = serializers.FloatField(
+        required=False, help_text="Frequentist: the estimated effect (relative or absolute, as `stats_config` says)."
+    )
     p_value = serializers.FloatField(required=False)
     confidence_interval = serializers.ListField(
         child=serializers.FloatField(allow_null=True),
         required=False,
         help_text="A one-sided test's open end is null.",
     )
-    p_value_adjusted = serializers.FloatField(required=False)
+    p_value_adjusted = serializers.FloatField(
+        required=False,
+        help_text="Corrected across the experiment's family (`experiment_wide_correction`), or across segments × "
+        "test variants in `breakdown_results`; `significant` then uses it.",
+    )
+    confidence_interval_adjusted = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        required=False,
+        help_text="The interval widened to match `p_value_adjusted` (GrowthBook's method); open ends are null.",
+    )
     significant = serializers.BooleanField(required=False)
+
+
+class ExperimentWideCorrectionSerializer(serializers.Serializer):
+    """`stats_config.multiple_testing`: the p-values of every primary (and with `include_secondary` secondary)
+    metric × test variant corrected together, from the family's results of the same day."""
+
+    method = serializers.ChoiceField(choices=MULTIPLE_TESTING_METHODS)
+    tests = serializers.IntegerField(help_text="The family's size: its tested metric × variant pairs.")
+    metric_uuids = serializers.ListField(child=serializers.CharField(), help_text="The family's metrics.")
+    missing_metric_uuids = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Family metrics without a result that day: their tests count as p = 1 (conservative).",
+    )
 
 
 class MetricResultSerializer(serializers.Serializer):
     baseline = VariantResultSerializer()
     variant_results = VariantResultSerializer(many=True)
     sample_ratio_mismatch = SampleRatioMismatchSerializer(allow_null=True)
+    experiment_wide_correction = ExperimentWideCorrectionSerializer(
+        required=False, help_text="Present for a metric of the experiment-wide correction's family."
+    )
 
 
 class TimeseriesResultsSerializer(serializers.Serializer):
