@@ -16,7 +16,12 @@ from flags.cache import project_flags_changed
 from flags.models import FLAG_KEY_PATTERN, Cohort, FeatureFlag
 from flags.selectors import behavioral_cohort_in_flag_filters, running_experiment_using_flag
 from flags.validators import validate_flag_filters
-from persons.services.cohorts import cohort_calculation_enqueue, static_cohort_persons_add
+from persons.cohort_csv import CohortCSV
+from persons.services.cohorts import (
+    cohort_calculation_enqueue,
+    static_cohort_persons_add,
+    static_cohort_persons_add_from_csv,
+)
 
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
 
@@ -147,27 +152,39 @@ def feature_flags_holdout_groups_set(
         project_flags_changed(project_id)
 
 
+def _static_persons_add(cohort: Cohort, person_ids: list | None, upload: CohortCSV | None) -> None:
+    """The persons a static cohort's write names: uuids (`_create_static_person_ids`) and a CSV upload."""
+    if not cohort.is_static or not (person_ids or upload):
+        return
+    if person_ids:
+        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    if upload:
+        static_cohort_persons_add_from_csv(cohort=cohort, upload=upload)
+    cohort.refresh_from_db(fields=["count", "last_calculation"])
+
+
 @transaction.atomic
 def cohort_create(*, project: Project, user: User | None, fields: dict) -> Cohort:
-    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids`
-    (unknown uuids ignored); a dynamic one is queued for calculation."""
+    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids` and of a
+    parsed `csv` upload (unknown ids ignored), in the same transaction; a dynamic one is queued for calculation."""
     fields = dict(fields)
     person_ids = fields.pop("_create_static_person_ids", None)
+    upload = fields.pop("csv", None)
     cohort = Cohort.objects.create(project=project, created_by=user, **fields)
-    if cohort.is_static and person_ids:
-        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    _static_persons_add(cohort, person_ids, upload)
     cohort_calculation_enqueue(cohort)
     return cohort
 
 
 @transaction.atomic
 def cohort_update(*, cohort: Cohort, changes: dict) -> Cohort:
-    """Apply field `changes`; `deleted: true` soft-deletes the cohort, new filters queue a calculation."""
+    """Apply field `changes`; `deleted: true` soft-deletes the cohort, new filters queue a calculation. A static
+    cohort gains the persons of `_create_static_person_ids` and of a `csv` upload (its members are kept)."""
     changes = dict(changes)
     person_ids = changes.pop("_create_static_person_ids", None)
+    upload = changes.pop("csv", None)
     model_update(instance=cohort, changes=changes)
-    if cohort.is_static and person_ids:
-        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    _static_persons_add(cohort, person_ids, upload)
     if "filters" in changes or "deleted" in changes:
         cohort_calculation_enqueue(cohort)
     return cohort
