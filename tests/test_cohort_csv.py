@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from events.services import events_ingest
+from experiments_api.messages import FORM_TOO_LARGE
 from flags.models import Cohort
 from persons import messages
 from persons.cohort_csv import MAX_CSV_BYTES
@@ -198,3 +199,18 @@ def test_the_schema_documents_the_multipart_upload():
     for method in ("put", "patch"):
         detail = served_schema()["paths"]["/api/projects/{project_id}/cohorts/{id}/"][method]
         assert set(detail["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+
+
+def test_a_multipart_body_with_too_many_fields_is_a_400(api_client, project):
+    fields = {"name": "Many", "is_static": "true", "_create_static_person_ids": [str(uuid.uuid4())] * 1001}
+
+    response = api_client.post(url(project), fields, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "invalid_request",
+        "code": "parse_error",
+        "detail": FORM_TOO_LARGE,
+        "attr": None,
+    }
+    assert not Cohort.objects.exists()
