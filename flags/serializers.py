@@ -110,7 +110,8 @@ class CohortSerializer(serializers.ModelSerializer):
 
 class CohortWriteSerializer(CohortSerializer):
     """A cohort write as a multipart form: the cohort's fields (`filters` as JSON text) and a static cohort's
-    persons as a `csv` file, read and added in the same transaction as the cohort."""
+    persons as a `csv` file. The file is read with the request (a bad one is a 400 and nothing is written); its
+    persons are added by a task, and the cohort answers `is_calculating: true` until they are."""
 
     csv = serializers.FileField(
         write_only=True,

@@ -19,8 +19,8 @@ from flags.validators import validate_flag_filters
 from persons.cohort_csv import CohortCSV
 from persons.services.cohorts import (
     cohort_calculation_enqueue,
+    static_cohort_csv_enqueue,
     static_cohort_persons_add,
-    static_cohort_persons_add_from_csv,
 )
 
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
@@ -153,20 +153,22 @@ def feature_flags_holdout_groups_set(
 
 
 def _static_persons_add(cohort: Cohort, person_ids: list | None, upload: CohortCSV | None) -> None:
-    """The persons a static cohort's write names: uuids (`_create_static_person_ids`) and a CSV upload."""
-    if not cohort.is_static or not (person_ids or upload):
+    """The persons a static cohort's write names: uuids (`_create_static_person_ids`, added now) and a CSV upload
+    (queued: the cohort is calculating until they are added)."""
+    if not cohort.is_static:
         return
     if person_ids:
         static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+        cohort.refresh_from_db(fields=["count", "last_calculation"])
     if upload:
-        static_cohort_persons_add_from_csv(cohort=cohort, upload=upload)
-    cohort.refresh_from_db(fields=["count", "last_calculation"])
+        static_cohort_csv_enqueue(cohort=cohort, upload=upload)
 
 
 @transaction.atomic
 def cohort_create(*, project: Project, user: User | None, fields: dict) -> Cohort:
-    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids` and of a
-    parsed `csv` upload (unknown ids ignored), in the same transaction; a dynamic one is queued for calculation."""
+    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids` and,
+    once the transaction commits, of a parsed `csv` upload (unknown ids ignored); a dynamic one is queued for
+    calculation."""
     fields = dict(fields)
     person_ids = fields.pop("_create_static_person_ids", None)
     upload = fields.pop("csv", None)

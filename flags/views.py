@@ -91,9 +91,10 @@ class CohortViewSet(
     """Cohorts. The list hides soft-deleted cohorts; PATCH `{"deleted": true}` deletes, DELETE answers 405.
 
     A static cohort's persons come from `_create_static_person_ids` (uuids) or, in a multipart body, a `csv` file
-    (added to its members on update). Errors: 400 on `csv` for an empty, non-UTF-8, malformed or too large file, one
-    without ids or without an id column, or a CSV for a dynamic cohort; 400 on `filters` naming the behavioural leaf
-    and field that is wrong. Nothing is written on an error.
+    (added to its members on update, by a task: `is_calculating` is true until they are). Errors: 400 on `csv` for
+    an empty, non-UTF-8, malformed or too large file, one without ids or without an id column, or a CSV for a
+    dynamic cohort; 400 on `filters` naming the behavioural leaf and field that is wrong. Nothing is written on an
+    error.
     """
 
     scope_object = "cohort"

@@ -2,7 +2,7 @@
 mark is dropped); a single column holds person uuids under a `person_id`/`person-id`/`Person .id` header, emails
 under `email`/`e-mail`, and otherwise distinct ids with the first row included; with several columns the id column
 is the first person id header, else distinct id (`distinct_id`/`distinct-id`), else email. Blank cells and rows too
-short for the id column are skipped. Pure parsing: resolving the ids to persons is the cohort service's.
+short for the id column are skipped. Pure parsing: adding the persons is the cohort service's (a task).
 """
 
 import csv
@@ -19,7 +19,7 @@ HEADERS = {
     DISTINCT_ID: ("distinct_id", "distinct-id"),
     EMAIL: ("email", "e-mail"),
 }
-# The file is parsed in the request (and its persons added in the request's transaction), so it is bounded.
+# The file is read whole in the request, and its ids travel in the task's message: both stay bounded.
 MAX_CSV_BYTES = 10 * 1024 * 1024
 
 

@@ -277,11 +277,15 @@ def test_the_periodic_job_marks_what_it_queues_and_resets_lost_calculations(proj
         project=project, is_calculating=True, calculation_queued_at=now - LOST_AFTER - dt.timedelta(seconds=1)
     )
     legacy = CohortFactory(project=project, is_calculating=True, errors_calculating=2)  # queued before the field
+    upload = CohortFactory(  # a static cohort whose CSV task was lost
+        project=project, is_static=True, is_calculating=True, calculation_queued_at=now - LOST_AFTER * 2
+    )
 
     assert stale_cohorts_claim(now=now) == [stale.pk]
 
-    for cohort in (stale, running, lost, legacy):
+    for cohort in (stale, running, lost, legacy, upload):
         cohort.refresh_from_db()
+    assert (upload.is_calculating, upload.errors_calculating) == (False, 1)
     assert (stale.is_calculating, stale.calculation_queued_at) == (True, now)
     assert stale_cohorts_claim(now=now) == []  # queued once, not again while it runs
     assert (running.is_calculating, running.errors_calculating) == (True, 0)

@@ -5,16 +5,18 @@ behavioural leaves of persons/behaviours.py), PostHog's bookkeeping kept: `is_ca
 keeps failing."""
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
 
 from celery import current_app
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from experiments_api.exceptions import DomainError, NotFoundError
+from experiments_api.queue import enqueue_on_commit
 from flags.evaluation import cohort_filter_id
 from flags.models import Cohort
 from persons.behaviours import BehaviourProblem, behavioural_leaves, is_behavioural, parse_behaviour
@@ -36,8 +38,9 @@ LOST_AFTER = dt.timedelta(hours=1)
 NOT_STATIC = "Can only add users to static cohorts"
 NO_VALID_USERS = "No valid users to add to cohort"
 NOT_A_MEMBER = "Person is not part of the cohort"
-# Ids looked up per statement when resolving a CSV upload.
-LOOKUP_CHUNK = 1000
+CSV_TASK = "persons.tasks.add_static_cohort_persons"
+# Ids per INSERT … SELECT when adding a CSV upload's persons (SQLite reads them from one JSON parameter).
+CSV_CHUNK = 50_000
 
 
 def cohort_calculation_enqueue(cohort: Cohort) -> None:
@@ -72,10 +75,11 @@ def stale_cohort_ids(*, now: dt.datetime | None = None) -> list[int]:
 
 
 def lost_calculations_reset(*, now: dt.datetime | None = None) -> list[int]:
-    """Cohorts still `is_calculating` an hour after their calculation was queued (its task was lost, or the
-    row predates the queue time): no longer calculating, one more error (as PostHog's reset of stuck cohorts)."""
+    """Cohorts still `is_calculating` an hour after their calculation (or a static one's CSV upload) was queued:
+    its task was lost, or the row predates the queue time. They stop calculating, with one more error (as
+    PostHog's reset of stuck cohorts); a dynamic one is then queued again after the backoff."""
     now = now or timezone.now()
-    lost = Cohort.objects.filter(is_static=False, deleted=False, is_calculating=True).filter(
+    lost = Cohort.objects.filter(deleted=False, is_calculating=True).filter(
         Q(calculation_queued_at__isnull=True) | Q(calculation_queued_at__lt=now - LOST_AFTER)
     )
     ids = list(lost.values_list("pk", flat=True))
@@ -220,55 +224,84 @@ def static_cohort_persons_add(*, cohort: Cohort, person_uuids: list, require_val
     return count
 
 
-def _chunks(values: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
+def _chunks(values: list, size: int) -> Iterable[list]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
-def _valid_uuids(values: Iterable[str]) -> list[uuid.UUID]:
-    valid = []
-    for value in values:
-        try:
-            valid.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    return valid
-
-
-def _csv_person_pks(project_id: int, upload: CohortCSV) -> set[int]:
-    """The project's persons a CSV names: by uuid, by distinct id (its current person) or by the `email`
-    property (exact); unknown ones are left out."""
-    ids = list(dict.fromkeys(upload.ids))
-    persons = Person.objects.filter(project_id=project_id)
-    pks: set[int] = set()
-    if upload.id_type == PERSON_ID:
-        for chunk in _chunks(_valid_uuids(ids)):
-            pks.update(persons.filter(uuid__in=chunk).values_list("pk", flat=True))
-    elif upload.id_type == DISTINCT_ID:
-        rows = PersonDistinctId.objects.filter(project_id=project_id)
-        for chunk in _chunks(ids):
-            pks.update(rows.filter(distinct_id__in=chunk).values_list("person_id", flat=True))
-    elif upload.id_type == EMAIL:
-        for chunk in _chunks(ids):
-            pks.update(persons.filter(properties__email__in=chunk).values_list("pk", flat=True))
-    return pks
-
-
-def static_cohort_persons_add_from_csv(*, cohort: Cohort, upload: CohortCSV) -> int:
-    """Add the persons of a parsed CSV upload to a static cohort (unknown ids ignored, as PostHog does); returns how
-    many persons it has."""
+def static_cohort_csv_enqueue(*, cohort: Cohort, upload: CohortCSV) -> None:
+    """Queue the persons of a parsed CSV upload for a static cohort, as PostHog does: the cohort is calculating
+    until the task has added them (to its members, none removed). A broker that cannot be reached is a 503 and the
+    transaction rolls back."""
     if not cohort.is_static:
         raise DomainError(NOT_STATIC, attr="csv")
-    pks = _csv_person_pks(cohort.project_id, upload)
-    with transaction.atomic():
-        for chunk in _chunks(sorted(pks)):
-            CohortPerson.objects.bulk_create(
-                [CohortPerson(cohort=cohort, person_id=pk) for pk in chunk], ignore_conflicts=True
+    now = timezone.now()
+    Cohort.objects.filter(pk=cohort.pk).update(is_calculating=True, calculation_queued_at=now)
+    cohort.is_calculating, cohort.calculation_queued_at = True, now
+    enqueue_on_commit(CSV_TASK, cohort.pk, upload.id_type, list(dict.fromkeys(upload.ids)))
+
+
+def _values_in(column: str) -> str:
+    """`column` is one of a list parameter: PostgreSQL takes an array, SQLite a JSON array through json_each."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)"
+    return f"{column} IN (SELECT value FROM json_each(%s))"
+
+
+def _members_insert_sql(id_type: str) -> str:
+    """INSERT … SELECT of the project's persons a chunk of ids names (parameters: cohort, project, ids)."""
+    if id_type == DISTINCT_ID:
+        table, person, match = PersonDistinctId._meta.db_table, "person_id", _values_in("distinct_id")
+    else:
+        email = "properties ->> 'email'" if connection.vendor == "postgresql" else "json_extract(properties, '$.email')"
+        table, person, match = Person._meta.db_table, "id", _values_in("uuid" if id_type == PERSON_ID else email)
+    return (
+        f"INSERT INTO {CohortPerson._meta.db_table} (cohort_id, person_id, version) "
+        f"SELECT DISTINCT %s, {person}, 0 FROM {table} WHERE project_id = %s AND {match} "
+        "ON CONFLICT (cohort_id, person_id) DO NOTHING"
+    )
+
+
+def _ids_param(id_type: str, ids: list[str]):
+    """The ids as the list parameter: uuids that parse (others name nobody), as the column stores them."""
+    if id_type == PERSON_ID:
+        field = Person._meta.get_field("uuid")
+        values = []
+        for value in ids:
+            try:
+                values.append(field.get_db_prep_value(uuid.UUID(value), connection))
+            except ValueError:
+                continue
+        ids = values
+    return ids if connection.vendor == "postgresql" else json.dumps(ids)
+
+
+def static_cohort_persons_add_from_csv(*, cohort_id: int, id_type: str, ids: list[str]) -> None:
+    """Add the persons a CSV upload names to a static cohort: by uuid, by distinct id (its current person) or by
+    the `email` property (exact); unknown ones are ignored, as PostHog does. One INSERT … SELECT per chunk of ids,
+    in one transaction, so a retry after a failure adds the same persons. A cohort deleted or made dynamic since the
+    upload is left alone; a failure counts in `errors_calculating` (a database error is raised again, for the
+    task's retries)."""
+    if id_type not in (PERSON_ID, DISTINCT_ID, EMAIL):
+        raise ValueError(f"Unknown CSV id type {id_type!r}")
+    cohort = Cohort.objects.filter(pk=cohort_id, is_static=True, deleted=False).first()
+    if cohort is None:
+        return
+    sql = _members_insert_sql(id_type)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for chunk in _chunks(ids, CSV_CHUNK):
+                cursor.execute(sql, [cohort_id, cohort.project_id, _ids_param(id_type, chunk)])
+            Cohort.objects.filter(pk=cohort_id).update(
+                count=CohortPerson.objects.filter(cohort_id=cohort_id).count(),
+                last_calculation=timezone.now(),
+                is_calculating=False,
+                errors_calculating=0,
+                last_error_at=None,
             )
-        count = CohortPerson.objects.filter(cohort=cohort).count()
-        Cohort.objects.filter(pk=cohort.pk).update(count=count, last_calculation=timezone.now())
-    cohort.count = count
-    return count
+    except DatabaseError:
+        _calculation_failed(cohort_id)
+        raise
 
 
 def static_cohort_person_remove(*, cohort: Cohort, person_uuid) -> None:
