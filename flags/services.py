@@ -14,9 +14,14 @@ from experiments_api.updates import model_update
 from flags import messages
 from flags.cache import project_flags_changed
 from flags.models import FLAG_KEY_PATTERN, Cohort, FeatureFlag
-from flags.selectors import behavioral_cohort_in_flag_filters, running_experiment_using_flag
+from flags.selectors import (
+    active_flag_using_cohort,
+    behavioral_cohort_in_flag_filters,
+    running_experiment_using_flag,
+)
 from flags.validators import validate_flag_filters
 from persons.cohort_csv import CohortCSV
+from persons.cohorts import cohort_has_behavioral_filters
 from persons.services.cohorts import (
     cohort_calculation_enqueue,
     static_cohort_csv_enqueue,
@@ -152,6 +157,16 @@ def feature_flags_holdout_groups_set(
         project_flags_changed(project_id)
 
 
+def _check_no_events_for_flags(*, cohort: Cohort, filters: dict) -> None:
+    """New filters on events (directly or through a referenced cohort) are refused while an active flag uses the
+    cohort, directly or through another cohort: flags cannot be evaluated on events."""
+    cohorts = {other.pk: other.filters for other in Cohort.objects.filter(project_id=cohort.project_id)}
+    if not cohort_has_behavioral_filters(filters, lambda cohort_id: cohorts.get(cohort_id)):
+        return
+    if active_flag_using_cohort(cohort=cohort) is not None:
+        raise DomainError(messages.BEHAVIORAL_FILTERS_IN_FLAG_COHORT, code="behavioral_cohort_found", attr="filters")
+
+
 def _static_persons_add(cohort: Cohort, person_ids: list | None, upload: CohortCSV | None) -> None:
     """The persons a static cohort's write names: uuids (`_create_static_person_ids`, added now) and a CSV upload
     (queued: the cohort is calculating until they are added)."""
@@ -185,6 +200,8 @@ def cohort_update(*, cohort: Cohort, changes: dict) -> Cohort:
     changes = dict(changes)
     person_ids = changes.pop("_create_static_person_ids", None)
     upload = changes.pop("csv", None)
+    if "filters" in changes and not changes.get("is_static", cohort.is_static):
+        _check_no_events_for_flags(cohort=cohort, filters=changes["filters"])
     model_update(instance=cohort, changes=changes)
     _static_persons_add(cohort, person_ids, upload)
     if "filters" in changes or "deleted" in changes:

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from events.services import events_ingest
+from flags import messages as messages_flags
 from flags.models import Cohort
 from persons import messages
 from persons.behaviours import BEHAVIOURS
@@ -461,3 +462,47 @@ def test_every_valid_case_saves_and_no_flag_can_use_it(api_client, project, name
             "detail": f"Cohort '{cohort_name}' with filters on events cannot be used in feature flags.",
             "attr": "filters",
         }
+
+
+@pytest.mark.django_db
+def test_a_cohort_an_active_flag_uses_cannot_gain_event_filters(api_client, project):
+    plan = {"key": "plan", "value": "pro", "type": "person", "operator": "exact"}
+    inner = Cohort.objects.create(project=project, name="inner", filters=tree("AND", plan))
+    outer = Cohort.objects.create(
+        project=project, name="outer", filters=tree("AND", {"key": "id", "value": inner.pk, "type": "cohort"})
+    )
+    unused = Cohort.objects.create(project=project, name="unused", filters=tree("AND", plan))
+    flag = api_client.post(
+        f"/api/projects/{project.pk}/feature_flags/",
+        {
+            "key": "uses-outer",
+            "filters": {
+                "groups": [
+                    {"properties": [{"key": "id", "value": outer.pk, "type": "cohort"}], "rollout_percentage": 100}
+                ]
+            },
+        },
+        format="json",
+    )
+    assert flag.status_code == 201, flag.json()
+    behavioural = tree("AND", plan, leaf("performed_event", **days(7)))
+
+    def patch(cohort):
+        return api_client.patch(
+            f"/api/projects/{project.pk}/cohorts/{cohort.pk}/", {"filters": behavioural}, format="json"
+        )
+
+    for cohort in (outer, inner):  # used directly, and through the cohort that references it
+        response = patch(cohort)
+        assert response.status_code == 400
+        assert response.json() == {
+            "type": "validation_error",
+            "code": "behavioral_cohort_found",
+            "detail": messages_flags.BEHAVIORAL_FILTERS_IN_FLAG_COHORT,
+            "attr": "filters",
+        }
+        cohort.refresh_from_db()
+        assert "behavioral" not in str(cohort.filters)
+    assert patch(unused).status_code == 200
+    api_client.patch(f"/api/projects/{project.pk}/feature_flags/{flag.json()['id']}/", {"active": False}, format="json")
+    assert patch(inner).status_code == 200  # an inactive flag is not evaluated
