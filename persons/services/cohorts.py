@@ -62,8 +62,7 @@ def stale_cohort_ids(*, now: dt.datetime | None = None) -> list[int]:
     """Dynamic, live cohorts not calculating, last calculated more than 15 minutes ago (or never), that have not
     failed more than MAX_ERRORS times in a row and whose backoff after the last failure is over; oldest first.
 
-    The backoff is checked here rather than in SQL (2^errors over a duration is not portable); the rows are those
-    already stale, so few of them are failing ones."""
+    The backoff is checked on the stale rows in Python: 2^errors times a duration has no portable SQL (SQLite)."""
     now = now or timezone.now()
     rows = (
         Cohort.objects.filter(is_static=False, deleted=False, is_calculating=False, errors_calculating__lte=MAX_ERRORS)
