@@ -2,7 +2,7 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DataError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -106,6 +106,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.ValidationError(
             [exceptions.ErrorDetail(messages.DATABASE_REJECTED_VALUE, code="invalid_input")]
         )
+    elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        # Django's limits on a form or multipart body (DATA_UPLOAD_MAX_*), met while DRF parses it.
+        exc = exceptions.ParseError(messages.FORM_TOO_LARGE)
     elif not isinstance(exc, _ENVELOPE_EXCEPTIONS):
         # Reported here, then answered as the generic 500: the envelope handler would otherwise read the HTTP
         # status from whatever `status_code` attribute a foreign exception carries (redis-py's is None: a 200).

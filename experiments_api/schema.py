@@ -41,7 +41,7 @@ ERROR_RESPONSES = {
     503: error_response("A dependency (database, cache, broker) is unavailable; retry after `Retry-After` seconds."),
 }
 CONFLICT_RESPONSE = error_response("The object changed meanwhile; read it again and retry.")
-UNSUPPORTED_MEDIA_TYPE_RESPONSE = error_response("The request body is not JSON.")
+UNSUPPORTED_MEDIA_TYPE_RESPONSE = error_response("The request body is not in a media type the operation takes.")
 DELETE_NOT_ALLOWED = 'DELETE is not allowed (empty body): soft-delete with PATCH `{"deleted": true}` instead.'
 STANDARD_ACTIONS = ("list", "create", "retrieve", "update", "partial_update", "destroy")
 

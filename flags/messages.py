@@ -43,3 +43,4 @@ COHORT_PROPERTIES_INVALID = (
     "Cohort filters.properties must be an object with 'type' ('AND' or 'OR') and a 'values' list."
 )
 BEHAVIORAL_COHORT_IN_FLAG = "Cohort '{name}' with filters on events cannot be used in feature flags."
+BEHAVIORAL_FILTERS_IN_FLAG_COHORT = "Behavioral filters cannot be added to cohorts used in feature flags."

@@ -86,7 +86,12 @@ class Cohort(models.Model):
     deleted = models.BooleanField(default=False)
     count = models.PositiveIntegerField(null=True, blank=True)
     last_calculation = models.DateTimeField(null=True, blank=True)
+    # Failed calculations in a row, and when the last one failed: the periodic job waits 30 min × 2^errors after
+    # it, and gives up after MAX_ERRORS (persons/services/cohorts.py).
     errors_calculating = models.PositiveIntegerField(default=0)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # When the running (or queued) calculation was asked for: one still `is_calculating` an hour later was lost.
+    calculation_queued_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -26,15 +26,43 @@ def running_experiment_using_flag(flag: FeatureFlag) -> Experiment | None:
     )
 
 
-def behavioral_cohort_in_flag_filters(*, project_id: int, filters: dict) -> Cohort | None:
-    """The first cohort the flag's release conditions use that filters on events (directly or through a cohort it
-    references): flags cannot be evaluated on those."""
-    referenced = [
+def _flag_cohort_ids(filters: dict) -> list[int]:
+    return [
         cohort_id
         for group in [*(filters.get("groups") or []), *(filters.get("holdout_groups") or [])]
         for prop in group.get("properties") or []
         if (cohort_id := cohort_filter_id(prop)) is not None
     ]
+
+
+def _cohort_ids_in(node) -> set[int]:
+    if not isinstance(node, dict):
+        return set()
+    if node.get("type") in ("AND", "OR"):
+        return {cohort_id for child in node.get("values") or [] for cohort_id in _cohort_ids_in(child)}
+    cohort_id = cohort_filter_id(node)
+    return set() if cohort_id is None else {cohort_id}
+
+
+def active_flag_using_cohort(*, cohort: Cohort) -> FeatureFlag | None:
+    """An active, live flag of the project whose release conditions use the cohort, directly or through cohorts
+    that reference it (PostHog then refuses event filters on it)."""
+    references = {
+        other.pk: _cohort_ids_in((other.filters or {}).get("properties"))
+        for other in Cohort.objects.filter(project_id=cohort.project_id, deleted=False).only("pk", "filters")
+    }
+    dependants, frontier = {cohort.pk}, {cohort.pk}
+    while frontier:
+        frontier = {pk for pk, used in references.items() if used & frontier} - dependants
+        dependants |= frontier
+    flags = FeatureFlag.objects.alive().filter(project_id=cohort.project_id, active=True).order_by("id")
+    return next((flag for flag in flags if dependants.intersection(_flag_cohort_ids(flag.filters or {}))), None)
+
+
+def behavioral_cohort_in_flag_filters(*, project_id: int, filters: dict) -> Cohort | None:
+    """The first cohort the flag's release conditions use that filters on events (directly or through a cohort it
+    references): flags cannot be evaluated on those."""
+    referenced = _flag_cohort_ids(filters)
     if not referenced:
         return None
     cohorts = {cohort.pk: cohort for cohort in Cohort.objects.filter(project_id=project_id)}

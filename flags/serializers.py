@@ -5,6 +5,8 @@ from rest_framework import serializers
 from experiments_api.serializers import JSONObjectField, UserBasicSerializer
 from flags.models import Cohort, CreationContext, EvaluationRuntime, FeatureFlag
 from flags.validators import validate_cohort_filters
+from persons import messages as person_messages
+from persons.cohort_csv import MAX_CSV_BYTES, CohortCSV, CohortCSVError, parse_cohort_csv
 
 FLAG_NAME_MAX_LENGTH = 4000
 TAG_MAX_LENGTH = 255
@@ -104,6 +106,40 @@ class CohortSerializer(serializers.ModelSerializer):
 
     def validate_filters(self, filters: object) -> dict:
         return validate_cohort_filters(filters)
+
+
+class CohortWriteSerializer(CohortSerializer):
+    """A cohort write as a multipart form: the cohort's fields (`filters` as JSON text) and a static cohort's
+    persons as a `csv` file. The file is read with the request (a bad one is a 400 and nothing is written); its
+    persons are added by a task, and the cohort answers `is_calculating: true` until they are."""
+
+    csv = serializers.FileField(
+        write_only=True,
+        required=False,
+        allow_empty_file=True,
+        help_text=(
+            "A static cohort's persons (multipart only), UTF-8: one column of distinct ids (no header), of person "
+            "uuids under `person_id`, or of emails under `email`; or several columns, one of them headed "
+            f"`person_id`, `distinct_id` or `email`. Unknown ids are ignored. At most {MAX_CSV_BYTES // 2**20} MB."
+        ),
+    )
+
+    class Meta(CohortSerializer.Meta):
+        fields = [*CohortSerializer.Meta.fields, "csv"]
+
+    def validate_csv(self, upload) -> CohortCSV:
+        if upload.size > MAX_CSV_BYTES:  # before reading it
+            raise serializers.ValidationError(person_messages.CSV_TOO_LARGE.format(megabytes=MAX_CSV_BYTES // 2**20))
+        try:
+            return parse_cohort_csv(upload.read())
+        except CohortCSVError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs: dict) -> dict:
+        is_static = attrs.get("is_static", self.instance.is_static if self.instance is not None else False)
+        if "csv" in attrs and not is_static:
+            raise serializers.ValidationError({"csv": person_messages.CSV_NOT_STATIC})
+        return attrs
 
 
 class LocalEvaluationFlagSerializer(serializers.Serializer):

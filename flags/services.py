@@ -14,9 +14,19 @@ from experiments_api.updates import model_update
 from flags import messages
 from flags.cache import project_flags_changed
 from flags.models import FLAG_KEY_PATTERN, Cohort, FeatureFlag
-from flags.selectors import behavioral_cohort_in_flag_filters, running_experiment_using_flag
+from flags.selectors import (
+    active_flag_using_cohort,
+    behavioral_cohort_in_flag_filters,
+    running_experiment_using_flag,
+)
 from flags.validators import validate_flag_filters
-from persons.services.cohorts import cohort_calculation_enqueue, static_cohort_persons_add
+from persons.cohort_csv import CohortCSV
+from persons.cohorts import cohort_has_behavioral_filters
+from persons.services.cohorts import (
+    cohort_calculation_enqueue,
+    static_cohort_csv_enqueue,
+    static_cohort_persons_add,
+)
 
 UNIQUE_LIVE_FLAG_KEY_CONSTRAINT = "unique_live_flag_key_per_project"
 
@@ -147,27 +157,53 @@ def feature_flags_holdout_groups_set(
         project_flags_changed(project_id)
 
 
+def _check_no_events_for_flags(*, cohort: Cohort, filters: dict) -> None:
+    """New filters on events (directly or through a referenced cohort) are refused while an active flag uses the
+    cohort, directly or through another cohort: flags cannot be evaluated on events."""
+    cohorts = {other.pk: other.filters for other in Cohort.objects.filter(project_id=cohort.project_id)}
+    if not cohort_has_behavioral_filters(filters, lambda cohort_id: cohorts.get(cohort_id)):
+        return
+    if active_flag_using_cohort(cohort=cohort) is not None:
+        raise DomainError(messages.BEHAVIORAL_FILTERS_IN_FLAG_COHORT, code="behavioral_cohort_found", attr="filters")
+
+
+def _static_persons_add(cohort: Cohort, person_ids: list | None, upload: CohortCSV | None) -> None:
+    """The persons a static cohort's write names: uuids (`_create_static_person_ids`, added now) and a CSV upload
+    (queued: the cohort is calculating until they are added)."""
+    if not cohort.is_static:
+        return
+    if person_ids:
+        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+        cohort.refresh_from_db(fields=["count", "last_calculation"])
+    if upload:
+        static_cohort_csv_enqueue(cohort=cohort, upload=upload)
+
+
 @transaction.atomic
 def cohort_create(*, project: Project, user: User | None, fields: dict) -> Cohort:
-    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids`
-    (unknown uuids ignored); a dynamic one is queued for calculation."""
+    """Create a cohort from its field values: a static one gets the persons of `_create_static_person_ids` and,
+    once the transaction commits, of a parsed `csv` upload (unknown ids ignored); a dynamic one is queued for
+    calculation."""
     fields = dict(fields)
     person_ids = fields.pop("_create_static_person_ids", None)
+    upload = fields.pop("csv", None)
     cohort = Cohort.objects.create(project=project, created_by=user, **fields)
-    if cohort.is_static and person_ids:
-        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    _static_persons_add(cohort, person_ids, upload)
     cohort_calculation_enqueue(cohort)
     return cohort
 
 
 @transaction.atomic
 def cohort_update(*, cohort: Cohort, changes: dict) -> Cohort:
-    """Apply field `changes`; `deleted: true` soft-deletes the cohort, new filters queue a calculation."""
+    """Apply field `changes`; `deleted: true` soft-deletes the cohort, new filters queue a calculation. A static
+    cohort gains the persons of `_create_static_person_ids` and of a `csv` upload (its members are kept)."""
     changes = dict(changes)
     person_ids = changes.pop("_create_static_person_ids", None)
+    upload = changes.pop("csv", None)
+    if "filters" in changes and not changes.get("is_static", cohort.is_static):
+        _check_no_events_for_flags(cohort=cohort, filters=changes["filters"])
     model_update(instance=cohort, changes=changes)
-    if cohort.is_static and person_ids:
-        static_cohort_persons_add(cohort=cohort, person_uuids=person_ids, require_valid=False)
+    _static_persons_add(cohort, person_ids, upload)
     if "filters" in changes or "deleted" in changes:
         cohort_calculation_enqueue(cohort)
     return cohort

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from experiments_api.exceptions import DomainError
 from flags import messages
+from persons.behaviours import BehaviourProblem, behavioural_leaves, parse_behaviour
 
 MAX_VARIANTS = 20
 MAX_GROUP_TYPE_INDEX = 4
@@ -143,7 +144,8 @@ def _validate_holdout(holdout: object) -> None:
 
 
 def validate_cohort_filters(filters: object) -> dict:
-    """A cohort's filters are an object; its `properties`, when given, an AND/OR group with a `values` list."""
+    """A cohort's filters are an object; its `properties`, when given, an AND/OR group with a `values` list, whose
+    behavioural leaves parse (persons.behaviours: the message names the leaf and the field)."""
     if not isinstance(filters, dict):
         raise serializers.ValidationError(messages.COHORT_FILTERS_NOT_OBJECT)
     properties = filters.get("properties")
@@ -153,4 +155,9 @@ def validate_cohort_filters(filters: object) -> dict:
         and isinstance(properties.get("values"), list)
     ):
         raise serializers.ValidationError(messages.COHORT_PROPERTIES_INVALID)
+    for leaf, path in behavioural_leaves(properties):
+        try:
+            parse_behaviour(leaf, path)
+        except BehaviourProblem as problem:
+            raise serializers.ValidationError(str(problem)) from None
     return filters

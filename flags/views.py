@@ -14,6 +14,7 @@ from flags.models import Cohort, FeatureFlag
 from flags.selectors import feature_flags_for_serializer
 from flags.serializers import (
     CohortSerializer,
+    CohortWriteSerializer,
     FeatureFlagSerializer,
     StaticCohortPersonSerializer,
     StaticCohortPersonsSerializer,
@@ -67,6 +68,18 @@ class FeatureFlagViewSet(
         )
 
 
+def _cohort_write_schema(status_code: int):
+    """Cohort writes take JSON, or a multipart form whose `csv` file holds a static cohort's persons (the other
+    fields as form fields, `filters` as JSON text); both answer the cohort."""
+    return extend_schema(
+        request={"application/json": CohortSerializer, "multipart/form-data": CohortWriteSerializer},
+        responses={status_code: CohortSerializer},
+    )
+
+
+@extend_schema_view(
+    create=_cohort_write_schema(201), update=_cohort_write_schema(200), partial_update=_cohort_write_schema(200)
+)
 class CohortViewSet(
     DestroyNotAllowedMixin,
     mixins.ListModelMixin,
@@ -75,11 +88,23 @@ class CohortViewSet(
     mixins.UpdateModelMixin,
     ProjectScopedViewSet,
 ):
-    """Cohorts. The list hides soft-deleted cohorts; PATCH `{"deleted": true}` deletes, DELETE answers 405."""
+    """Cohorts. The list hides soft-deleted cohorts; PATCH `{"deleted": true}` deletes, DELETE answers 405.
+
+    A static cohort's persons come from `_create_static_person_ids` (uuids) or, in a multipart body, a `csv` file
+    (added to its members on update, by a task: `is_calculating` is true until they are). Errors: 400 on `csv` for
+    an empty, non-UTF-8, malformed or too large file, one without ids or without an id column, or a CSV for a
+    dynamic cohort; 400 on `filters` naming the behavioural leaf and field that is wrong. Nothing is written on an
+    error.
+    """
 
     scope_object = "cohort"
     queryset = Cohort.objects.all()
     serializer_class = CohortSerializer
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update"):
+            return CohortWriteSerializer
+        return CohortSerializer
 
     def safely_get_queryset(self, queryset):
         if self.action == "list":

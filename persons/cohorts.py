@@ -1,12 +1,11 @@
 """Cohort filters evaluated for one person, without the database: PostHog's AND/OR tree of person-property and
-cohort leaves. Behavioural leaves (`performed_event`, …) need the person's events and are computed by the cohort
-calculation (persons/services/cohorts.py), never here."""
+cohort leaves. Behavioural leaves (`performed_event`, …, persons/behaviours.py) need the person's events and are
+computed by the cohort calculation (persons/services/cohorts.py), never here."""
 
 from collections.abc import Callable, Mapping
 
 from flags.evaluation import cohort_filter_id, property_filter_matches
-
-BEHAVIORAL = "behavioral"
+from persons.behaviours import is_behavioural
 
 
 def cohort_has_behavioral_filters(filters: Mapping, cohort_filters: Callable[[int], Mapping | None]) -> bool:
@@ -18,7 +17,7 @@ def cohort_has_behavioral_filters(filters: Mapping, cohort_filters: Callable[[in
             return False
         if node.get("type") in ("AND", "OR"):
             return any(visit(child) for child in node.get("values") or [])
-        if node.get("type") == BEHAVIORAL:
+        if is_behavioural(node):
             return True
         cohort_id = cohort_filter_id(node)
         if cohort_id is not None and cohort_id not in seen:

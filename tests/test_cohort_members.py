@@ -13,15 +13,19 @@ from flags.models import Cohort
 from persons.models import CohortPerson
 from persons.selectors import person_for_distinct_id
 from persons.services.cohorts import (
+    ERROR_BACKOFF,
+    LOST_AFTER,
+    MAX_ERRORS,
     NO_VALID_USERS,
     NOT_A_MEMBER,
     NOT_STATIC,
-    UNSUPPORTED_BEHAVIOUR,
     cohort_calculate,
     stale_cohort_ids,
+    stale_cohorts_claim,
 )
 from persons.tasks import calculate_stale_cohorts
 from tests.factories import CohortFactory
+from tests.helpers import closed_port
 
 pytestmark = pytest.mark.django_db
 
@@ -166,48 +170,145 @@ def test_a_merge_moves_cohort_memberships(project, people):
     assert CohortPerson.objects.get(cohort=cohort).person == person(project, "ada")
 
 
-def test_an_uncomputable_cohort_counts_an_error(project, people):
-    cohort = CohortFactory(
-        project=project,
-        filters={
-            "properties": {
-                "type": "AND",
-                "values": [
-                    {
-                        "key": "purchase",
-                        "type": "behavioral",
-                        "value": "performed_event_sequence",
-                        "event_type": "events",
-                    }
-                ],
+UNCOMPUTABLE = {
+    "properties": {
+        "type": "AND",
+        "values": [{"key": "purchase", "type": "behavioral", "value": "performed_event", "event_type": "actions"}],
+    }
+}
+PLAN_FREE = {"properties": {"type": "AND", "values": [{"key": "plan", "value": "free", "type": "person"}]}}
+PURCHASED_THIS_WEEK = {
+    "properties": {
+        "type": "AND",
+        "values": [
+            {
+                "key": "purchase",
+                "type": "behavioral",
+                "value": "performed_event",
+                "time_value": 7,
+                "time_interval": "day",
+                "event_type": "events",
             }
-        },
-    )
+        ],
+    }
+}
+
+
+def test_a_failed_calculation_counts_an_error_and_a_success_clears_it(project, people):
+    # Stored before leaves were validated on save: it no longer parses, so it cannot be calculated.
+    cohort = CohortFactory(project=project, filters=UNCOMPUTABLE, is_calculating=True, errors_calculating=2)
 
     cohort_calculate(cohort_id=cohort.pk)
 
     cohort.refresh_from_db()
+    assert (cohort.errors_calculating, cohort.is_calculating, cohort.count, cohort.last_calculation) == (
+        3,
+        False,
+        None,
+        None,
+    )
+    assert cohort.last_error_at is not None
+    cohort.filters = PLAN_FREE
+    cohort.save()
+    cohort_calculate(cohort_id=cohort.pk)
+    cohort.refresh_from_db()
+    assert (cohort.errors_calculating, cohort.last_error_at, cohort.count, members(cohort)) == (0, None, 1, {"bob"})
+
+
+def test_an_unreachable_event_store_counts_an_error(project, people, settings):
+    settings.EVENT_STORE_URL = f"clickhouse://default:@127.0.0.1:{closed_port()}/events"
+    cohort = CohortFactory(project=project, filters=PURCHASED_THIS_WEEK)
+
+    cohort_calculate(cohort_id=cohort.pk)  # logged, not raised: the periodic job retries after the backoff
+
+    cohort.refresh_from_db()
     assert (cohort.errors_calculating, cohort.is_calculating, cohort.count) == (1, False, None)
-    assert UNSUPPORTED_BEHAVIOUR.format(value="performed_event_sequence")
+    assert cohort.last_error_at is not None
+
+
+def test_a_failing_cohort_waits_30_minutes_times_two_to_the_errors(project):
+    now = timezone.now()
+    day_old = now - dt.timedelta(days=1)
+
+    def failing(errors: int, failed_ago: dt.timedelta) -> int:
+        return CohortFactory(
+            project=project, last_calculation=day_old, errors_calculating=errors, last_error_at=now - failed_ago
+        ).pk
+
+    cases = {
+        failing(1, ERROR_BACKOFF * 2 - dt.timedelta(seconds=1)): False,  # 1 error: 60 minutes
+        failing(1, ERROR_BACKOFF * 2 + dt.timedelta(seconds=1)): True,
+        failing(3, dt.timedelta(hours=3, minutes=59)): False,  # 3 errors: 4 hours
+        failing(3, dt.timedelta(hours=4, minutes=1)): True,
+        failing(MAX_ERRORS, ERROR_BACKOFF * 2**MAX_ERRORS + dt.timedelta(seconds=1)): True,
+        failing(MAX_ERRORS + 1, dt.timedelta(days=10_000)): False,  # given up
+        # Failed before last_error_at existed: no backoff to wait for.
+        CohortFactory(project=project, last_calculation=day_old, errors_calculating=4).pk: True,
+    }
+
+    chosen = set(stale_cohort_ids(now=now))
+
+    assert {pk: pk in chosen for pk in cases} == cases
 
 
 def test_the_periodic_job_takes_stale_dynamic_cohorts(project, people):
     now = timezone.now()
     fresh = CohortFactory(project=project, last_calculation=now)
-    stale = CohortFactory(
-        project=project,
-        last_calculation=now - dt.timedelta(hours=1),
-        filters={"properties": {"type": "AND", "values": [{"key": "plan", "value": "free", "type": "person"}]}},
-    )
+    stale = CohortFactory(project=project, last_calculation=now - dt.timedelta(hours=1), filters=PLAN_FREE)
     never = CohortFactory(project=project)
     CohortFactory(project=project, is_static=True)
     CohortFactory(project=project, deleted=True)
     CohortFactory(project=project, errors_calculating=21)
+    CohortFactory(project=project, is_calculating=True, calculation_queued_at=now)  # already queued
 
-    assert set(stale_cohort_ids(now=now)) == {stale.pk, never.pk}
+    assert stale_cohort_ids(now=now) == [never.pk, stale.pk]  # never calculated first
     assert fresh.pk not in stale_cohort_ids(now=now)
     calculate_stale_cohorts.delay()
     assert members(stale) == {"bob"}
+    stale.refresh_from_db()
+    assert (stale.is_calculating, stale.count, stale.errors_calculating) == (False, 1, 0)
+
+
+def test_the_periodic_job_marks_what_it_queues_and_resets_lost_calculations(project):
+    now = timezone.now()
+    stale = CohortFactory(project=project, last_calculation=now - dt.timedelta(hours=1))
+    running = CohortFactory(project=project, is_calculating=True, calculation_queued_at=now - dt.timedelta(minutes=5))
+    lost = CohortFactory(
+        project=project, is_calculating=True, calculation_queued_at=now - LOST_AFTER - dt.timedelta(seconds=1)
+    )
+    legacy = CohortFactory(project=project, is_calculating=True, errors_calculating=2)  # queued before the field
+    upload = CohortFactory(  # a static cohort whose CSV task was lost
+        project=project, is_static=True, is_calculating=True, calculation_queued_at=now - LOST_AFTER * 2
+    )
+
+    assert stale_cohorts_claim(now=now) == [stale.pk]
+
+    for cohort in (stale, running, lost, legacy, upload):
+        cohort.refresh_from_db()
+    assert (upload.is_calculating, upload.errors_calculating) == (False, 1)
+    assert (stale.is_calculating, stale.calculation_queued_at) == (True, now)
+    assert stale_cohorts_claim(now=now) == []  # queued once, not again while it runs
+    assert (running.is_calculating, running.errors_calculating) == (True, 0)
+    assert (lost.is_calculating, lost.errors_calculating, lost.last_error_at) == (False, 1, now)
+    assert (legacy.is_calculating, legacy.errors_calculating, legacy.last_error_at) == (False, 3, now)
+    # The reset counts as a failure: the next try waits for the backoff (60 minutes after one error, 4 h after 3).
+    second = dt.timedelta(seconds=1)
+    assert lost.pk not in stale_cohort_ids(now=now + ERROR_BACKOFF * 2 - second)
+    assert lost.pk in stale_cohort_ids(now=now + ERROR_BACKOFF * 2 + second)
+    assert legacy.pk not in stale_cohort_ids(now=now + ERROR_BACKOFF * 8 - second)
+    assert legacy.pk in stale_cohort_ids(now=now + ERROR_BACKOFF * 8 + second)
+
+
+def test_saving_a_dynamic_cohort_queues_its_calculation(
+    api_client, project, people, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(cohorts_url(project), {"name": "free", "filters": PLAN_FREE}, format="json")
+
+    assert response.json()["is_calculating"] is True
+    cohort = Cohort.objects.get(pk=response.json()["id"])
+    assert (cohort.is_calculating, cohort.count, members(cohort)) == (False, 1, {"bob"})
+    assert cohort.calculation_queued_at is not None
 
 
 def test_a_static_exposure_cohort(api_client, project):

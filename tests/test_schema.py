@@ -120,13 +120,21 @@ def test_holdouts_really_delete(schema):
     assert "405" not in responses
 
 
-def test_request_bodies_are_json_only(schema):
-    bodies = [
-        operation["requestBody"] for _path, _method, operation in operations(schema) if "requestBody" in operation
-    ]
+def test_request_bodies_are_json_and_only_cohort_writes_also_take_multipart(schema):
+    media_types = {
+        (path, method): list(operation["requestBody"]["content"])
+        for path, method, operation in operations(schema)
+        if "requestBody" in operation
+    }
 
-    assert bodies
-    assert all(list(body["content"]) == ["application/json"] for body in bodies)
+    assert media_types
+    multipart = {key for key, types in media_types.items() if types == ["application/json", "multipart/form-data"]}
+    assert multipart == {
+        ("/api/projects/{project_id}/cohorts/", "post"),
+        ("/api/projects/{project_id}/cohorts/{id}/", "put"),
+        ("/api/projects/{project_id}/cohorts/{id}/", "patch"),
+    }
+    assert all(types == ["application/json"] for key, types in media_types.items() if key not in multipart)
 
 
 def test_experiment_responses_declare_nullable_fields_and_every_field_required(schema):
