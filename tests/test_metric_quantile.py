@@ -1,5 +1,6 @@
 """Quantile metrics (unit level): q̂, L, U and n* per variant and day from the SQL engine against a numpy
-reference, on PostgreSQL and SQLite; the statistics wired through `/query/`; every bad quantile input a 400."""
+reference, on PostgreSQL, ClickHouse (chDB) and SQLite; the statistics wired through `/query/`; every bad quantile
+input a 400."""
 
 import datetime as dt
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.test_metric_aggregation import (
     store,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
 DAYS = 6
 UNITS = 500
@@ -242,6 +243,8 @@ print(json.dumps(problems))
 """
 
 
+# SQLite against the reference: the parametrised event store plays no part.
+@pytest.mark.parametrize("event_store", ["postgres"], indirect=True)
 def test_sqlite_computes_the_same_quantiles(tmp_path: Path):
     names = ["median page views", "P90 amount ignoring zeros"]
     output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)

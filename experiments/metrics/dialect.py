@@ -92,6 +92,10 @@ class Dialect:
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         raise NotImplementedError
 
+    def uuid_order(self, uuid: str) -> str:
+        """A value that orders like the uuid's text (the tie-breaker between events at the same instant)."""
+        return uuid
+
     def timestamp_order(self, timestamp: str) -> str:
         """A value that orders like `timestamp` and can be compared with `shifted`."""
         raise NotImplementedError

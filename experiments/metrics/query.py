@@ -177,7 +177,8 @@ def _add_segmented_unit_variants(query: Query, ctx: QueryContext, scan: str, per
     segment = segment_sql(ctx.dialect, ctx.breakdowns, "e")
     query.add(
         "exposure_events",
-        f"SELECT {person} AS person_id, {variant} AS variant, e.timestamp AS ts, e.uuid AS event_uuid, "
+        f"SELECT {person} AS person_id, {variant} AS variant, e.timestamp AS ts, "
+        f"{ctx.dialect.uuid_order('e.uuid')} AS event_uuid, "
         f"{segment} AS segment\n{scan}",
     )
     query.add(
