@@ -1,17 +1,24 @@
-"""Quantile metrics (unit level): per variant and day, the sample quantile q̂ of the units' values and the sample
-quantiles L and U at GrowthBook's bound levels, for the statistics engine's `QuantileStatistic`.
+"""Quantile metrics: per variant and day, the sample quantile q̂ and the sample quantiles L and U at GrowthBook's
+bound levels, for the statistics engine's `QuantileStatistic` (unit level) or `QuantileClusteredStatistic` (event
+level).
 
-Each unit's value is spread over the buckets it holds it (the `dense` rows of winsorized means); the values of each
-(variant, bucket) are ranked once, and every level's order statistics are picked by conditional aggregates, in the
-same portable SQL on PostgreSQL and SQLite. Sample quantiles interpolate linearly between order statistics
-(PostgreSQL's `percentile_cont`). L and U are taken for every n* of GrowthBook's grid (100·2^k); the largest
-n* ≤ the number of values whose L and U differ is used (no n* means no inference).
+Values are spread over the buckets they count in (`dense`): at unit level each unit's value over the buckets it holds
+it (the rows of winsorized means), at event level each metric event's value from its bucket until its unit leaves.
+The values of each (variant, bucket) are ranked once, and every level's order statistics are picked by conditional
+aggregates, in the same portable SQL on PostgreSQL, SQLite and ClickHouse. Sample quantiles interpolate linearly
+between order statistics (PostgreSQL's `percentile_cont`). L and U are taken for every n* of GrowthBook's grid
+(100·2^k); the largest n* ≤ the number of values whose L and U differ is used (no n* means no inference).
+
+At event level a value is an event's numeric `math_property` (events without one are no value, not a zero), and a
+second pass over the ranked events gives each unit's S_i (its events at or below its arm's q̂) and N_i (its events),
+summed per (variant, bucket) with their squares and cross product over the `n_clusters` units with events.
 """
 
 import math
 
 from experiments.stats.quantile import quantile_bound_levels
 
+from .filters import source_sql
 from .incremental import accumulate
 from .query import EXPOSURE_COLUMNS, FLOAT, Query, QueryContext, add_exposures, add_metric_rows, run
 from .spec import MetricSpec
@@ -20,6 +27,15 @@ from .winsorized import add_dense
 
 NSTAR_GRID = tuple(100 * 2**k for k in range(20))
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
+# Event level: the clustering sums of QuantileClusteredStatistic (S_i in sum*, N_i in denominator*).
+CLUSTER_FIELDS = (
+    "n_clusters",
+    "sum",
+    "sum_squares",
+    "denominator_sum",
+    "denominator_sum_squares",
+    "numerator_denominator_sum_product",
+)
 
 
 def _levels(nu: float) -> list[float]:
@@ -29,9 +45,14 @@ def _levels(nu: float) -> list[float]:
     return levels
 
 
+def _position(ctx: QueryContext, level: float) -> str:
+    """h = level·(total − 1): the 0-based position of the level's sample quantile."""
+    return f"(CAST({ctx.params(level)} AS {FLOAT}) * (total - 1))"
+
+
 def _order_statistics(ctx: QueryContext, level: float, index: int) -> str:
-    """The order statistics at positions floor(h) and floor(h) + 1 (0-based), h = level·(total − 1)."""
-    h = f"(CAST({ctx.params(level)} AS {FLOAT}) * (total - 1))"
+    """The order statistics at positions floor(h) and floor(h) + 1 (0-based)."""
+    h = _position(ctx, level)
     return (
         f"MAX(CASE WHEN position <= {h} AND {h} < position + 1 THEN value END) AS lo_{index}, "
         f"MAX(CASE WHEN position - 1 <= {h} AND {h} < position THEN value END) AS hi_{index}"
@@ -52,6 +73,8 @@ def _quantile_fields(sums: dict, levels: list[float]) -> dict:
         "quantile_level": levels[0],
         "quantile_n": total,
     }
+    if "n_clusters" in sums:
+        row |= {field: sums[field] for field in CLUSTER_FIELDS}
     if total == 0:
         return row | {"quantile": 0.0, "quantile_lower": 0.0, "quantile_upper": 0.0, "quantile_nstar": None}
 
@@ -71,7 +94,37 @@ def _quantile_fields(sums: dict, levels: list[float]) -> dict:
     return row | {"quantile": estimate, "quantile_lower": lower, "quantile_upper": upper, "quantile_nstar": chosen}
 
 
+def _add_levels(
+    query: Query, ctx: QueryContext, levels: list[float], *, where: str = "", with_floor: bool = False
+) -> list[str]:
+    """`ranked` and `levels(variant, bucket, total, lo_i, hi_i, …)` over the `dense` values (`where` filters
+    them), `with_floor` also `floor_0` (floor(h) of q̂'s level); returns the order-statistic columns."""
+    query.add(
+        "ranked",
+        "SELECT variant, bucket, value, ROW_NUMBER() OVER (PARTITION BY variant, bucket ORDER BY value) - 1 AS "
+        f"position,\n  COUNT(*) OVER (PARTITION BY variant, bucket) AS total FROM dense{where}",
+    )
+    picks = ", ".join(_order_statistics(ctx, level, index) for index, level in enumerate(levels))
+    if with_floor:
+        h = _position(ctx, levels[0])
+        picks += f", MAX(CASE WHEN position <= {h} AND {h} < position + 1 THEN position END) AS floor_0"
+    query.add("levels", f"SELECT variant, bucket, MAX(total) AS total, {picks} FROM ranked GROUP BY variant, bucket")
+    return [f"{side}_{index}" for index in range(len(levels)) for side in ("lo", "hi")]
+
+
+def _select(order_columns: list[str], extra: str = "", joins: str = "") -> str:
+    return (
+        "SELECT c.variant, c.bucket, c.n, c.n, COALESCE(l.total, 0), "
+        + ", ".join(f"l.{column}" for column in order_columns)
+        + extra
+        + "\nFROM counts c LEFT JOIN levels l ON l.variant = c.variant AND l.bucket = c.bucket"
+        + joins
+    )
+
+
 def quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
+    if spec.definition.quantile_type == "event":
+        return event_quantile_statistics(ctx, spec)
     definition = spec.definition
     value = SourceValue("v", definition.source)
     query = Query()
@@ -85,22 +138,78 @@ def quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         lookback=None,
     )
     add_dense(query, ctx, value, covariates=None)
-    nonzero = " WHERE value <> 0" if definition.ignore_zeros else ""
-    query.add(
-        "ranked",
-        "SELECT variant, bucket, value, ROW_NUMBER() OVER (PARTITION BY variant, bucket ORDER BY value) - 1 AS "
-        f"position,\n  COUNT(*) OVER (PARTITION BY variant, bucket) AS total FROM dense{nonzero}",
-    )
     levels = _levels(definition.quantile)
-    picks = ", ".join(_order_statistics(ctx, level, index) for index, level in enumerate(levels))
-    query.add("levels", f"SELECT variant, bucket, MAX(total) AS total, {picks} FROM ranked GROUP BY variant, bucket")
+    order_columns = _add_levels(query, ctx, levels, where=" WHERE value <> 0" if definition.ignore_zeros else "")
     query.add("counts", "SELECT variant, bucket, COUNT(*) AS n FROM dense GROUP BY variant, bucket")
-    order_columns = [f"{side}_{index}" for index in range(len(levels)) for side in ("lo", "hi")]
-    select = (
-        "SELECT c.variant, c.bucket, c.n, c.n, COALESCE(l.total, 0), "
-        + ", ".join(f"l.{column}" for column in order_columns)
-        + "\nFROM counts c LEFT JOIN levels l ON l.variant = c.variant AND l.bucket = c.bucket"
-    )
     outputs = ["number_of_samples", "exposures", "quantile_n", *order_columns]
+    per_bucket = accumulate(run(query, ctx, _select(order_columns)), ctx, outputs, increments=False)
+    return [{variant: _quantile_fields(sums, levels) for variant, sums in bucket.items()} for bucket in per_bucket]
+
+
+def _add_event_dense(query: Query, ctx: QueryContext, spec: MetricSpec) -> None:
+    """`dense(unit, variant, bucket, value)`: each metric event's value in every bucket from its own until its
+    unit leaves the analysis; `days(day)`."""
+    definition = spec.definition
+    source = definition.source
+    add_metric_rows(
+        query,
+        ctx,
+        columns=EXPOSURE_COLUMNS
+        | {
+            "bucket": ctx.bucket("m.timestamp"),
+            "v_match": f"CASE WHEN {source_sql(ctx.dialect, 'm', source)} THEN 1 ELSE 0 END",
+            "v_value": ctx.dialect.number_property("m.properties", source.math_property),
+        },
+        sources=[source],
+        conversion_window=spec.conversion_window,
+        lookback=None,
+    )
+    nonzero = " AND v_value <> 0" if definition.ignore_zeros else ""
+    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
+    query.add(
+        "dense",
+        "SELECT e.unit, e.variant, d.day AS bucket, e.v_value AS value\n"
+        "FROM metric_rows e JOIN days d ON d.day >= e.bucket AND d.day < e.exit_bucket\n"
+        f"WHERE e.v_match = 1 AND e.v_value IS NOT NULL{nonzero}",
+    )
+
+
+def event_quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
+    query = Query()
+    add_exposures(query, ctx)
+    _add_event_dense(query, ctx, spec)
+    levels = _levels(spec.definition.quantile)
+    order_columns = _add_levels(query, ctx, levels, with_floor=True)
+    # q̂ of each (variant, bucket), computed as `sample_quantile` computes it, to count each unit's events below it.
+    h = _position(ctx, levels[0])
+    query.add(
+        "estimates",
+        f"SELECT variant, bucket, lo_0 + ({h} - floor_0) * (COALESCE(hi_0, lo_0) - lo_0) AS estimate FROM levels",
+    )
+    query.add(
+        "unit_events",
+        "SELECT d.unit, d.variant, d.bucket, SUM(CASE WHEN d.value <= q.estimate THEN 1 ELSE 0 END) AS below, "
+        "COUNT(*) AS events\nFROM dense d JOIN estimates q ON q.variant = d.variant AND q.bucket = d.bucket\n"
+        "GROUP BY d.unit, d.variant, d.bucket",
+    )
+    query.add(
+        "clusters",
+        f"SELECT variant, bucket, COUNT(*) AS n_clusters, CAST(SUM(below) AS {FLOAT}) AS below_sum, "
+        f"CAST(SUM(below * below) AS {FLOAT}) AS below_squares, CAST(SUM(events) AS {FLOAT}) AS events_sum, "
+        f"CAST(SUM(events * events) AS {FLOAT}) AS events_squares, "
+        f"CAST(SUM(below * events) AS {FLOAT}) AS products\nFROM unit_events GROUP BY variant, bucket",
+    )
+    query.add(
+        "counts",
+        "SELECT x.variant, d.day AS bucket, COUNT(*) AS n\n"
+        "FROM exposures x JOIN days d ON d.day >= x.exp_bucket AND d.day < x.exit_bucket GROUP BY x.variant, d.day",
+    )
+    cluster_columns = ["n_clusters", "below_sum", "below_squares", "events_sum", "events_squares", "products"]
+    select = _select(
+        order_columns,
+        extra="".join(f", COALESCE(k.{column}, 0)" for column in cluster_columns),
+        joins=" LEFT JOIN clusters k ON k.variant = c.variant AND k.bucket = c.bucket",
+    )
+    outputs = ["number_of_samples", "exposures", "quantile_n", *order_columns, *CLUSTER_FIELDS]
     per_bucket = accumulate(run(query, ctx, select), ctx, outputs, increments=False)
     return [{variant: _quantile_fields(sums, levels) for variant, sums in bucket.items()} for bucket in per_bucket]
