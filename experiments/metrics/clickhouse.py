@@ -72,11 +72,6 @@ class ClickHouseDialect(Dialect):
     def regex_match(self, value: str, pattern: str) -> str:
         return f"match({value}, {pattern})"
 
-    def sample_quantiles(self, value: str, levels: list[float]) -> str:
-        # The levels are the aggregate's parameters, which must be literals; quantileExactInclusive interpolates
-        # as percentile_cont does.
-        return f"quantilesExactInclusive({', '.join(repr(float(level)) for level in levels)})({value})"
-
     def json_text_array(self, values: list[str]) -> str:
         return f"toJSONString([{', '.join(values)}])"
 

@@ -92,10 +92,9 @@ class Dialect:
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         raise NotImplementedError
 
-    def sample_quantiles(self, value: str, levels: list[float]) -> str | None:
-        """An aggregate: the array of sample quantiles of `value` (NULLs left out) at `levels`, interpolated
-        linearly between order statistics (PostgreSQL's percentile_cont); None when the store has none."""
-        return None
+    def floor(self, number: str) -> str:
+        """The largest integer ≤ `number` (≥ 0), as a number."""
+        return f"floor({number})"
 
     def uuid_order(self, uuid: str) -> str:
         """A value that orders like the uuid's text (the tie-breaker between events at the same instant)."""
@@ -143,9 +142,6 @@ class PostgresDialect(Dialect):
 
     def regex_match(self, value: str, pattern: str) -> str:
         return f"({value} ~ {pattern})"
-
-    def sample_quantiles(self, value: str, levels: list[float]) -> str:
-        return f"percentile_cont({self.params(levels)}::double precision[]) WITHIN GROUP (ORDER BY {value})"
 
     def json_text_array(self, values: list[str]) -> str:
         return f"CAST(json_build_array({', '.join(values)}) AS TEXT)"
@@ -195,6 +191,10 @@ class SqliteDialect(Dialect):
 
     def json_text_array(self, values: list[str]) -> str:
         return f"json_array({', '.join(values)})"
+
+    def floor(self, number: str) -> str:
+        # floor() needs SQLite's optional math functions; a cast truncates, which is floor for numbers ≥ 0.
+        return f"CAST({number} AS INTEGER)"
 
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         return f"(instr(lower({value}), lower({needle})) > 0)"

@@ -16,7 +16,6 @@ summed per (variant, bucket) with their squares and cross product over the `n_cl
 """
 
 import math
-from dataclasses import dataclass
 
 from experiments.stats.quantile import quantile_bound_levels
 
@@ -25,7 +24,7 @@ from .incremental import accumulate
 from .query import EXPOSURE_COLUMNS, FLOAT, Query, QueryContext, add_exposures, add_metric_rows, run
 from .spec import MetricSpec
 from .values import SourceValue
-from .winsorized import add_dense
+from .winsorized import add_unit_states
 
 NSTAR_GRID = tuple(100 * 2**k for k in range(20))
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
@@ -54,11 +53,12 @@ def _position(ctx: QueryContext, level: float) -> str:
 
 
 def _order_statistics(ctx: QueryContext, level: float, index: int) -> str:
-    """The order statistics at positions floor(h) and floor(h) + 1 (0-based)."""
+    """The order statistics at positions floor(h) and floor(h) + 1 (0-based), from rows of distinct values that
+    hold positions [before, cum)."""
     h = _position(ctx, level)
     return (
-        f"MAX(CASE WHEN position <= {h} AND {h} < position + 1 THEN value END) AS lo_{index}, "
-        f"MAX(CASE WHEN position - 1 <= {h} AND {h} < position THEN value END) AS hi_{index}"
+        f"MAX(CASE WHEN before <= {h} AND {h} < cum THEN value END) AS lo_{index}, "
+        f"MAX(CASE WHEN before - 1 <= {h} AND {h} < cum - 1 THEN value END) AS hi_{index}"
     )
 
 
@@ -68,56 +68,47 @@ def sample_quantile(level: float, total: int, lower_value: float, upper_value: f
     return lower_value + (h - math.floor(h)) * (upper_value - lower_value)
 
 
-@dataclass(frozen=True)
-class Levels:
-    """What the `levels(variant, bucket, n, total, …)` CTE holds besides `n` (its dense rows) and `total` (the
-    values in the quantile): SQL over `l` for each output, named `q_i` (level i's sample quantile) or `lo_i`/`hi_i`
-    (the order statistics around it), and q̂ as SQL over `levels`."""
+def _add_levels(query: Query, ctx: QueryContext, levels: list[float], *, ignore_zeros: bool) -> list[str]:
+    """From `value_deltas(variant, value, bucket, change)` (the change of how many of a variant's values equal
+    `value` from that bucket on), `levels(variant, bucket, n, total, lo_i, hi_i, …)`: n values (total of them in the
+    quantile, those ≠ 0 with `ignore_zeros`) and the order statistics around each level; returns their names.
 
-    columns: list[str]
-    outputs: list[str]
-    estimate: str
-
-
-def _add_levels(query: Query, ctx: QueryContext, levels: list[float], *, ignore_zeros: bool) -> Levels:
-    """`levels` over the `dense` values; with `ignore_zeros` only those ≠ 0 count in `total` and the quantiles."""
-    used = "CASE WHEN value <> 0 THEN value END" if ignore_zeros else "value"
-    native = ctx.dialect.sample_quantiles(used, levels)
-    if native is not None:
-        query.add(
-            "levels",
-            f"SELECT variant, bucket, COUNT(*) AS n, COUNT({used}) AS total, {native} AS picks\n"
-            "FROM dense GROUP BY variant, bucket",
-        )
-        return Levels(
-            columns=[f"l.picks[{index + 1}]" for index in range(len(levels))],
-            outputs=[f"q_{index}" for index in range(len(levels))],
-            estimate="picks[1]",
-        )
+    Each distinct value's count is constant between its changes, so the per-bucket distributions take one row per
+    (variant, distinct value, bucket): far fewer than values × buckets when values tie (counts, the many zeros of
+    sums), never more. (Window orders are unique here, so the default frames are running sums; ClickHouse's LEAD
+    would not see past an explicit frame.)
+    """
+    never = ctx.params(ctx.bucket_count)
+    query.add(
+        "value_states",
+        "SELECT variant, value, bucket, SUM(change) OVER w AS tally, "
+        f"{ctx.dialect.lead('bucket')} OVER w AS next_bucket\n"
+        "FROM value_deltas WINDOW w AS (PARTITION BY variant, value ORDER BY bucket)",
+    )
+    query.add(
+        "value_counts",
+        "SELECT s.variant, d.day AS bucket, s.value, s.tally FROM value_states s\n"
+        f"JOIN days d ON d.day >= s.bucket AND d.day < COALESCE(s.next_bucket, {never}) WHERE s.tally > 0",
+    )
     nonzero = " WHERE value <> 0" if ignore_zeros else ""
     query.add(
         "ranked",
-        "SELECT variant, bucket, value, ROW_NUMBER() OVER (PARTITION BY variant, bucket ORDER BY value) - 1 AS "
-        f"position,\n  COUNT(*) OVER (PARTITION BY variant, bucket) AS total FROM dense{nonzero}",
+        "SELECT variant, bucket, value, cum - tally AS before, cum, total FROM (SELECT variant, bucket, value, tally,\n"
+        "  SUM(tally) OVER (PARTITION BY variant, bucket ORDER BY value) AS cum,\n"
+        f"  SUM(tally) OVER (PARTITION BY variant, bucket) AS total FROM value_counts{nonzero}) positions",
     )
-    h = _position(ctx, levels[0])
     picks = ", ".join(_order_statistics(ctx, level, index) for index, level in enumerate(levels))
     names = [f"{side}_{index}" for index in range(len(levels)) for side in ("lo", "hi")]
     query.add(
         "levels",
-        "SELECT c.variant, c.bucket, c.n, p.total, p.floor_0, "
-        + ", ".join(f"p.{name}" for name in names)
-        + "\nFROM (SELECT variant, bucket, COUNT(*) AS n FROM dense GROUP BY variant, bucket) c\n"
-        f"LEFT JOIN (SELECT variant, bucket, MAX(total) AS total, {picks},\n"
-        f"  MAX(CASE WHEN position <= {h} AND {h} < position + 1 THEN position END) AS floor_0\n"
-        "  FROM ranked GROUP BY variant, bucket) p ON p.variant = c.variant AND p.bucket = c.bucket",
+        "SELECT t.variant AS variant, t.bucket AS bucket, t.n AS n, p.total AS total, "
+        + ", ".join(f"p.{name} AS {name}" for name in names)
+        + "\n"
+        "FROM (SELECT variant, bucket, SUM(tally) AS n FROM value_counts GROUP BY variant, bucket) t\n"
+        f"LEFT JOIN (SELECT variant, bucket, MAX(total) AS total, {picks}\n"
+        "  FROM ranked GROUP BY variant, bucket) p ON p.variant = t.variant AND p.bucket = t.bucket",
     )
-    return Levels(
-        columns=[f"l.{name}" for name in names],
-        outputs=names,
-        # As `sample_quantile` computes it (floor_0 = floor(h)).
-        estimate=f"lo_0 + ({h} - floor_0) * (COALESCE(hi_0, lo_0) - lo_0)",
-    )
+    return names
 
 
 def _quantile_fields(sums: dict, levels: list[float]) -> dict:
@@ -134,8 +125,6 @@ def _quantile_fields(sums: dict, levels: list[float]) -> dict:
         return row | {"quantile": 0.0, "quantile_lower": 0.0, "quantile_upper": 0.0, "quantile_nstar": None}
 
     def at(index: int) -> float:
-        if f"q_{index}" in sums:
-            return sums[f"q_{index}"]
         return sample_quantile(levels[index], total, sums[f"lo_{index}"], sums[f"hi_{index}"])
 
     estimate, chosen, estimate_bounds = at(0), None, None
@@ -171,16 +160,33 @@ def quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         conversion_window=spec.conversion_window,
         lookback=None,
     )
-    add_dense(query, ctx, value, covariates=None)
+    add_unit_states(query, ctx, value)
+    # A unit holds its value from its state's bucket until its next state or until it leaves.
+    end = "CASE WHEN next_bucket IS NOT NULL AND next_bucket < exit_bucket THEN next_bucket ELSE exit_bucket END"
+    state = value.state()
+    never = ctx.params(ctx.bucket_count)
+    query.add(
+        "value_deltas",
+        "SELECT variant, value, bucket, SUM(change) AS change FROM (\n"
+        f"  SELECT variant, {state} AS value, bucket, 1 AS change FROM unit_states WHERE bucket < {end}\n"
+        "  UNION ALL\n"
+        f"  SELECT variant, {state} AS value, {end} AS bucket, -1 AS change FROM unit_states\n"
+        f"  WHERE bucket < {end} AND {end} < {never}) changes\n"
+        "GROUP BY variant, value, bucket",
+    )
     levels = _levels(definition.quantile)
-    picked = _add_levels(query, ctx, levels, ignore_zeros=definition.ignore_zeros)
-    select = f"SELECT l.variant, l.bucket, l.n, l.n, COALESCE(l.total, 0), {', '.join(picked.columns)}\nFROM levels l"
-    return _per_bucket(query, ctx, select, ["number_of_samples", "exposures", "quantile_n", *picked.outputs], levels)
+    names = _add_levels(query, ctx, levels, ignore_zeros=definition.ignore_zeros)
+    select = (
+        "SELECT l.variant, l.bucket, l.n, l.n, COALESCE(l.total, 0), "
+        + ", ".join(f"l.{name}" for name in names)
+        + "\nFROM levels l"
+    )
+    return _per_bucket(query, ctx, select, ["number_of_samples", "exposures", "quantile_n", *names], levels)
 
 
-def _add_event_dense(query: Query, ctx: QueryContext, spec: MetricSpec) -> None:
-    """`dense(unit, variant, bucket, value)`: each metric event's value in every bucket from its own until its
-    unit leaves the analysis; `days(day)`."""
+def _add_event_values(query: Query, ctx: QueryContext, spec: MetricSpec) -> None:
+    """`event_values(unit, variant, exit_bucket, bucket, value)`: each metric event with a value, and
+    `value_deltas` (it counts from its bucket until its unit leaves), `days(day)`."""
     definition = spec.definition
     source = definition.source
     add_metric_rows(
@@ -196,28 +202,42 @@ def _add_event_dense(query: Query, ctx: QueryContext, spec: MetricSpec) -> None:
         conversion_window=spec.conversion_window,
         lookback=None,
     )
-    nonzero = " AND e.v_value <> 0" if definition.ignore_zeros else ""
-    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
+    nonzero = " AND v_value <> 0" if definition.ignore_zeros else ""
     query.add(
-        "dense",
-        "SELECT e.unit, e.variant, d.day AS bucket, e.v_value AS value\n"
-        "FROM metric_rows e JOIN days d ON d.day >= e.bucket AND d.day < e.exit_bucket\n"
-        f"WHERE e.v_match = 1 AND e.v_value IS NOT NULL{nonzero}",
+        "event_values",
+        "SELECT unit, variant, exit_bucket, bucket, v_value AS value FROM metric_rows\n"
+        f"WHERE v_match = 1 AND v_value IS NOT NULL AND bucket < exit_bucket{nonzero}",
     )
+    never = ctx.params(ctx.bucket_count)
+    query.add(
+        "value_deltas",
+        "SELECT variant, value, bucket, SUM(change) AS change FROM (\n"
+        "  SELECT variant, value, bucket, 1 AS change FROM event_values\n  UNION ALL\n"
+        f"  SELECT variant, value, exit_bucket AS bucket, -1 AS change FROM event_values WHERE exit_bucket < {never}"
+        ") changes\nGROUP BY variant, value, bucket",
+    )
+    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
 
 
 def event_quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
     query = Query()
     add_exposures(query, ctx)
-    _add_event_dense(query, ctx, spec)
+    _add_event_values(query, ctx, spec)
     levels = _levels(spec.definition.quantile)
-    picked = _add_levels(query, ctx, levels, ignore_zeros=False)
-    query.add("estimates", f"SELECT variant, bucket, {picked.estimate} AS estimate FROM levels")
+    names = _add_levels(query, ctx, levels, ignore_zeros=False)
+    # Each (variant, bucket)'s q̂ as `sample_quantile` computes it, to count each unit's events at or below it.
+    h = _position(ctx, levels[0])
+    query.add(
+        "estimates",
+        f"SELECT variant, bucket, lo_0 + ({h} - {ctx.dialect.floor(h)}) * (COALESCE(hi_0, lo_0) - lo_0) AS estimate "
+        "FROM levels WHERE total > 0",
+    )
     query.add(
         "unit_events",
-        "SELECT d.unit, d.variant, d.bucket, SUM(CASE WHEN d.value <= q.estimate THEN 1 ELSE 0 END) AS below, "
-        "COUNT(*) AS events\nFROM dense d JOIN estimates q ON q.variant = d.variant AND q.bucket = d.bucket\n"
-        "GROUP BY d.unit, d.variant, d.bucket",
+        "SELECT e.unit AS unit, e.variant AS variant, q.bucket AS bucket, "
+        "SUM(CASE WHEN e.value <= q.estimate THEN 1 ELSE 0 END) AS below, "
+        "COUNT(*) AS events\nFROM event_values e JOIN estimates q ON q.variant = e.variant AND q.bucket >= e.bucket "
+        "AND q.bucket < e.exit_bucket\nGROUP BY e.unit, e.variant, q.bucket",
     )
     query.add(
         "clusters",
@@ -226,18 +246,28 @@ def event_quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]
         f"CAST(SUM(events * events) AS {FLOAT}) AS events_squares, "
         f"CAST(SUM(below * events) AS {FLOAT}) AS products\nFROM unit_events GROUP BY variant, bucket",
     )
-    # Units in the analysis per (variant, bucket), with or without events.
+    # Units in the analysis per (variant, bucket), with or without events: those entered by then less those left.
+    never = ctx.params(ctx.bucket_count)
+    query.add(
+        "entries",
+        f"SELECT variant, exp_bucket AS since, CAST(COUNT(*) AS {FLOAT}) AS change FROM exposures "
+        "WHERE exp_bucket < exit_bucket GROUP BY variant, exp_bucket\nUNION ALL\n"
+        f"SELECT variant, exit_bucket AS since, -CAST(COUNT(*) AS {FLOAT}) AS change FROM exposures "
+        f"WHERE exp_bucket < exit_bucket AND exit_bucket < {never} GROUP BY variant, exit_bucket",
+    )
     query.add(
         "counts",
-        "SELECT x.variant, d.day AS bucket, COUNT(*) AS n\n"
-        "FROM exposures x JOIN days d ON d.day >= x.exp_bucket AND d.day < x.exit_bucket GROUP BY x.variant, d.day",
+        "SELECT e.variant, d.day AS bucket, SUM(e.change) AS n FROM entries e JOIN days d ON e.since <= d.day "
+        "GROUP BY e.variant, d.day",
     )
     clusters = ["n_clusters", "below_sum", "below_squares", "events_sum", "events_squares", "products"]
     select = (
-        f"SELECT c.variant, c.bucket, c.n, c.n, COALESCE(l.total, 0), {', '.join(picked.columns)}, "
+        "SELECT c.variant, c.bucket, c.n, c.n, COALESCE(l.total, 0), "
+        + ", ".join(f"l.{name}" for name in names)
+        + ", "
         + ", ".join(f"COALESCE(k.{column}, 0)" for column in clusters)
         + "\nFROM counts c LEFT JOIN levels l ON l.variant = c.variant AND l.bucket = c.bucket"
         " LEFT JOIN clusters k ON k.variant = c.variant AND k.bucket = c.bucket"
     )
-    outputs = ["number_of_samples", "exposures", "quantile_n", *picked.outputs, *CLUSTER_FIELDS]
+    outputs = ["number_of_samples", "exposures", "quantile_n", *names, *CLUSTER_FIELDS]
     return _per_bucket(query, ctx, select, outputs, levels)
