@@ -95,7 +95,9 @@ def _add_levels(query: Query, ctx: QueryContext, levels: list[float], *, ignore_
         "ranked",
         "SELECT variant, bucket, value, cum - tally AS before, cum, total FROM (SELECT variant, bucket, value, tally,\n"
         "  SUM(tally) OVER (PARTITION BY variant, bucket ORDER BY value) AS cum,\n"
-        f"  SUM(tally) OVER (PARTITION BY variant, bucket) AS total FROM value_counts{nonzero}) positions",
+        f"  SUM(tally) OVER (PARTITION BY variant, bucket) AS total FROM value_counts{nonzero}) positions\n"
+        # Only the values around the levels' positions can be picked.
+        f"WHERE cum - tally - 1 <= {_position(ctx, max(levels))} AND cum > {_position(ctx, min(levels))}",
     )
     picks = ", ".join(_order_statistics(ctx, level, index) for index, level in enumerate(levels))
     names = [f"{side}_{index}" for index in range(len(levels)) for side in ("lo", "hi")]
