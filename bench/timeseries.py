@@ -5,7 +5,10 @@ generated with generate_series), then measures in one run:
   (a) the recalculation service a Celery worker runs (one read of the events, 30 daily results upserted) for a
       mean metric and a funnel metric;
   (b) for each, one hand-written SQL query computing only the final day's per-variant n / sum / sum of squares;
-and prints the ratios (a)/(b). It then doubles the events and measures a worker process's peak memory at both sizes.
+and prints the ratios (a)/(b). The same for the mean metric broken down by an exposure property with 10 values
+(per segment and variant) and for its P90 at unit level and at event level (q̂ and the sample quantiles at every
+level of GrowthBook's n* grid, from one percentile_cont per variant; at event level also each unit's events at or
+below its variant's q̂). `--cases` picks some of them. It then doubles the events and measures a worker process's peak memory at both sizes.
 
 With `--store clickhouse` it also copies the events into ClickHouse (chDB at --chdb-path, or the server of
 EVENT_STORE_URL when that is a clickhouse:// URL) and prints the same recalculation on both stores with their ratio
@@ -45,6 +48,7 @@ from events.clickhouse.copy import project_copy_to_clickhouse  # noqa: E402
 from events.clickhouse.schema import Layout, clickhouse_migrate  # noqa: E402
 from events.partitions import event_partitions_ensure  # noqa: E402
 from experiments.metrics.dialect import POSTGRES_SETTINGS  # noqa: E402
+from experiments.metrics.quantile import NSTAR_GRID  # noqa: E402
 from experiments.models import (  # noqa: E402
     Experiment,
     ExperimentMetricResult,
@@ -52,6 +56,7 @@ from experiments.models import (  # noqa: E402
     RecalculationStatus,
 )
 from experiments.results.backfill import timeseries_recalculation_run  # noqa: E402
+from experiments.stats.quantile import quantile_bound_levels  # noqa: E402
 from experiments_api.models import Organization, Project  # noqa: E402
 from flags.models import FeatureFlag  # noqa: E402
 
@@ -72,11 +77,28 @@ FUNNEL_METRIC = {
     "metric_type": "funnel",
     "series": [{"kind": "EventsNode", "event": "$pageview"}, {"kind": "EventsNode", "event": "purchase"}],
 }
+# Every exposure of a user carries the same one of 10 values.
+BREAKDOWN_PROPERTY = "$browser"
+BREAKDOWN_METRIC = MEAN_METRIC | {
+    "uuid": "bench-breakdown",
+    "breakdownFilter": {"breakdowns": [{"property": BREAKDOWN_PROPERTY, "type": "event"}]},
+}
+P90_METRIC = {
+    "kind": "ExperimentMetric",
+    "uuid": "bench-p90",
+    "metric_type": "quantile",
+    "quantile": 0.9,
+    "source": MEAN_METRIC["source"],
+}
+EVENT_P90_METRIC = P90_METRIC | {"uuid": "bench-event-p90", "quantile_type": "event"}
+# q̂'s level, then L's and U's for each n* of the grid.
+P90_LEVELS = [0.9, *(level for nstar in NSTAR_GRID for level in quantile_bound_levels(0.9, nstar))]
 
 # Exposures: the first `$feature_flag_called` per user; users seen in two variants are excluded.
 FLOOR_EXPOSURES = """
 exposures AS (
-    SELECT distinct_id, MIN(timestamp) AS exposed_at, MIN(properties ->> '$feature_flag_response') AS variant
+    SELECT distinct_id, MIN(timestamp) AS exposed_at, MIN(properties ->> '$feature_flag_response') AS variant,
+      MIN(properties ->> '$browser') AS segment
     FROM events_event
     WHERE project_id = %(project)s AND event = '$feature_flag_called' AND timestamp >= %(start)s
       AND timestamp < %(end)s AND properties ->> '$feature_flag' = %(flag)s
@@ -93,6 +115,44 @@ per_unit AS (
     GROUP BY x.distinct_id, x.variant
 )
 SELECT variant, COUNT(*), SUM(value), SUM(value * value) FROM per_unit GROUP BY variant ORDER BY variant"""
+FLOOR_BREAKDOWN = f"""
+WITH {FLOOR_EXPOSURES},
+per_unit AS (
+    SELECT x.distinct_id, x.variant, x.segment, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
+    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
+      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
+    GROUP BY x.distinct_id, x.variant, x.segment
+)
+SELECT segment, variant, COUNT(*), SUM(value), SUM(value * value) FROM per_unit GROUP BY segment, variant
+ORDER BY segment, variant"""
+FLOOR_P90 = f"""
+WITH {FLOOR_EXPOSURES},
+per_unit AS (
+    SELECT x.distinct_id, x.variant, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
+    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
+      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
+    GROUP BY x.distinct_id, x.variant
+)
+SELECT variant, COUNT(*), percentile_cont(%(levels)s::double precision[]) WITHIN GROUP (ORDER BY value)
+FROM per_unit GROUP BY variant ORDER BY variant"""
+FLOOR_EVENT_P90 = f"""
+WITH {FLOOR_EXPOSURES},
+event_values AS (
+    SELECT x.distinct_id, x.variant, (m.properties ->> 'amount')::double precision AS value
+    FROM exposures x JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
+      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
+),
+levels AS (
+    SELECT variant, COUNT(*) AS n, percentile_cont(%(levels)s::double precision[]) WITHIN GROUP (ORDER BY value) AS q
+    FROM event_values GROUP BY variant
+),
+clusters AS (
+    SELECT e.variant, COUNT(*) FILTER (WHERE e.value <= l.q[1]) AS below, COUNT(*) AS events
+    FROM event_values e JOIN levels l USING (variant) GROUP BY e.distinct_id, e.variant
+)
+SELECT l.variant, l.n, l.q, COUNT(*), SUM(below), SUM(below * below), SUM(events), SUM(events * events),
+  SUM(below * events)
+FROM levels l JOIN clusters c USING (variant) GROUP BY l.variant, l.n, l.q ORDER BY l.variant"""
 FLOOR_FUNNEL = f"""
 WITH {FLOOR_EXPOSURES},
 steps AS (
@@ -166,7 +226,7 @@ def insert_exposures(project_id: int) -> None:
                    %(start)s + make_interval(secs => offset_s + extra.delay), jsonb_build_object(
                        '$feature_flag', %(flag)s, '$feature_flag_response',
                        CASE WHEN extra.switch THEN CASE variant WHEN 'control' THEN 'test' ELSE 'control' END
-                            ELSE variant END),
+                            ELSE variant END, '$browser', 'browser-' || ((u / 2) %% 10)),
                    now(), person_id
             FROM bench_users CROSS JOIN LATERAL (
                 SELECT 0 AS delay, false AS switch
@@ -247,6 +307,7 @@ def floor(experiment: Experiment, sql: str) -> tuple[float, list]:
         "end": END,
         "flag": FLAG_KEY,
         "query_to": last_day_end,
+        "levels": P90_LEVELS,
     }
 
     def run():
@@ -260,29 +321,103 @@ def floor(experiment: Experiment, sql: str) -> tuple[float, list]:
 
 
 def final_day(experiment: Experiment, metric: dict) -> list:
-    row = ExperimentMetricResult.objects.filter(experiment=experiment, metric_uuid=metric["uuid"]).latest("query_to")
-    result = row.result
     return [
         (variant["key"], variant["number_of_samples"], variant["sum"], variant["sum_squares"])
-        for variant in [result["baseline"], *result["variant_results"]]
+        for variant in _variants(final_result(experiment, metric))
     ]
 
 
-def compare(experiment: Experiment, metric: dict, floor_sql: str, repeats: int) -> None:
+def final_result(experiment: Experiment, metric: dict) -> dict:
+    row = ExperimentMetricResult.objects.filter(experiment=experiment, metric_uuid=metric["uuid"]).latest("query_to")
+    return row.result
+
+
+def _variants(result: dict) -> list[dict]:
+    return [result["baseline"], *result["variant_results"]]
+
+
+def _same(ours: list[tuple], theirs: list[tuple]) -> bool:
+    """Equal keys and counts (leading non-float items), numbers equal up to rounding."""
+    return len(ours) == len(theirs) and all(
+        len(a) == len(b)
+        and all(
+            x == y if not isinstance(y, float) else abs(x - y) <= 1e-6 * max(1.0, abs(y))
+            for x, y in zip(a, b, strict=True)
+        )
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def check_sums(result: dict, rows: list) -> tuple[list, list]:
+    ours = [(v["key"], v["number_of_samples"], v["sum"], v["sum_squares"]) for v in _variants(result)]
+    return ours, [(variant, count, float(total), float(squares)) for variant, count, total, squares in rows]
+
+
+def check_segments(result: dict, rows: list) -> tuple[list, list]:
+    ours = [
+        (item["breakdown_value"][0], v["key"], v["number_of_samples"], v["sum"], v["sum_squares"])
+        for item in result["breakdown_results"]
+        for v in _variants(item)
+    ]
+    theirs = [(segment, variant, n, float(total), float(squares)) for segment, variant, n, total, squares in rows]
+    return sorted(ours), sorted(theirs)
+
+
+def _floor_quantiles(n: int, levels: list[float]) -> tuple:
+    """(n, q̂, L, U, n*) from the levels' sample quantiles: the largest grid n* ≤ n whose L and U differ."""
+    for position in reversed(range(len(NSTAR_GRID))):
+        lower, upper = levels[1 + 2 * position], levels[2 + 2 * position]
+        if NSTAR_GRID[position] <= n and lower != upper:
+            return n, float(levels[0]), float(lower), float(upper), NSTAR_GRID[position]
+    return n, float(levels[0]), float(levels[0]), float(levels[0]), None
+
+
+def _quantile_row(variant: dict) -> tuple:
+    fields = ("quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
+    return (variant["key"], *(variant[field] for field in fields))
+
+
+def check_quantiles(result: dict, rows: list) -> tuple[list, list]:
+    return [_quantile_row(v) for v in _variants(result)], [
+        (variant, *_floor_quantiles(n, levels)) for variant, n, levels in rows
+    ]
+
+
+def check_event_quantiles(result: dict, rows: list) -> tuple[list, list]:
+    clusters = (
+        "n_clusters",
+        "sum",
+        "sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "numerator_denominator_sum_product",
+    )
+    ours = [(*_quantile_row(v), *(v[field] for field in clusters)) for v in _variants(result)]
+    theirs = [(variant, *_floor_quantiles(n, levels), *sums) for variant, n, levels, *sums in rows]
+    return ours, theirs
+
+
+# name: (metric, its one-scan floor for the final day, the check that both give the same final day)
+CASES = {
+    "mean": (MEAN_METRIC, FLOOR_MEAN, check_sums),
+    "funnel": (FUNNEL_METRIC, FLOOR_FUNNEL, check_sums),
+    "breakdown": (BREAKDOWN_METRIC, FLOOR_BREAKDOWN, check_segments),
+    "p90": (P90_METRIC, FLOOR_P90, check_quantiles),
+    "event-p90": (EVENT_P90_METRIC, FLOOR_EVENT_P90, check_event_quantiles),
+}
+
+
+def compare(experiment: Experiment, name: str, repeats: int) -> None:
+    metric, floor_sql, check = CASES[name]
     recalculations = [recalculate(experiment, metric) for _ in range(repeats)]
     floors = [floor(experiment, floor_sql) for _ in range(repeats)]
     recalculation, floor_seconds = min(recalculations), min(seconds for seconds, _ in floors)
     print(
-        f"  {metric['metric_type']:6}  recalculation {recalculation:7.3f}s   floor {floor_seconds:7.3f}s   "
+        f"  {name:9}  recalculation {recalculation:7.3f}s   floor {floor_seconds:7.3f}s   "
         f"ratio {recalculation / floor_seconds:5.2f}x   (best of {repeats})"
     )
-    ours = final_day(experiment, metric)
-    theirs = [(variant, count, float(total), float(squares)) for variant, count, total, squares in floors[0][1]]
-    if [(key, n) for key, n, *_ in ours] != [(key, n) for key, n, *_ in theirs] or any(
-        abs(a - b) > 1e-6 * max(1.0, abs(b))
-        for row_a, row_b in zip(ours, theirs, strict=True)
-        for a, b in zip(row_a[2:], row_b[2:], strict=True)
-    ):
+    ours, theirs = check(final_result(experiment, metric), floors[0][1])
+    if not _same(ours, theirs):
         raise RuntimeError(f"The final day differs from the floor query: {ours} vs {theirs}")
 
 
@@ -350,6 +485,7 @@ def main() -> None:
         "--reuse", action="store_true", help="time the data of a previous run again (skips the memory measurement)"
     )
     parser.add_argument("--store", choices=("postgres", "clickhouse"), default="postgres")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
     parser.add_argument("--chdb-path", default="/tmp/experiments-bench-chdb", help="chDB's data directory")
     parser.add_argument("--worker-memory", help=argparse.SUPPRESS)
     parser.add_argument("--copy-to", help=argparse.SUPPRESS)
@@ -391,8 +527,8 @@ def main() -> None:
             f"Peak worker memory (mean metric): PostgreSQL {memory['postgres']} MiB, ClickHouse {memory['clickhouse']} MiB"
         )
         return
-    for metric, floor_sql in ((MEAN_METRIC, FLOOR_MEAN), (FUNNEL_METRIC, FLOOR_FUNNEL)):
-        compare(experiment, metric, floor_sql, arguments.repeats)
+    for name in arguments.cases.split(","):
+        compare(experiment, name, arguments.repeats)
     if arguments.reuse:
         return
     events_small, memory_small = event_count(), peak_worker_memory(MEAN_METRIC)

@@ -76,6 +76,10 @@ GOAL_INVALID = "goal must be one of: increase, decrease"
 BREAKDOWN_FILTER_INVALID = "breakdownFilter must be an object whose 'breakdowns' is a list"
 QUANTILE_INVALID = "quantile must be a number between 0 and 1 (exclusive), e.g. 0.9 for P90"
 QUANTILE_TYPE_INVALID = "quantile_type must be 'unit' or 'event'"
+EVENT_QUANTILE_NEEDS_VALUE = (
+    "quantile_type 'event' takes the quantile of every event's value: source.math must be one of sum, avg, min, max, "
+    "with a math_property"
+)
 TOO_MANY_BREAKDOWNS = "Maximum of {limit} breakdowns are supported for experiment metrics"
 BREAKDOWN_NOT_OBJECT = "breakdownFilter.breakdowns[{index}] must be an object"
 BREAKDOWN_PROPERTY_INVALID = "breakdownFilter.breakdowns[{index}].property must be a non-empty string"

@@ -1,5 +1,6 @@
 """The event stores a test module can run on: `pytestmark = pytest.mark.usefixtures("event_store")` runs each of
-its tests on PostgreSQL and on ClickHouse (chDB in this process); `store_raw_events` writes to the active one."""
+its tests on PostgreSQL and on ClickHouse (chDB in this process); `store_raw_events` and `store_raw_persons` write
+to the active one."""
 
 import json
 from collections.abc import Iterable
@@ -7,10 +8,10 @@ from collections.abc import Iterable
 import pytest
 
 from events.clickhouse.client import clickhouse_client
-from events.clickhouse.schema import EVENTS_TABLE, Layout, clickhouse_migrate
-from events.clickhouse.store import clickhouse_timestamp, insert_blocks
+from events.clickhouse.schema import EVENTS_TABLE, PERSONS_TABLE, Layout, clickhouse_migrate
+from events.clickhouse.store import clickhouse_timestamp, insert_blocks, person_rows
 from events.models import Event
-from persons.models import person_uuid
+from persons.models import Person, person_uuid
 
 EVENT_STORES = ("postgres", "clickhouse")
 CHDB_URL = "chdb://:memory:?database=test_events"
@@ -91,3 +92,15 @@ def store_raw_events(project, events: Iterable) -> None:
             for event in events
         ),
     )
+
+
+def store_raw_persons(project, properties: dict[str, dict]) -> None:
+    """One person per distinct id (the person `store_raw_events` gives its events) with these properties, in the
+    Django database and, with ClickHouse, in its person table too (as ingestion copies them)."""
+    persons = Person.objects.bulk_create(
+        Person(project=project, uuid=person_uuid(project.pk, distinct_id), properties=values)
+        for distinct_id, values in properties.items()
+    )
+    client = clickhouse_client()
+    if client is not None:
+        insert_blocks(client, PERSONS_TABLE, person_rows(persons))

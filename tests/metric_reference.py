@@ -432,9 +432,65 @@ def _bound_levels(nu: float, nstar: int) -> tuple[float, float]:
     return max(1e-8, nu - half_width), min(1 - 1e-8, nu + half_width)
 
 
+def _quantile_fields(used: list[float], nu: float) -> dict:
+    """numpy's linear sample quantile (PostgreSQL's percentile_cont) at ν, and at the bound levels of the largest
+    grid n* ≤ n whose bounds differ."""
+    if not used:
+        return {"quantile": 0.0, "quantile_lower": 0.0, "quantile_upper": 0.0, "quantile_nstar": None}
+    estimate = float(numpy.quantile(used, nu))
+    chosen, lower, upper = None, estimate, estimate
+    for nstar in reversed(QUANTILE_GRID):
+        if nstar > len(used):
+            continue
+        low, high = (float(numpy.quantile(used, level)) for level in _bound_levels(nu, nstar))
+        if low != high:
+            chosen, lower, upper = nstar, low, high
+            break
+    return {"quantile": estimate, "quantile_lower": lower, "quantile_upper": upper, "quantile_nstar": chosen}
+
+
+def event_value(event: RawEvent, metric: dict) -> float | None:
+    """An event-level quantile's value: the event's numeric math_property (None without one, or a zero left out)."""
+    value = _number(event.properties.get(metric["source"]["math_property"]))
+    return None if value == 0 and metric.get("ignore_zeros") else value
+
+
+def _event_quantile_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
+    """Event level: the quantile fields over every event value of the variant's units, and the clustering sums of
+    S_i (the unit's values at or below the variant's q̂) and N_i (its values) over the units with values."""
+    units = exposures(events, setup, query_to)
+    values = defaultdict(dict)
+    for unit, (variant, exposed_at) in units.items():
+        since, until = _post_window(exposed_at, query_to, metric)
+        matched = [
+            event_value(event, metric) for event in _unit_events(events, setup, unit, metric["source"], since, until)
+        ]
+        values[variant][unit] = [value for value in matched if value is not None]
+    result = {}
+    for variant in setup.variants:
+        by_unit = values.get(variant, {})
+        used = [value for unit_values in by_unit.values() for value in unit_values]
+        row = {"number_of_samples": len(by_unit), "quantile_n": len(used)} | _quantile_fields(used, metric["quantile"])
+        clusters = [
+            (sum(1 for value in unit_values if value <= row["quantile"]), len(unit_values))
+            for unit_values in by_unit.values()
+            if unit_values
+        ]
+        result[variant] = row | {
+            "n_clusters": len(clusters),
+            "sum": sum(below for below, _ in clusters),
+            "sum_squares": sum(below * below for below, _ in clusters),
+            "denominator_sum": sum(count for _, count in clusters),
+            "denominator_sum_squares": sum(count * count for _, count in clusters),
+            "numerator_denominator_sum_product": sum(below * count for below, count in clusters),
+        }
+    return result
+
+
 def quantile_statistics(events, setup: Setup, metric: dict, query_to: dt.datetime) -> dict[str, dict]:
-    """Unit-level quantile fields per variant: numpy's linear sample quantile (PostgreSQL's percentile_cont) at ν,
-    and at the bound levels of the largest grid n* ≤ n whose bounds differ."""
+    """Unit-level quantile fields per variant over the units' values (event level: `_event_quantile_statistics`)."""
+    if metric.get("quantile_type") == "event":
+        return _event_quantile_statistics(events, setup, metric, query_to)
     source, nu = metric["source"], metric["quantile"]
     units = exposures(events, setup, query_to)
     values = defaultdict(list)
@@ -446,29 +502,7 @@ def quantile_statistics(events, setup: Setup, metric: dict, query_to: dt.datetim
         all_values = values.get(variant, [])
         used = [value for value in all_values if value != 0] if metric.get("ignore_zeros") else all_values
         row = {"number_of_samples": len(all_values), "quantile_n": len(used)}
-        if not used:
-            result[variant] = row | {
-                "quantile": 0.0,
-                "quantile_lower": 0.0,
-                "quantile_upper": 0.0,
-                "quantile_nstar": None,
-            }
-            continue
-        estimate = float(numpy.quantile(used, nu))
-        chosen, lower, upper = None, estimate, estimate
-        for nstar in reversed(QUANTILE_GRID):
-            if nstar > len(used):
-                continue
-            low, high = (float(numpy.quantile(used, level)) for level in _bound_levels(nu, nstar))
-            if low != high:
-                chosen, lower, upper = nstar, low, high
-                break
-        result[variant] = row | {
-            "quantile": estimate,
-            "quantile_lower": lower,
-            "quantile_upper": upper,
-            "quantile_nstar": chosen,
-        }
+        result[variant] = row | _quantile_fields(used, nu)
     return result
 
 
@@ -561,3 +595,55 @@ def sample_identified_events(
             flag = {"$feature_flag": flag_key, "$feature_flag_response": other}
             events.append(RawEvent("$feature_flag_called", identified, login_at + dt.timedelta(hours=1), flag))
     return events, identifies, persons
+
+
+# Amounts a purchase may carry: ties, zeros, values that are no number (missing, null, text, boolean), numeric text.
+AWKWARD_AMOUNTS = (10, 10, 10, 25, 0, "0", None, "n/a", True, " 7 ", "1e1", 2.5)
+MISSING = object()
+
+
+def sample_event_values(seed: int, *, start: dt.datetime, flag_key: str, units: int = 300):
+    """Purchases whose `amount` makes event-level quantiles awkward: many ties, zeros, missing and non-numeric
+    values, units with a single event, purchases before the exposure, one control and one test unit alone on the
+    first day, and a unit that leaves the analysis (seen in both variants) after everyone else is exposed. Test units spend
+    more. Returns (events, re-sent copies of some of them: same uuid, timestamp and properties)."""
+    rng = random.Random(seed)
+    events = []
+    for number in range(units):
+        unit, variant = f"buyer-{number}", ("control", "test")[number % 2]
+        early = number < 2
+        exposed_at = start + (
+            dt.timedelta(hours=1) if early else dt.timedelta(days=1, minutes=rng.randint(0, 3 * 1440))
+        )
+        flag = {"$feature_flag": flag_key, "$feature_flag_response": variant}
+        events.append(RawEvent("$feature_flag_called", unit, exposed_at, flag))
+        purchases = 1 if early or number % 7 == 0 else rng.choice([0, 1, 2, 3, 5, 8])
+        for index in range(purchases):
+            at = exposed_at + dt.timedelta(minutes=1 + index * rng.randint(1, 900))
+            if rng.random() < 0.5:
+                amount = rng.choice(AWKWARD_AMOUNTS + (MISSING,))
+            else:
+                amount = round(rng.uniform(1, 80) * (1.3 if variant == "test" else 1.0), 2)
+            properties = {"plan": rng.choice(["free", "pro"])}
+            if amount is not MISSING:
+                properties["amount"] = amount
+            events.append(RawEvent("purchase", unit, at, properties))
+        if number % 5 == 0:
+            events.append(RawEvent("purchase", unit, exposed_at - dt.timedelta(hours=2), {"amount": 999}))
+    leaver_at = start + dt.timedelta(days=1)
+    control = {"$feature_flag": flag_key, "$feature_flag_response": "control"}
+    events.extend(
+        [
+            RawEvent("$feature_flag_called", "leaver", leaver_at, control),
+            RawEvent("purchase", "leaver", leaver_at + dt.timedelta(hours=1), {"amount": 40}),
+            RawEvent("purchase", "leaver", leaver_at + dt.timedelta(hours=2), {"amount": 10}),
+            RawEvent(
+                "$feature_flag_called",
+                "leaver",
+                start + dt.timedelta(days=4, hours=20),
+                {**control, "$feature_flag_response": "test"},
+            ),
+        ]
+    )
+    purchases = [event for event in events if event.event == "purchase"]
+    return events, rng.sample(purchases, 25)

@@ -319,6 +319,8 @@ def _parse_quantile(metric: dict) -> QuantileMetric:
     quantile_type = metric.get("quantile_type")
     if quantile_type not in (None, *QUANTILE_TYPES):
         raise MetricProblem(messages.QUANTILE_TYPE_INVALID)
+    if quantile_type == "event" and source.math not in MATH_TYPES_NEEDING_PROPERTY:
+        raise MetricProblem(messages.EVENT_QUANTILE_NEEDS_VALUE)
     ignore_zeros = metric.get("ignore_zeros")
     if not isinstance(ignore_zeros, bool | None):
         raise MetricProblem(messages.IGNORE_ZEROS_INVALID)

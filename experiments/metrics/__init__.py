@@ -20,7 +20,7 @@ from .days import midnights_between
 from .exposure import parse_exposure
 from .funnel import funnel_statistics
 from .mean import mean_statistics
-from .quantile import QUANTILE_FIELDS, quantile_statistics
+from .quantile import CLUSTER_FIELDS, QUANTILE_FIELDS, quantile_statistics
 from .query import Query, QueryContext, add_exposures, run
 from .ratio import ratio_statistics
 from .retention import retention_statistics
@@ -65,9 +65,13 @@ def _context(
 def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
     """One variant in the statistics engine's input shape; counts are integers."""
     if spec.metric_type == "quantile":
-        return {"key": key, "number_of_samples": round(sums["number_of_samples"])} | {
-            field: sums[field] for field in QUANTILE_FIELDS
-        }
+        row = {"key": key, "number_of_samples": round(sums["number_of_samples"])}
+        row |= {field: sums[field] for field in QUANTILE_FIELDS}
+        if "n_clusters" in sums:
+            row |= {"n_clusters": round(sums["n_clusters"])} | {
+                field: round(sums[field]) for field in CLUSTER_FIELDS if field != "n_clusters"
+            }
+        return row
     as_count = round if spec.metric_type in COUNT_METRIC_TYPES else float
     row = {
         "key": key,

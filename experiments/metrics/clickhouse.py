@@ -72,8 +72,15 @@ class ClickHouseDialect(Dialect):
     def regex_match(self, value: str, pattern: str) -> str:
         return f"match({value}, {pattern})"
 
+    def json_text_array(self, values: list[str]) -> str:
+        return f"toJSONString([{', '.join(values)}])"
+
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         return f"(positionCaseInsensitiveUTF8({value}, {needle}) > 0)"
+
+    def uuid_order(self, uuid: str) -> str:
+        # ClickHouse compares UUIDs by their two 64-bit halves, low half first: not in their text's order.
+        return f"toString({uuid})"
 
     def timestamp_order(self, timestamp: str) -> str:
         return timestamp

@@ -92,6 +92,14 @@ class Dialect:
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         raise NotImplementedError
 
+    def floor(self, number: str) -> str:
+        """The largest integer ≤ `number` (≥ 0), as a number."""
+        return f"floor({number})"
+
+    def uuid_order(self, uuid: str) -> str:
+        """A value that orders like the uuid's text (the tie-breaker between events at the same instant)."""
+        return uuid
+
     def timestamp_order(self, timestamp: str) -> str:
         """A value that orders like `timestamp` and can be compared with `shifted`."""
         raise NotImplementedError
@@ -183,6 +191,10 @@ class SqliteDialect(Dialect):
 
     def json_text_array(self, values: list[str]) -> str:
         return f"json_array({', '.join(values)})"
+
+    def floor(self, number: str) -> str:
+        # floor() needs SQLite's optional math functions; a cast truncates, which is floor for numbers ≥ 0.
+        return f"CAST({number} AS INTEGER)"
 
     def contains_case_insensitive(self, value: str, needle: str) -> str:
         return f"(instr(lower({value}), lower({needle})) > 0)"

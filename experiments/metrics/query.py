@@ -153,10 +153,9 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     if exposure.multiple_variant_handling == "exclude":
         # The first exposure to another variant: the second-earliest of the unit's per-variant first exposures.
         exit_ts, exit_bucket = f"{dialect.lead('first_ts')} OVER w", f"COALESCE({ctx.bucket('exit_ts')}, {never})"
-    arm, segments = "variant", ""
+    arm, segment = "variant", ""
     if ctx.breakdowns:
-        arm = f"variant || {params(SEGMENT_SEPARATOR)} || s.segment"
-        segments = " JOIN unit_segments s USING (person_id)"
+        arm, segment = f"variant || {params(SEGMENT_SEPARATOR)} || segment", ", segment"
     window = ""
     if ctx.first_exposure_window is not None:
         since, until = ctx.first_exposure_window
@@ -165,30 +164,24 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
         "exposures",
         f"SELECT person_id, DENSE_RANK() OVER (ORDER BY person_id) AS unit, {arm} AS variant, first_ts AS exposure_ts,\n"
         f"  {ctx.bucket('first_ts')} AS exp_bucket, {exit_bucket} AS exit_bucket\n"
-        f"FROM (SELECT person_id, variant, first_ts, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
-        f"  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked{segments}\n"
+        f"FROM (SELECT person_id, variant, first_ts{segment}, {exit_ts} AS exit_ts, ROW_NUMBER() OVER w AS rank\n"
+        "  FROM unit_variants WINDOW w AS (PARTITION BY person_id ORDER BY first_ts, variant)) ranked\n"
         "WHERE rank = 1" + window,
     )
 
 
 def _add_segmented_unit_variants(query: Query, ctx: QueryContext, scan: str, person: str, variant: str) -> None:
-    """`unit_variants` as without breakdowns, and `unit_segments(person_id, segment)`: the segment of the unit's
-    first exposure event (ties broken by variant key, then event uuid), both from one scan of the exposures."""
+    """`unit_variants` as without breakdowns, with the `segment` of each one's first exposure event (ties broken by
+    event uuid), in one pass over the exposures: the unit's first variant's row then carries the segment of its
+    first exposure (ties broken by variant key, then event uuid)."""
     segment = segment_sql(ctx.dialect, ctx.breakdowns, "e")
-    query.add(
-        "exposure_events",
-        f"SELECT {person} AS person_id, {variant} AS variant, e.timestamp AS ts, e.uuid AS event_uuid, "
-        f"{segment} AS segment\n{scan}",
-    )
+    order = f"e.timestamp, {ctx.dialect.uuid_order('e.uuid')}"
     query.add(
         "unit_variants",
-        "SELECT person_id, variant, MIN(ts) AS first_ts FROM exposure_events GROUP BY person_id, variant",
-    )
-    query.add(
-        "unit_segments",
-        "SELECT person_id, segment FROM (SELECT person_id, segment, "
-        "ROW_NUMBER() OVER (PARTITION BY person_id ORDER BY ts, variant, event_uuid) AS nth\n"
-        "  FROM exposure_events) firsts WHERE nth = 1",
+        "SELECT person_id, variant, ts AS first_ts, segment FROM (\n"
+        f"  SELECT {person} AS person_id, {variant} AS variant, e.timestamp AS ts, {segment} AS segment,\n"
+        f"    ROW_NUMBER() OVER (PARTITION BY {person}, {variant} ORDER BY {order}) AS nth\n"
+        f"  {scan}) firsts\nWHERE nth = 1",
     )
 
 

@@ -72,7 +72,7 @@ def retention_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
             "bucket": ctx.bucket("m.timestamp"),
             "is_start": f"CASE WHEN {source_sql(ctx.dialect, 'm', retention.start)} THEN 1 ELSE 0 END",
             "is_completion": f"CASE WHEN {source_sql(ctx.dialect, 'm', retention.completion)} THEN 1 ELSE 0 END",
-            "uuid": "m.uuid",
+            "uuid": ctx.dialect.uuid_order("m.uuid"),
             "day": _calendar_day(ctx),
         },
         sources=[retention.start, retention.completion],

@@ -137,8 +137,6 @@ def _computable_definition(definition):
             raise unsupported("a mean metric threshold")
         return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
     if isinstance(definition, QuantileMetric):
-        if definition.quantile_type != "unit":
-            raise unsupported(f"quantile_type '{definition.quantile_type}'")
         return dataclasses.replace(definition, source=_computable_source(definition.source, "source"))
     if isinstance(definition, FunnelMetric):
         if definition.order not in FUNNEL_ORDERS:

@@ -30,8 +30,10 @@ def _add_bound(query: Query, ctx: QueryContext, name: str, percentile: float, *,
     )
 
 
-def add_dense(query: Query, ctx: QueryContext, value: SourceValue, *, covariates: str | None) -> str:
-    """`dense(unit, variant, bucket, value[, covariate])`: every unit's value in every bucket it is analysed in."""
+def add_unit_states(query: Query, ctx: QueryContext, value: SourceValue) -> str:
+    """`unit_states(unit, variant, exit_bucket, bucket, next_bucket, <running columns>)`: each unit's running
+    aggregates from the bucket of each of its changes (its exposure, its events' buckets) until the next one (NULL
+    after the last), and `days(day)`: every bucket."""
     columns = value.delta_columns()
     nulls = "".join(f", NULL AS {column}" for column in columns)
     query.add(
@@ -45,7 +47,12 @@ def add_dense(query: Query, ctx: QueryContext, value: SourceValue, *, covariates
         f"SELECT unit, variant, exit_bucket, bucket, {ctx.dialect.lead('bucket')} OVER w AS next_bucket, {running}\n"
         f"FROM change_rows WINDOW w AS {UNIT_WINDOW}",
     )
-    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
+    return query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
+
+
+def add_dense(query: Query, ctx: QueryContext, value: SourceValue, *, covariates: str | None) -> str:
+    """`dense(unit, variant, bucket, value[, covariate])`: every unit's value in every bucket it is analysed in."""
+    add_unit_states(query, ctx, value)
     covariate_join = f" LEFT JOIN {covariates} c ON c.unit = s.unit" if covariates else ""
     covariate = ", COALESCE(c.covariate, 0) AS covariate" if covariates else ""
     return query.add(

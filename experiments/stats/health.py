@@ -52,7 +52,8 @@ def srm_check(counts_by_variant: Mapping[str, float], weights_by_variant: Mappin
 
 
 def _quantile_failures(variant: Mapping, *, is_baseline: bool) -> list[str]:
-    """Too few values for the quantile's bounds (no n*, or GrowthBook's tail rule), and a zero baseline quantile."""
+    """Too few values for the quantile's bounds (no n*, or GrowthBook's tail rule; at event level, fewer than 2
+    units with events), and a zero baseline quantile."""
     failures = []
     possible = variant["quantile_nstar"] is not None and quantile_inference_possible(
         n=variant["quantile_n"],
@@ -60,6 +61,8 @@ def _quantile_failures(variant: Mapping, *, is_baseline: bool) -> list[str]:
         lower=variant["quantile_lower"],
         upper=variant["quantile_upper"],
     )
+    if "n_clusters" in variant and (variant["n_clusters"] < 2 or variant["denominator_sum"] <= 0):
+        possible = False
     if not possible:
         failures.append(NOT_ENOUGH_METRIC_DATA)
     if is_baseline and variant["quantile"] == 0:

@@ -7,7 +7,7 @@ from .cuped import CupedStatistic, cuped_adjust
 from .effects import Comparison, compare
 from .health import RATIO_METRIC_TYPES, validation_failures
 from .methods import STATS_METHODS
-from .quantile import QuantileStatistic
+from .quantile import QuantileClusteredStatistic, QuantileStatistic
 from .ratio_cuped import RatioCupedStatistic, ratio_cuped_comparison
 from .statistics import Proportion, Ratio, SampleMean, Statistic
 
@@ -27,21 +27,32 @@ RATIO_COVARIATE_FIELDS = (
     "covariate_numerator_denominator_post_sum_product",
 )
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
-BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts", *QUANTILE_FIELDS)
+BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts", *QUANTILE_FIELDS, "n_clusters")
 
 
 def statistic_for(variant: Mapping, metric_type: str) -> Statistic:
     """mean → SampleMean, funnel → Proportion (successes = sum), ratio and retention → Ratio, quantile →
-    QuantileStatistic (unit level)."""
+    QuantileStatistic (unit level), or QuantileClusteredStatistic when the row carries `n_clusters` (event level)."""
     n = variant["number_of_samples"]
     if metric_type == "quantile":
-        return QuantileStatistic(
-            n=variant["quantile_n"],
-            nu=variant["quantile_level"],
-            quantile=variant["quantile"],
-            lower=variant["quantile_lower"],
-            upper=variant["quantile_upper"],
-            nstar=variant["quantile_nstar"],
+        quantile = {
+            "n": variant["quantile_n"],
+            "nu": variant["quantile_level"],
+            "quantile": variant["quantile"],
+            "lower": variant["quantile_lower"],
+            "upper": variant["quantile_upper"],
+            "nstar": variant["quantile_nstar"],
+        }
+        if "n_clusters" not in variant:
+            return QuantileStatistic(**quantile)
+        return QuantileClusteredStatistic(
+            **quantile,
+            n_clusters=variant["n_clusters"],
+            sum=variant["sum"],
+            sum_squares=variant["sum_squares"],
+            denominator_sum=variant["denominator_sum"],
+            denominator_sum_squares=variant["denominator_sum_squares"],
+            numerator_denominator_sum_product=variant["numerator_denominator_sum_product"],
         )
     if metric_type == "funnel":
         return Proportion(n=n, successes=variant["sum"])

@@ -26,7 +26,11 @@ class VariantResultSerializer(serializers.Serializer):
 
     key = serializers.CharField()
     number_of_samples = serializers.IntegerField()
-    sum = serializers.FloatField(required=False, help_text="Absent for quantile metrics.")
+    sum = serializers.FloatField(
+        required=False,
+        help_text="Absent for unit-level quantile metrics; for event-level ones, the sum over units of their events "
+        "at or below the variant's quantile (and the denominator fields sum their events).",
+    )
     sum_squares = serializers.FloatField(required=False)
     denominator_sum = serializers.FloatField(required=False)
     denominator_sum_squares = serializers.FloatField(required=False)
@@ -38,6 +42,7 @@ class VariantResultSerializer(serializers.Serializer):
     quantile_lower = serializers.FloatField(required=False, allow_null=True)
     quantile_upper = serializers.FloatField(required=False, allow_null=True)
     quantile_nstar = serializers.IntegerField(required=False, allow_null=True)
+    n_clusters = serializers.IntegerField(required=False, help_text="Event-level quantiles: the units with events.")
     validation_failures = serializers.ListField(child=serializers.CharField())
     method = serializers.ChoiceField(choices=["bayesian", "frequentist"], required=False)
     chance_to_win = serializers.FloatField(required=False)
