@@ -226,6 +226,10 @@ BANDIT_UNKNOWN_DECISION_METRIC = (
 )
 BANDIT_NO_DECISION_METRIC = "A bandit needs a primary metric to decide on (parameters.bandit.decision_metric_uuid)"
 BANDIT_QUANTILE_DECISION_METRIC = "A bandit cannot decide on a quantile metric; choose a mean, funnel or ratio metric"
+BANDIT_QUANTILE_METRIC = (
+    "Bandit experiments cannot analyse quantile metrics: their changing weights are corrected by combining sums per"
+    " period, and quantiles are not sums; use a mean, funnel or ratio metric"
+)
 BANDIT_NEEDS_BAYESIAN = "Bandit experiments need stats_config.method 'bayesian' (got '{method}')"
 BANDIT_NEEDS_FIRST_SEEN = "Bandit experiments need exposure_criteria.multiple_variant_handling 'first_seen'"
 BANDIT_VARIANTS_NOT_ANALYSED = "Every flag variant of a bandit must be analysed; excluded: {keys}"

@@ -12,15 +12,17 @@ from events.models import Event
 from experiments import messages
 from experiments.definitions.bandit import BanditProblem, BanditSettings, parse_bandit
 from experiments.metrics import daily_variant_statistics
-from experiments.models import Experiment, ExperimentActivity
+from experiments.models import Experiment, ExperimentActivity, ExperimentMetricResult
 from experiments.results.current import current_metric_result
+from experiments.results.daily import current_result_store
 from experiments.services.bandits import bandit_reweight, bandit_run_number, bandit_seed
 from experiments.stats import Ratio, SampleMean, srm_check
 from experiments.stats.bandits import NOT_ENOUGH_UNITS, BanditArm, bandit_weights, period_weighted_row
 from experiments.stats.ratio_cuped import RatioCupedStatistic
 from experiments.tasks import schedule_bandit_reweights
 from experiments_api.celery import app as celery_app
-from tests.factories import ExperimentFactory, FeatureFlagFactory, mean_metric
+from experiments_api.exceptions import DomainError
+from tests.factories import ExperimentFactory, FeatureFlagFactory, SavedMetricFactory, mean_metric
 from tests.helpers import validation_error
 
 pytestmark = pytest.mark.django_db
@@ -245,6 +247,47 @@ def test_update_refuses_settings_that_break_a_bandit(api_client, project):
     )
     experiment.refresh_from_db()
     assert [metric["uuid"] for metric in experiment.metrics] == [METRIC_UUID]
+
+
+P90_METRIC = {
+    "kind": "ExperimentMetric",
+    "metric_type": "quantile",
+    "uuid": "p90-basket",
+    "source": {"kind": "EventsNode", "event": "purchase", "math": "sum", "math_property": "amount"},
+    "quantile": 0.9,
+}
+
+
+def test_no_metric_of_a_bandit_may_be_a_quantile(api_client, project):
+    for field in ("metrics", "metrics_secondary"):
+        metrics = [DECISION_METRIC, P90_METRIC] if field == "metrics" else [P90_METRIC]
+        response = api_client.post(experiments_url(project), bandit_body(**{field: metrics}), format="json")
+        assert response.json() == validation_error(messages.BANDIT_QUANTILE_METRIC, field)
+    saved = SavedMetricFactory(project=project, query=P90_METRIC)
+    linked = {"saved_metrics_ids": [{"id": saved.pk, "metadata": {"type": "secondary"}}]}
+    response = api_client.post(experiments_url(project), bandit_body(**linked), format="json")
+    assert response.json() == validation_error(messages.BANDIT_QUANTILE_METRIC, "saved_metrics_ids")
+    assert not Experiment.objects.filter(project=project).exists()
+    experiment = make_bandit(project, start=None)
+    response = api_client.patch(
+        f"{experiments_url(project)}{experiment.pk}/", {"metrics_secondary": [P90_METRIC]}, format="json"
+    )
+    assert response.json() == validation_error(messages.BANDIT_QUANTILE_METRIC, "metrics_secondary")
+    experiment.refresh_from_db()
+    assert experiment.metrics_secondary in (None, [])
+
+
+def test_a_stored_quantile_metric_of_a_bandit_is_a_failed_result_not_a_crash(project):
+    """A saved metric may become a quantile after it was linked: its result fails with the reason."""
+    experiment = make_bandit(project, metrics_secondary=[P90_METRIC])
+    store_units(experiment, variant="control", count=3, buyers=1, at=START + dt.timedelta(hours=1))
+    with pytest.raises(DomainError) as refused:
+        current_metric_result(experiment=experiment, metric=P90_METRIC)
+    assert refused.value.message == messages.BANDIT_QUANTILE_METRIC
+    error, unexpected = current_result_store(experiment=experiment, metric=P90_METRIC, query_to=timezone.now())
+    assert (error, unexpected) == (messages.BANDIT_QUANTILE_METRIC, None)
+    stored = ExperimentMetricResult.objects.get(experiment=experiment, metric_uuid=P90_METRIC["uuid"])
+    assert (stored.status, stored.error_message, stored.result) == ("failed", messages.BANDIT_QUANTILE_METRIC, None)
 
 
 def test_the_parser_refuses_a_quantile_decision_metric_and_defaults_to_the_first_primary_metric():

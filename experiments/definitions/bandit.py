@@ -93,6 +93,14 @@ def _decision_metric(section: Mapping, primary_metrics: Sequence[dict]) -> dict 
     return metric
 
 
+def refuse_quantile_metrics(metrics_by_field: Mapping[str, Sequence[Any]]) -> None:
+    """A bandit analyses every metric by combining per-period sums (`stats.bandits.period_weighted_row`), which a
+    quantile is not, so no metric of a bandit may be a quantile. Raises BanditProblem naming the field."""
+    for field, metrics in metrics_by_field.items():
+        if any(isinstance(metric, Mapping) and metric.get("metric_type") == QUANTILE_METRIC_TYPE for metric in metrics):
+            raise BanditProblem(messages.BANDIT_QUANTILE_METRIC, field)
+
+
 def _require_bayesian(stats_config: Any) -> None:
     try:
         method = StatsConfig.from_dict(stats_config).method

@@ -9,9 +9,12 @@ period), every period keeping the same segments, so each segment stays an A/B te
 import datetime as dt
 from dataclasses import dataclass
 
+from experiments import messages
+from experiments.definitions.bandit import QUANTILE_METRIC_TYPE
 from experiments.metrics import DailyStatistics, SegmentStatistics, period_variant_statistics
 from experiments.models import Experiment
 from experiments.stats.bandits import period_weighted_row
+from experiments_api.exceptions import DomainError
 
 BANDIT_REWEIGHT_ACTIVITY = "bandit_reweight"
 # The activity entry's change holding the reweight's inputs and outcome.
@@ -95,7 +98,9 @@ def _weighted_segments(per_period: list[DailyStatistics], days: int) -> list[Seg
 
 def bandit_daily_statistics(*, experiment: Experiment, metric: dict, boundaries: list[dt.datetime]) -> BanditStatistics:
     """The metric's period-weighted per-variant rows as of each boundary, with breakdowns per segment too (one scan
-    per period)."""
+    per period). A quantile metric (saved before it became one, say) is refused: quantiles are not sums."""
+    if metric.get("metric_type") == QUANTILE_METRIC_TYPE:
+        raise DomainError(messages.BANDIT_QUANTILE_METRIC, attr="metrics")
     periods = [period for period in bandit_periods(experiment) if period.start < boundaries[-1]]
     windows = [
         (period.start, periods[index + 1].start if index + 1 < len(periods) else boundaries[-1])

@@ -10,7 +10,7 @@ from experiments.definitions.bandit import (
     is_primary_link,
     ordered_primary_metrics,
     parse_bandit,
-    saved_primary_metrics,
+    refuse_quantile_metrics,
 )
 from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.definitions.metric import metric_event_names, validate_experiment_metrics
@@ -277,15 +277,32 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
         if not variants and self.instance is not None:
             variants = self.instance.feature_flag.variants
         if "saved_metrics_ids" in attrs or self.instance is None:
-            ids = [item["id"] for item in attrs.get("saved_metrics_ids") or [] if is_primary_link(item.get("metadata"))]
-            queryset = ExperimentSavedMetric.objects.filter(project=self.context["project"], pk__in=ids).order_by("pk")
-            saved = list(queryset.values_list("query", flat=True))
+            items = attrs.get("saved_metrics_ids") or []
+            queries = dict(
+                ExperimentSavedMetric.objects.filter(
+                    project=self.context["project"], pk__in=[item["id"] for item in items]
+                ).values_list("pk", "query")
+            )
+            linked = [
+                (queries[item["id"]], item.get("metadata"))
+                for item in sorted(items, key=lambda item: item["id"])
+                if item["id"] in queries
+            ]
         else:
-            saved = saved_primary_metrics(self.instance)
+            links = self.instance.saved_metric_links.select_related("saved_metric").order_by("pk")
+            linked = [(link.saved_metric.query, link.metadata) for link in links]
+        saved = [query for query, metadata in linked if is_primary_link(metadata)]
         primary_metrics = ordered_primary_metrics(
             self._merged(attrs, "metrics") or [], saved, self._merged(attrs, "primary_metrics_ordered_uuids")
         )
         try:
+            refuse_quantile_metrics(
+                {
+                    "metrics": self._merged(attrs, "metrics") or [],
+                    "metrics_secondary": self._merged(attrs, "metrics_secondary") or [],
+                    "saved_metrics_ids": [query for query, _metadata in linked],
+                }
+            )
             parse_bandit(
                 parameters=parameters,
                 stats_config=self._merged(attrs, "stats_config"),
