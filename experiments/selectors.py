@@ -71,8 +71,13 @@ FLAG_COLUMNS = (
     "evaluation_tags",
 )
 HOLDOUT_COLUMNS = ("name", "description", "filters", "created_at", "updated_at")
+EXPERIMENT_COLUMNS = tuple(
+    field.attname
+    for field in Experiment._meta.concrete_fields
+    if field.name not in ("project", "created_by", "feature_flag", "variants")  # read through the joins, or unused
+)
 LIST_ROW_COLUMNS = (
-    *(field.attname for field in Experiment._meta.concrete_fields),
+    *EXPERIMENT_COLUMNS,
     *(f"feature_flag__{column}" for column in FLAG_COLUMNS),
     *(f"created_by__{column}" for column in USER_COLUMNS),
     *(f"holdout__{column}" for column in HOLDOUT_COLUMNS),
