@@ -119,7 +119,7 @@ def test_local_evaluation_definitions_follow_changes_too(client, make_client, us
 
 @pytest.mark.django_db
 def test_without_redis_flags_are_read_from_the_database(client, project, monkeypatch, django_assert_num_queries):
-    monkeypatch.setattr(flags_cache, "_cache_unreachable_until", 0.0)  # restored afterwards
+    monkeypatch.setattr(flags_cache._subscription, "unreachable_until", 0.0)  # restored afterwards
     flag = FeatureFlagFactory(project=project, key="banner", filters=EVERYONE)
     evaluated(client, project)  # cached while Redis answers
 
@@ -131,7 +131,7 @@ def test_without_redis_flags_are_read_from_the_database(client, project, monkeyp
             assert evaluated(client, project) == {"banner": False}
 
     # Redis answers again (after the pause that spares requests a failing round trip): the cache is used again.
-    monkeypatch.setattr(flags_cache, "_cache_unreachable_until", 0.0)
+    monkeypatch.setattr(flags_cache._subscription, "unreachable_until", 0.0)
     assert cached_answer(client, project, django_assert_num_queries) == {"banner": False}
 
 
