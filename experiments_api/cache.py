@@ -35,7 +35,7 @@ class RedisCache(DjangoRedisCache):
 
 def default_cache_redis() -> redis.Redis | None:
     """The redis-py client of the default cache (for what Django's cache API lacks, such as publish/subscribe), or
-    None when the default cache is not Redis. Its connection pool is the same object until the settings change."""
+    None when the default cache is not Redis. Django keeps a cache backend, so a client, per thread."""
     backend = caches["default"]
     if not isinstance(backend, DjangoRedisCache):
         return None

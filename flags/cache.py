@@ -52,7 +52,7 @@ class _Subscription:
 
     def __init__(self) -> None:
         self.pubsub = None
-        self.pool = None  # the connection pool it was made from: another one means the cache settings changed
+        self.redis = None  # the server and database it is on: another one means the cache settings changed
         self.pid = None
         self.confirmed = False
         self.unreachable_until = 0.0
@@ -63,7 +63,7 @@ class _Subscription:
         client = default_cache_redis()
         if client is None:
             return False
-        same_redis = self.pool is client.connection_pool and self.pid == os.getpid()
+        same_redis = self.redis == _redis_identity(client) and self.pid == os.getpid()
         if self.pubsub is None or not same_redis:
             if same_redis and time.monotonic() < self.unreachable_until:
                 return False
@@ -80,7 +80,7 @@ class _Subscription:
     def open(self, client) -> bool:
         """Subscribe; False when Redis cannot be reached."""
         self.close()
-        self.pubsub, self.pool, self.pid, self.confirmed = client.pubsub(), client.connection_pool, os.getpid(), False
+        self.pubsub, self.redis, self.pid, self.confirmed = client.pubsub(), _redis_identity(client), os.getpid(), False
         try:
             self.pubsub.subscribe(_channel(client))
             # One round trip, once per process: wait for the confirmation so that this lookup can keep its rows.
@@ -174,3 +174,9 @@ def _publish(project_id: int) -> None:
 
 def _channel(client) -> str:
     return CHANGES_CHANNEL.format(database=client.connection_pool.connection_kwargs.get("db", 0))
+
+
+def _redis_identity(client) -> tuple:
+    """Where `client` connects (each thread has its own cache backend and connection pool, so pools differ)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return tuple(kwargs.get(name) for name in ("host", "port", "path", "db"))
