@@ -42,8 +42,10 @@ MAX_CACHED_PROJECTS = 10_000
 
 # project id → (monotonic expiry, definitions); definitions are shared, so callers must not mutate them.
 _definitions: dict[int, tuple[float, list[dict]]] = {}
-# project id → how many changes this process has read for it (a load only keeps its rows if none came meanwhile).
+# project id → how many changes this process has read for it, and how many times every copy was dropped (a
+# subscription broke or was made): a load only keeps its rows if neither moved while it read them.
 _changes_seen: dict[int, int] = {}
+_copies_dropped = 0
 _lock = threading.Lock()
 
 
@@ -96,7 +98,7 @@ class _Subscription:
     def apply(self, message: dict) -> None:
         if message["type"] == "subscribe":
             # Subscribed (again, after a reconnection): changes made before may have been missed.
-            _definitions.clear()
+            _drop_every_copy()
             self.confirmed = True
         elif message["type"] == "message":
             project_id = int(message["data"])
@@ -109,7 +111,7 @@ class _Subscription:
         self.unreachable_until = time.monotonic() + CACHE_RETRY_SECONDS
 
     def close(self) -> None:
-        _definitions.clear()
+        _drop_every_copy()
         if self.pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 self.pubsub.close()
@@ -117,6 +119,12 @@ class _Subscription:
 
 
 _subscription = _Subscription()
+
+
+def _drop_every_copy() -> None:
+    global _copies_dropped
+    _definitions.clear()
+    _copies_dropped += 1
 
 
 def project_flag_definitions(project_id: int, *, load: Callable[[], list[dict]]) -> list[dict]:
@@ -132,11 +140,11 @@ def project_flag_definitions(project_id: int, *, load: Callable[[], list[dict]])
         entry = _definitions.get(project_id)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
-        changes_before = _changes_seen.get(project_id, 0)
+        changes_before = (_copies_dropped, _changes_seen.get(project_id, 0))
     definitions = load()
     with _lock:
         # Keep the rows only if no change of the project arrived while they were read (they may predate it).
-        if _subscription.read_changes() and _changes_seen.get(project_id, 0) == changes_before:
+        if _subscription.read_changes() and (_copies_dropped, _changes_seen.get(project_id, 0)) == changes_before:
             if len(_definitions) >= MAX_CACHED_PROJECTS:
                 _definitions.clear()
             _definitions[project_id] = (time.monotonic() + lifetime, definitions)
