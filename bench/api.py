@@ -21,35 +21,18 @@ Without REDIS_URL the cache is per worker process (Django's local-memory cache).
 import argparse
 import json
 import multiprocessing
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SERVER_ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-    "DEBUG": "false",
-    "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "LOG_LEVEL": "WARNING",
-    # The list is requested thousands of times a minute with one key: lift the per-key rate limits.
-    "THROTTLE_RATE_BURST": "100000000/minute",
-    "THROTTLE_RATE_SUSTAINED": "100000000/hour",
-}
-os.environ.update({key: value for key, value in SERVER_ENVIRONMENT.items() if key not in os.environ})
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import UNTHROTTLED, prepare_database, setup_django, start_gunicorn  # noqa: E402
 
-import django  # noqa: E402
+setup_django(**UNTHROTTLED)  # the list is requested thousands of times a minute with one key
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.core.serializers.json import DjangoJSONEncoder  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from experiments.models import Experiment  # noqa: E402
@@ -85,33 +68,38 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=8, help="Turns each flags server takes under load (8).")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent flags clients (default 8).")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
+    parser.add_argument("--only", choices=["list", "flags"], help="Measure only (a) the list or (b) /flags/.")
     options = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL to a PostgreSQL database.")
-
-    call_command("migrate", verbosity=0)
+    prepare_database()
     organization = Organization.objects.create(name="API benchmark")
     user = User.objects.filter(email=BENCH_EMAIL).first() or User.objects.create_user(
         username=BENCH_EMAIL, email=BENCH_EMAIL, first_name="Bench"
     )
+    list_figures = flags_figures = None
     try:
-        list_project = Project.objects.create(organization=organization, name="Experiments list")
-        ProjectMembership.objects.create(user=user, project=list_project)
-        _key, raw_key = personal_api_key_create(user=user, scopes=["*"])
-        client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="127.0.0.1")
-        create_experiments(client, list_project)
-        list_ms, baseline_ms = measure_list(client, list_project, options.rounds)
-
-        flags_project = Project.objects.create(organization=organization, name="Flags")
-        create_flags(flags_project)
-        bodies = flags_bodies(flags_project.api_token)
-        cached, uncached, round_ratios = measure_flags(bodies, options)
+        if options.only != "flags":
+            list_project = Project.objects.create(organization=organization, name="Experiments list")
+            ProjectMembership.objects.create(user=user, project=list_project)
+            _key, raw_key = personal_api_key_create(user=user, scopes=["*"])
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="127.0.0.1")
+            create_experiments(client, list_project)
+            list_figures = measure_list(client, list_project, options.rounds)
+        if options.only != "list":
+            flags_project = Project.objects.create(organization=organization, name="Flags")
+            create_flags(flags_project)
+            flags_figures = measure_flags(flags_bodies(flags_project.api_token), options)
     finally:
         FeatureFlag.objects.filter(project__organization=organization).update(deleted=True)
         Experiment.objects.filter(project__organization=organization).delete()
         organization.delete()
         user.delete()
+    if list_figures is not None:
+        report_list(*list_figures, options)
+    if flags_figures is not None:
+        report_flags(*flags_figures, options)
 
+
+def report_list(list_ms: float, baseline_ms: float, options: argparse.Namespace) -> None:
     ratio = list_ms / baseline_ms
     print(f"(a) experiments list, {LIST_SIZE} rows, {options.rounds} interleaved rounds, medians:")
     print(f"    GET /experiments/          : {list_ms:7.2f} ms")
@@ -119,6 +107,9 @@ def main() -> None:
     print(
         f"    ratio                      : {ratio:7.2f}× (goal ≤ {LIST_GOAL_RATIO:.0f}×: {met(ratio <= LIST_GOAL_RATIO)})"
     )
+
+
+def report_flags(cached: dict, uncached: dict, round_ratios: list[float], options: argparse.Namespace) -> None:
     print(
         f"(b) POST /flags/?v=2, 20 active flags, {options.workers} gunicorn workers, {options.clients} clients, "
         f"{options.duration:.0f} s each in {options.bursts} alternating bursts:"
@@ -263,8 +254,8 @@ def measure_flags(bodies: list[bytes], options: argparse.Namespace) -> tuple[dic
     """Both servers run side by side and take turns under load, in short bursts, so that a change in what else the
     machine is doing affects both alike; each round's ratio is reported too."""
     servers = {
-        "cached": start_server(options.workers, {}),
-        "uncached": start_server(options.workers, {"FLAG_DEFINITIONS_CACHE_SECONDS": "0"}),
+        "cached": start_gunicorn(options.workers),
+        "uncached": start_gunicorn(options.workers, FLAG_DEFINITIONS_CACHE_SECONDS="0"),
     }
     latencies: dict[str, list[float]] = {name: [] for name in servers}
     round_ratios = []
@@ -295,42 +286,6 @@ def summary(latencies: list[float], duration: float) -> dict:
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000,
     }
-
-
-def start_server(workers: int, extra_environment: dict) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {**os.environ, **SERVER_ENVIRONMENT, **extra_environment}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "experiments_api.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server, port
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    sys.exit("gunicorn did not start listening within 30 seconds.")
 
 
 def load(port: int, bodies: list[bytes], *, clients: int, duration: float) -> list[float]:

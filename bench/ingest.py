@@ -14,34 +14,20 @@ import argparse
 import datetime as dt
 import http.client
 import json
-import os
 import queue
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SERVER_ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-    "DEBUG": "false",
-    "SECRET_KEY": "bench-only-secret-key-" + "x" * 50,
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "LOG_LEVEL": "WARNING",
-}
-os.environ.update({key: value for key, value in SERVER_ENVIRONMENT.items() if key not in os.environ})
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import prepare_database, setup_django, start_gunicorn  # noqa: E402
 
-import django  # noqa: E402
+setup_django()
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from events.models import Event, EventDefinition  # noqa: E402
@@ -63,13 +49,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="Concurrent HTTP clients (default 8).")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
     options = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL to a PostgreSQL database: the benchmark compares against COPY.")
-
-    call_command("migrate", verbosity=0)
+    prepare_database()
     organization = Organization.objects.create(name="Ingest benchmark")
     rates: dict[str, list[float]] = {"/batch/": [], "COPY": []}
-    server, port = start_server(options.workers)
+    server, port = start_gunicorn(options.workers)
     try:
         warm_up(port, Project.objects.create(organization=organization, name="Warm-up").api_token, options.workers)
         for round_number in range(options.rounds):
@@ -155,42 +138,6 @@ def synthetic_events(count: int, *, seed: int) -> list[dict]:
             }
         )
     return events
-
-
-def start_server(workers: int) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {**os.environ, **SERVER_ENVIRONMENT, "DATABASE_URL": os.environ["DATABASE_URL"]}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "experiments_api.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server, port
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    sys.exit("gunicorn did not start listening within 30 seconds.")
 
 
 def post(connection_: http.client.HTTPConnection, body: bytes) -> None:

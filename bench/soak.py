@@ -37,25 +37,20 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SERVER_ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-    "DEBUG": "false",
-    "SECRET_KEY": "soak-only-secret-key-" + "s0ak" * 12,
-    "ALLOWED_HOSTS": "127.0.0.1",
-    "LOG_LEVEL": "WARNING",
-    "THROTTLE_RATE_BURST": "100000000/minute",
-    "THROTTLE_RATE_SUSTAINED": "100000000/hour",
-}
-os.environ.update({key: value for key, value in SERVER_ENVIRONMENT.items() if key not in os.environ})
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import (  # noqa: E402
+    ROOT,
+    UNTHROTTLED,
+    free_port,
+    gunicorn_command,
+    prepare_database,
+    server_environment,
+    setup_django,
+    wait_for_port,
+)
 
-import django  # noqa: E402
+setup_django(**UNTHROTTLED)
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from events.models import Event, EventDefinition  # noqa: E402
@@ -83,13 +78,10 @@ def main() -> None:
     parser.add_argument("--redis-port", type=int, default=6390, help="Port of the soak's own Redis (6390).")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4).")
     options = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL to a PostgreSQL database.")
-
-    call_command("migrate", verbosity=0)
+    prepare_database()
     logs = Path(tempfile.mkdtemp(prefix="soak-"))
     redis_url = f"redis://127.0.0.1:{options.redis_port}/0"
-    environment = {**os.environ, **SERVER_ENVIRONMENT, "REDIS_URL": redis_url}
+    environment = server_environment(REDIS_URL=redis_url)
     environment.pop("CELERY_BROKER_URL", None)
     redis_server = RedisServer(options.redis_port, logs)
     organization = Organization.objects.create(name="Soak")
@@ -103,7 +95,7 @@ def main() -> None:
         _key, raw_key = personal_api_key_create(user=user, scopes=["*"])
         experiments = create_experiments(project, raw_key)
         port = free_port()
-        processes["gunicorn"] = Process(gunicorn_command(options.workers, port), environment, logs / "gunicorn.log")
+        processes["gunicorn"] = Process(gunicorn_command(port, options.workers), environment, logs / "gunicorn.log")
         processes["worker"] = Process(worker_command(), environment, logs / "worker.log")
         wait_for_port(port, "gunicorn")
         soak = Soak(port=port, project=project, api_key=raw_key, experiments=experiments)
@@ -239,31 +231,9 @@ class Process:
                 self.process.wait(timeout=10)
 
 
-def gunicorn_command(workers: int, port: int) -> list[str]:
-    command = [sys.executable, "-m", "gunicorn", "experiments_api.wsgi", "--bind", f"127.0.0.1:{port}"]
-    return command + ["--workers", str(workers), "--worker-class", "gthread", "--threads", "2"]
-
-
 def worker_command() -> list[str]:
     celery = str(Path(sys.executable).parent / "celery")
     return [celery, "-A", "experiments_api", "worker", "--loglevel=WARNING", "--concurrency=2", "--without-gossip"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"{what} did not listen on {port} within {timeout:.0f} seconds.")
 
 
 def faults(duration: float, processes: dict, redis_server: RedisServer) -> list:

@@ -114,14 +114,20 @@ class Experiment(models.Model):
 
     @property
     def status(self) -> str:
-        """Derived, never stored: paused is a running experiment whose flag is inactive."""
-        if self.start_date is None:
-            return ExperimentStatus.DRAFT
-        if self.end_date is not None:
-            return ExperimentStatus.STOPPED
-        if not self.feature_flag.active:
-            return ExperimentStatus.PAUSED
-        return ExperimentStatus.RUNNING
+        return experiment_status(
+            start_date=self.start_date, end_date=self.end_date, flag_active=self.feature_flag.active
+        )
+
+
+def experiment_status(*, start_date, end_date, flag_active: bool) -> str:
+    """Derived, never stored: paused is a running experiment whose flag is inactive."""
+    if start_date is None:
+        return ExperimentStatus.DRAFT
+    if end_date is not None:
+        return ExperimentStatus.STOPPED
+    if not flag_active:
+        return ExperimentStatus.PAUSED
+    return ExperimentStatus.RUNNING
 
 
 class ExperimentToSavedMetric(models.Model):

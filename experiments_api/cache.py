@@ -6,6 +6,8 @@ redis-py 8 building one costs more CPU than the round trip itself, and every thr
 from its pool for each command.
 """
 
+import redis
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 
@@ -29,3 +31,12 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+
+def default_cache_redis() -> redis.Redis | None:
+    """The redis-py client of the default cache (for what Django's cache API lacks, such as publish/subscribe), or
+    None when the default cache is not Redis. Django keeps a cache backend, so a client, per thread."""
+    backend = caches["default"]
+    if not isinstance(backend, DjangoRedisCache):
+        return None
+    return backend._cache.get_client(write=True)

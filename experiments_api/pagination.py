@@ -23,24 +23,30 @@ def parse_non_negative_int(request: Request, name: str, *, minimum: int) -> int 
     return value
 
 
+class FirstPage(list):
+    """The first `limit` rows of a queryset, read at once, in its place in DRF's paginate_queryset: DRF counts it
+    with `count()`, which is its length when the page is short (the queryset's `COUNT(*)` only for a full page), and
+    slices it like the queryset. Most lists fit on one page, so most list requests make one query, not two."""
+
+    def __init__(self, queryset, limit: int) -> None:
+        super().__init__(queryset[:limit])
+        self.queryset, self.limit = queryset, limit
+
+    def count(self) -> int:
+        return len(self) if len(self) < self.limit else self.queryset.count()
+
+
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
     """PostHog's `{count, next, previous, results}` pages; a limit above MAX_PAGE_SIZE is clamped to it."""
 
     max_limit = MAX_PAGE_SIZE
 
     def paginate_queryset(self, queryset, request: Request, view=None) -> list | None:
-        """DRF's page; the first page is read before counting, and when it is short its length is the count, so
-        the `COUNT(*)` query runs only for a full first page or a later page."""
-        self.limit = self.get_limit(request)  # a malformed limit is reported before a malformed offset, as in DRF
-        if self.limit is None or self.get_offset(request) > 0:
-            return super().paginate_queryset(queryset, request, view)
-        self.request = request
-        self.offset = 0
-        page = list(queryset[: self.limit])
-        self.count = len(page) if len(page) < self.limit else self.get_count(queryset)
-        if self.count > self.limit and self.template is not None:
-            self.display_page_controls = True
-        return page
+        """DRF's page, with the first page read before it is counted (see FirstPage)."""
+        limit = self.get_limit(request)  # a malformed limit is reported before a malformed offset, as in DRF
+        if limit is not None and self.get_offset(request) == 0:
+            queryset = FirstPage(queryset, limit)
+        return super().paginate_queryset(queryset, request, view)
 
     def get_limit(self, request: Request) -> int | None:
         limit = parse_non_negative_int(request, self.limit_query_param, minimum=1)

@@ -33,10 +33,11 @@ _ISO_DATETIME = object()  # a plan entry for a DateTimeField in DRF's default fo
 
 
 class FastReadMixin:
-    """`to_representation` for model serializers that list many rows: DRF's output with less work per field.
+    """`to_representation` for model serializers that read many rows: DRF's output with less work per field.
 
     DRF calls `get_attribute` and `to_representation` on every field of every row, about 2 µs each, which was most
-    of the time of a page of 50 experiments. Here each readable field's plan is worked out once per serializer: a
+    of the time of a page of 50 experiments (the experiments list now reads rows instead, see
+    experiments/api/serializers/representation.py; experiment responses and the users nested in lists still use it). Here each readable field's plan is worked out once per serializer: a
     field reading one model column that DRF returns as is (JSON, and strings, booleans and integers from columns of
     those types, and a PrimaryKeyRelatedField's foreign key) is copied; a field on any other single column (dates,
     uuids) is converted without the attribute lookup machinery; every other field (nested serializers, methods,

@@ -1,4 +1,4 @@
-"""experiments_api.serializers.FastReadMixin: the serializers of the experiments list give exactly DRF's output,
+"""experiments_api.serializers.FastReadMixin: the serializers of experiment responses give exactly DRF's output,
 field for field, for experiments in every state, and each serializer instance gets fields of its own."""
 
 import datetime as dt

@@ -229,3 +229,29 @@ def test_a_flag_cannot_use_a_cohort_with_event_filters(api_client, project):
             "attr": "filters",
         }
     assert create(by_properties).status_code == 201
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flag_properties", "extra", "queries", "answer"),
+    [
+        (PLAN_PRO, {}, 0, True),  # every property the flags read was sent
+        ([{"key": "email", "value": "@example.com", "operator": "icontains"}], {}, 1, True),  # the stored `email`
+        ([], {"ensure_experience_continuity": True}, 2, True),  # the person and its hash keys
+        ([{"key": "id", "value": 0, "type": "cohort"}], {}, 3, False),  # the person, cohorts, static memberships
+        ([{"key": "plan", "value": "pro", "type": "event"}], {}, 0, False),  # never matches, whoever asks
+    ],
+    ids=["all-sent", "stored-property", "continuity", "cohort", "other-type"],
+)
+def test_the_stored_person_is_read_only_when_it_can_change_the_answer(
+    client, project, django_assert_num_queries, flag_properties, extra, queries, answer
+):
+    condition_flag(project, "flag", flag_properties, **extra)
+    ingest(project, {"event": "$set", "distinct_id": "ada", "properties": {"$set": {"email": "ada@example.com"}}})
+    post_flags(client, project, distinct_id="ada", person_properties={"plan": "pro"})  # loads the flags
+
+    with django_assert_num_queries(queries):
+        response = post_flags(client, project, distinct_id="ada", person_properties={"plan": "pro"})
+
+    assert response.status_code == 200
+    assert response.json()["featureFlags"] == {"flag": answer}

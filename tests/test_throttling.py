@@ -1,6 +1,7 @@
 """Throttling per personal API key (per user for session logins): 429 in the envelope with Retry-After."""
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -87,3 +88,24 @@ def test_requests_pass_again_once_the_window_has_moved_on(rates, api_client, url
     monkeypatch.setattr(SimpleRateThrottle, "timer", lambda throttle: FROZEN_NOW + 61)
 
     assert api_client.get(url).status_code == 200
+
+
+def test_both_rates_share_one_history_read_and_written_once_per_request(rates, api_client, url, monkeypatch):
+    rates("3/minute", "5/hour")
+    calls = []
+    for name in ("get", "set"):
+        original = getattr(cache, name)
+        monkeypatch.setattr(
+            cache,
+            name,
+            lambda *args, _name=name, _original=original, **kwargs: calls.append(_name) or _original(*args, **kwargs),
+        )
+
+    assert [api_client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+    monkeypatch.setattr(SimpleRateThrottle, "timer", lambda throttle: FROZEN_NOW + 61)  # the burst window moved on
+    assert [api_client.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    response = api_client.get(url)
+
+    assert response["Retry-After"] == str(3600 - 61)
+    assert calls.count("get") == 8
+    assert calls.count("set") == 5  # once per allowed request, never for a refused one

@@ -19,7 +19,7 @@ from events.views.common import project_for_token, sdk_endpoint
 from experiments_api import messages as api_messages
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
-from experiments_api.throttling import SDKBurstThrottle, SDKSustainedThrottle
+from experiments_api.throttling import SDKThrottle
 from flags.evaluation import FlagMatch, flag_evaluate, flag_for_local_evaluation
 from flags.serializers import LocalEvaluationSerializer
 from persons.models import MAX_DISTINCT_ID_LENGTH
@@ -155,7 +155,7 @@ class LocalEvaluationView(APIView):
     """
 
     permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
-    throttle_classes = [SDKBurstThrottle, SDKSustainedThrottle]
+    throttle_classes = [SDKThrottle]
     required_scopes = ["feature_flag:read"]
 
     @cached_property

@@ -27,8 +27,10 @@ from experiments.filters import ExperimentFilter
 from experiments.models import Experiment
 from experiments.selectors import (
     eligible_feature_flags,
+    experiment_list_rows,
     experiments_with_relations,
     velocity_stats,
+    with_saved_metric_links,
 )
 from experiments.services import experiment_create, experiment_duplicate, experiment_update, exposure_cohort_create
 from experiments_api.filters import ListFilterBackend
@@ -100,7 +102,17 @@ class ExperimentViewSet(
         )
         if not restoring:
             queryset = queryset.filter(deleted=False)
+        if self.action == "list":
+            return queryset  # read as rows by paginate_queryset
         return experiments_with_relations(queryset)
+
+    def paginate_queryset(self, queryset):
+        """The list reads its page as rows (experiment_list_rows, with_saved_metric_links), which
+        ExperimentSerializer's list serializer shapes exactly as the serializer shapes an experiment: building
+        model instances and running DRF's fields for them cost most of a page's time."""
+        if self.action != "list":
+            return super().paginate_queryset(queryset)
+        return with_saved_metric_links(super().paginate_queryset(experiment_list_rows(queryset)))
 
     def perform_create(self, serializer: ExperimentSerializer) -> None:
         serializer.instance = experiment_create(

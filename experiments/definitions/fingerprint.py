@@ -68,13 +68,31 @@ def compute_metric_fingerprint(
     return hashlib.sha256(serialized.encode("utf-8")).hexdigest()
 
 
+# The experiment's fields a metric's fingerprint depends on (besides the metric itself).
+FINGERPRINT_SETTINGS = ("start_date", "stats_config", "exposure_criteria", "only_count_matured_users", "parameters")
+
+
 def experiment_metric_fingerprint(experiment, metric: dict) -> str:
     """The fingerprint of `metric` under `experiment`'s current settings."""
+    return metric_fingerprint(metric, **{name: getattr(experiment, name) for name in FINGERPRINT_SETTINGS})
+
+
+def metric_fingerprint(
+    metric: dict,
+    *,
+    start_date: Any,
+    stats_config: dict | None,
+    exposure_criteria: dict | None,
+    only_count_matured_users: bool,
+    parameters: dict | None,
+) -> str:
+    """The fingerprint of `metric` under an experiment's settings, given as the experiment's fields of those names
+    (FINGERPRINT_SETTINGS), for readers holding the fields rather than an Experiment."""
     return compute_metric_fingerprint(
         metric,
-        start_date=experiment.start_date,
-        stats_config=experiment.stats_config,
-        exposure_criteria=experiment.exposure_criteria,
-        only_count_matured_users=experiment.only_count_matured_users,
-        excluded_variants=(experiment.parameters or {}).get("excluded_variants"),
+        start_date=start_date,
+        stats_config=stats_config,
+        exposure_criteria=exposure_criteria,
+        only_count_matured_users=only_count_matured_users,
+        excluded_variants=(parameters or {}).get("excluded_variants"),
     )

@@ -134,10 +134,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "experiments_api.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "experiments_api.throttling.PersonalAPIKeyBurstThrottle",
-        "experiments_api.throttling.PersonalAPIKeySustainedThrottle",
-    ],
+    # One throttle checks both rates (one cache read and write per request).
+    "DEFAULT_THROTTLE_CLASSES": ["experiments_api.throttling.PersonalAPIKeyThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "personal_api_key_burst": env_str("THROTTLE_RATE_BURST", "480/minute"),
         "personal_api_key_sustained": env_str("THROTTLE_RATE_SUSTAINED", "4800/hour"),

@@ -4,7 +4,7 @@ the cohorts it belongs to, and experience-continuity hash keys (PostHog's Featur
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from flags.evaluation import cohort_filter_id
+from flags.evaluation import cohort_filter_id, holdout_groups
 from flags.models import Cohort
 from persons.cohorts import person_matches_cohort_filters
 from persons.models import CohortPerson, FeatureFlagHashKeyOverride, Person, PersonDistinctId
@@ -29,6 +29,23 @@ def _referenced_cohorts(flags: Sequence[Mapping]) -> set[int]:
                 if (cohort_id := cohort_filter_id(prop)) is not None:
                     ids.add(cohort_id)
     return ids
+
+
+def _stored_person_needed(flags: Sequence[Mapping], sent_properties: Mapping) -> bool:
+    """Whether the stored person can change an evaluation: a flag filters on a cohort, keeps experience continuity,
+    or filters on a person property the SDK did not send (sent properties win over stored ones, so when every
+    property the flags read was sent, the stored ones are never read). As PostHog's flag matcher, the database is
+    then not asked."""
+    for flag in flags:
+        if flag.get("ensure_experience_continuity"):
+            return True
+        filters = flag.get("filters") or {}
+        for group in [*(filters.get("groups") or []), *holdout_groups(filters)]:
+            for prop in group.get("properties") or []:
+                kind = prop.get("type", "person")
+                if kind == "cohort" or (kind == "person" and prop.get("key") not in sent_properties):
+                    return True
+    return False
 
 
 def _cohort_membership(person: Person, properties: Mapping, wanted: set[int]) -> frozenset[int]:
@@ -96,6 +113,8 @@ def flag_person_context(
 ) -> FlagPersonContext:
     """The stored person of `distinct_id` (if any) as flag evaluation sees it. An unknown person belongs to no
     cohort and has only the sent properties."""
+    if not _stored_person_needed(flags, sent_properties):
+        return FlagPersonContext(properties=dict(sent_properties))
     ids = [distinct_id] + ([anon_distinct_id] if anon_distinct_id and anon_distinct_id != distinct_id else [])
     owners = {
         row.distinct_id: row.person

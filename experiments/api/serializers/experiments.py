@@ -4,6 +4,13 @@ from rest_framework import serializers
 
 from events.selectors import unknown_event_names
 from experiments import messages
+from experiments.api.serializers.representation import (
+    USER_ACCESS_LEVEL,
+    ExperimentRowsSerializer,
+    saved_metric_query,
+    shown_metrics,
+    shown_parameters,
+)
 from experiments.definitions import experiment as experiment_definitions
 from experiments.definitions.bandit import (
     BanditProblem,
@@ -12,7 +19,7 @@ from experiments.definitions.bandit import (
     parse_bandit,
     refuse_quantile_metrics,
 )
-from experiments.definitions.fingerprint import experiment_metric_fingerprint
+from experiments.definitions.fingerprint import FINGERPRINT_SETTINGS
 from experiments.definitions.metric import metric_event_names, validate_experiment_metrics
 from experiments.models import (
     Experiment,
@@ -31,25 +38,6 @@ from experiments_api.serializers import (
     UserBasicSerializer,
 )
 from flags.models import FeatureFlag
-
-LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
-
-
-def with_experiment_date_range(metric, experiment: Experiment):
-    """A legacy trends/funnels metric's `dateRange` shows the experiment's own dates, as PostHog renders it (§3.2)."""
-    if not isinstance(metric, dict):
-        return metric
-    date_range = {
-        "date_from": experiment.start_date.isoformat() if experiment.start_date else "",
-        "date_to": experiment.end_date.isoformat() if experiment.end_date else "",
-        "explicitDate": True,
-    }
-    normalised = dict(metric)
-    for key in LEGACY_QUERY_KEYS:
-        query = normalised.get(key)
-        if isinstance(query, dict) and "dateRange" in query:
-            normalised[key] = {**query, "dateRange": date_range}
-    return normalised
 
 
 class ExperimentFeatureFlagSerializer(FastReadMixin, serializers.ModelSerializer):
@@ -101,9 +89,10 @@ class ExperimentToSavedMetricSerializer(FastReadMixin, serializers.ModelSerializ
         read_only_fields = fields
 
     def get_query(self, link: ExperimentToSavedMetric) -> dict:
-        query = with_experiment_date_range(dict(link.saved_metric.query or {}), link.experiment)
-        query["fingerprint"] = experiment_metric_fingerprint(link.experiment, query)
-        return query
+        experiment = link.experiment
+        return saved_metric_query(
+            link.saved_metric.query, {name: getattr(experiment, name) for name in (*FINGERPRINT_SETTINGS, "end_date")}
+        )
 
 
 class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
@@ -190,6 +179,7 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
             "status",
             "user_access_level",
         ]
+        list_serializer_class = ExperimentRowsSerializer  # the list's rows (experiment_list_rows), not instances
         extra_kwargs = {"description": {"allow_null": True, "allow_blank": True}}
 
     def get_fields(self):
@@ -201,7 +191,7 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
 
     def get_user_access_level(self, experiment: Experiment) -> str:
         """Every project member may edit (there is no per-resource access control here)."""
-        return "editor"
+        return USER_ACCESS_LEVEL
 
     def validate_parameters(self, value):
         return experiment_definitions.validate_parameters(value)
@@ -316,19 +306,8 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
     def to_representation(self, experiment: Experiment) -> dict:
         data = super().to_representation(experiment)
         for field in ("metrics", "metrics_secondary"):
-            if isinstance(data.get(field), list):
-                data[field] = [with_experiment_date_range(metric, experiment) for metric in data[field]]
-        variants = (data.get("parameters") or {}).get("feature_flag_variants")
-        if isinstance(variants, list):
-            data["parameters"] = {
-                **data["parameters"],
-                "feature_flag_variants": [
-                    {**variant, "split_percent": variant.get("rollout_percentage")}
-                    if isinstance(variant, dict)
-                    else variant
-                    for variant in variants
-                ],
-            }
+            data[field] = shown_metrics(data[field], start_date=experiment.start_date, end_date=experiment.end_date)
+        data["parameters"] = shown_parameters(data["parameters"])
         return data
 
 
