@@ -1,9 +1,9 @@
 """Soak test: capture, flags, the experiments list and recalculations together, through worker and Redis failures.
 
 Starts its own Redis (a private redis-server on --redis-port, no persistence, never the shared one), gunicorn on
-127.0.0.1 (4 workers) and a real Celery worker (prefork), all on the PostgreSQL database of DATABASE_URL. For
---duration seconds, client threads send `/batch/` events, `/flags/?v=2` evaluations, experiments list pages and
-`recalculate_timeseries` requests, while the faults happen on a schedule:
+127.0.0.1 (4 workers) and a real Celery worker (prefork) with its embedded beat, all on the PostgreSQL database of
+DATABASE_URL. For --duration seconds, client threads send `/batch/` events, `/flags/?v=2` evaluations,
+experiments list pages and `recalculate_timeseries` requests, while the faults happen on a schedule:
 
     at 20% of the run   the whole Celery worker is killed (SIGKILL to its process group), restarted 5 s later
     at 45%              Redis is killed (SIGKILL: queued tasks and cache are lost) and restarted 5 s later
@@ -96,7 +96,7 @@ def main() -> None:
         experiments = create_experiments(project, raw_key)
         port = free_port()
         processes["gunicorn"] = Process(gunicorn_command(port, options.workers), environment, logs / "gunicorn.log")
-        processes["worker"] = Process(worker_command(), environment, logs / "worker.log")
+        processes["worker"] = Process(worker_command(logs), environment, logs / "worker.log")
         wait_for_port(port, "gunicorn")
         soak = Soak(port=port, project=project, api_key=raw_key, experiments=experiments)
         soak.run(options.duration, faults(options.duration, processes, redis_server))
@@ -231,9 +231,21 @@ class Process:
                 self.process.wait(timeout=10)
 
 
-def worker_command() -> list[str]:
+def worker_command(logs: Path) -> list[str]:
+    """The worker with its embedded beat, as docker-compose runs it: a Redis restart loses the queued and reserved
+    messages, and only beat's sweep requeues their recalculations once their leases expire."""
     celery = str(Path(sys.executable).parent / "celery")
-    return [celery, "-A", "experiments_api", "worker", "--loglevel=WARNING", "--concurrency=2", "--without-gossip"]
+    return [
+        celery,
+        "-A",
+        "experiments_api",
+        "worker",
+        "--beat",
+        f"--schedule={logs / 'celerybeat-schedule'}",
+        "--loglevel=WARNING",
+        "--concurrency=2",
+        "--without-gossip",
+    ]
 
 
 def faults(duration: float, processes: dict, redis_server: RedisServer) -> list:
