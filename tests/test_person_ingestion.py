@@ -8,6 +8,7 @@ import uuid
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from events.models import Event
 from events.services import events_ingest
@@ -323,8 +324,9 @@ def test_identify_of_a_personless_anonymous_id_takes_its_uuid(project):
     assert overrides(project) == {}
 
 
-def test_a_personless_event_of_an_existing_person_is_attributed_to_it(project):
+def test_a_personless_event_of_a_person_over_a_minute_old_is_attributed_to_it(project):
     ingest(project, identify("user-1", "anon-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(seconds=61))
     before = person_of(project, "anon-1")
 
     ingest(project, event(distinct_id="anon-1", properties={"$process_person_profile": False, "$set": {"x": 1}}))
@@ -332,6 +334,32 @@ def test_a_personless_event_of_an_existing_person_is_attributed_to_it(project):
     after = person_of(project, "anon-1")
     assert (after.properties, after.version) == (before.properties, before.version)
     assert event_person_ids(project)["anon-1"] == {before.uuid}
+    assert not PersonlessDistinctId.objects.filter(project=project, is_merged=False).exists()
+
+
+def test_a_personless_event_of_a_person_under_a_minute_old_stays_personless(project):
+    ingest(project, identify("user-1", "anon-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(seconds=50))
+    before = person_of(project, "anon-1")
+
+    ingest(project, event(distinct_id="anon-1", properties={"$process_person_profile": False, "$set": {"x": 1}}))
+
+    after = person_of(project, "anon-1")
+    assert (after.properties, after.version) == (before.properties, before.version)
+    assert before.uuid == person_uuid(project.pk, "user-1")
+    assert event_person_ids(project)["anon-1"] == {person_uuid(project.pk, "anon-1")}
+    assert person_of(project, "anon-1").pk == person_of(project, "user-1").pk
+
+
+def test_a_personless_event_of_an_id_joining_an_old_person_in_its_batch_is_attributed_to_it(project):
+    personless = {"$process_person_profile": False}
+    ingest(project, event(distinct_id="user-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+
+    ingest(project, identify("user-1", "anon-1"), event(distinct_id="anon-1", properties=personless))
+
+    # The person is old, so the personless event of the id that just joined it is attributed to it.
+    assert event_person_ids(project)["anon-1"] == {person_uuid(project.pk, "user-1")}
 
 
 @pytest.mark.parametrize("name", ["$identify", "$create_alias", "$merge_dangerously", "$groupidentify"])
