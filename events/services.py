@@ -1,7 +1,7 @@
 """Event ingestion: validate a batch, store the valid events in bulk, keep event definitions current."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -99,4 +99,6 @@ def _with_persons(
     project: Project, events: Sequence[ValidEvent], person_events: list[PersonEvent], now: datetime, *, contended: bool
 ) -> list[ValidEvent]:
     person_ids = persons_ingest(project_id=project.pk, events=person_events, now=now, contended=contended)
-    return [replace(event, person_id=person_id) for event, person_id in zip(events, person_ids, strict=True)]
+    for event, person_id in zip(events, person_ids, strict=True):
+        event.person_id = person_id
+    return events

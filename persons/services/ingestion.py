@@ -102,8 +102,8 @@ class _Person:
 class _Batch:
     project_id: int
     now: datetime
-    # Whether the distinct ids were locked before the read (a replay after a lost race).
-    locked: bool = False
+    # A replay after a lost race: every distinct id and person of the batch was locked before the read.
+    contended: bool = False
     owners: dict[str, _Person] = field(default_factory=dict)
     # Distinct ids of merge events: their personless rows were read, so joining a person checks that read.
     merging: set[str] = field(default_factory=set)
@@ -133,7 +133,7 @@ def persons_ingest(
 ) -> list[uuid.UUID]:
     """Apply the batch's person work and return each event's person uuid. Call it through `with_person_retries`,
     which replays it (with `contended`) when a concurrent batch wins a race."""
-    batch = _load(project_id, events, now, lock=contended)
+    batch = _load(project_id, events, now, contended=contended)
     for event in events:
         _apply(batch, event)
     _write(batch)
@@ -176,7 +176,7 @@ _LOCK_PROJECT_SQL = "SELECT pg_advisory_xact_lock{mode}(%(project_namespace)s, %
 _LOCK_IDS_SQL = """
     SELECT count(pg_advisory_xact_lock(%(id_namespace)s, key)) FROM (
         SELECT DISTINCT hashtext(%(project)s::text || ':' || distinct_id) AS key
-        FROM unnest(%(lock_ids)s::text[]) AS distinct_id ORDER BY key
+        FROM json_array_elements_text(%(lock_ids)s::json) AS distinct_id ORDER BY key
     ) AS keys;
 """
 
@@ -184,7 +184,9 @@ _LOCK_IDS_SQL = """
 def _lock_sql(params: dict, distinct_ids: Iterable[str]) -> str:
     """The statements locking `distinct_ids` (their parameters added to `params`)."""
     ids = sorted(set(distinct_ids))
-    params.update(project_namespace=PROJECT_LOCK_NAMESPACE, id_namespace=DISTINCT_ID_LOCK_NAMESPACE, lock_ids=ids)
+    params.update(
+        project_namespace=PROJECT_LOCK_NAMESPACE, id_namespace=DISTINCT_ID_LOCK_NAMESPACE, lock_ids=json.dumps(ids)
+    )
     if len(ids) > MAX_ID_LOCKS:
         return _LOCK_PROJECT_SQL.format(mode="")
     return _LOCK_PROJECT_SQL.format(mode="_shared") + _LOCK_IDS_SQL
@@ -198,41 +200,60 @@ def _last_result(cursor) -> None:
 
 
 # PostgreSQL: the batch's distinct ids with their persons as plain rows (properties only where the batch may
-# change the person), and for the ids of merge events whether they were seen personless.
+# change the person), and for the ids of merge events whether they were seen personless. The LATERAL probes with
+# LIMIT keep each id an index lookup: a new project's statistics would otherwise pick a scan of all its ids.
 _LOAD_SQL = f"""
-    SELECT wanted.distinct_id, person.id, person.uuid,
-        CASE WHEN wanted.distinct_id = ANY(%(full)s) THEN person.properties END,
-        person.is_identified, person.created_at, person.version,
-        wanted.distinct_id = ANY(%(merging)s) AND EXISTS (
-            SELECT 1 FROM {PersonlessDistinctId._meta.db_table} AS personless
-            WHERE personless.project_id = %(project)s AND personless.distinct_id = wanted.distinct_id
-        )
-    FROM unnest(%(wanted)s::text[]) AS wanted(distinct_id)
-    LEFT JOIN {PersonDistinctId._meta.db_table} AS owned
-        ON owned.project_id = %(project)s AND owned.distinct_id = wanted.distinct_id
-    LEFT JOIN {Person._meta.db_table} AS person ON person.id = owned.person_id
-    WHERE person.id IS NOT NULL OR wanted.distinct_id = ANY(%(merging)s)
+    SELECT wanted.distinct_id, owner.id, owner.uuid, CASE WHEN wanted.may_change THEN owner.properties END,
+        owner.is_identified, owner.created_at, owner.version, personless.found IS NOT NULL
+    FROM json_to_recordset(%(wanted)s::json) AS wanted(distinct_id text, may_change boolean, merging boolean)
+    LEFT JOIN LATERAL (
+        SELECT person.id, person.uuid, person.properties, person.is_identified, person.created_at, person.version
+        FROM {PersonDistinctId._meta.db_table} AS owned
+        JOIN {Person._meta.db_table} AS person ON person.id = owned.person_id
+        WHERE owned.project_id = %(project)s AND owned.distinct_id = wanted.distinct_id
+        LIMIT 1
+    ) AS owner ON TRUE
+    LEFT JOIN LATERAL (
+        SELECT 1 AS found FROM {PersonlessDistinctId._meta.db_table} AS personless
+        WHERE wanted.merging AND personless.project_id = %(project)s AND personless.distinct_id = wanted.distinct_id
+        LIMIT 1
+    ) AS personless ON TRUE
+    WHERE owner.id IS NOT NULL OR wanted.merging
 """
 
 
 # PostgreSQL, on a replay: the persons the batch may change, locked in id order before they are read (by a
 # statement of its own, so the read that follows sees their latest versions).
 _LOCK_PERSONS_SQL = f"""
-    SELECT person.id FROM {Person._meta.db_table} AS person
-    JOIN {PersonDistinctId._meta.db_table} AS owned ON owned.person_id = person.id
-    WHERE owned.project_id = %(project)s AND owned.distinct_id = ANY(%(full)s)
+    SELECT person.id FROM json_array_elements_text(%(full)s::json) AS wanted(distinct_id)
+    JOIN LATERAL (
+        SELECT owned.person_id FROM {PersonDistinctId._meta.db_table} AS owned
+        WHERE owned.project_id = %(project)s AND owned.distinct_id = wanted.distinct_id
+        LIMIT 1
+    ) AS owned ON TRUE
+    JOIN {Person._meta.db_table} AS person ON person.id = owned.person_id
     ORDER BY person.id
     FOR UPDATE OF person;
 """
 
 
-def _rows_postgres(project_id: int, wanted: set[str], full: set[str], merging: set[str], *, lock: bool) -> list:
-    params = {"project": project_id, "wanted": list(wanted), "full": list(full), "merging": list(merging)}
-    sql = _LOAD_SQL
-    if lock:
-        # A replay after a lost race: no other batch can create one of its ids or change one of its persons
-        # between this read and its writes.
-        sql = _lock_sql(params, wanted) + _LOCK_PERSONS_SQL + sql
+def _rows_postgres(project_id: int, wanted: set[str], full: set[str], merging: set[str], *, contended: bool) -> list:
+    params = {
+        "project": project_id,
+        "wanted": json.dumps(
+            [
+                {"distinct_id": distinct_id, "may_change": distinct_id in full, "merging": distinct_id in merging}
+                for distinct_id in wanted
+            ]
+        ),
+        "full": json.dumps(list(full)),
+    }
+    if contended:
+        # No other batch can create one of its ids or change one of its persons between this read and its writes.
+        sql = _lock_sql(params, wanted) + _LOCK_PERSONS_SQL + _LOAD_SQL
+    else:
+        # The ids the batch may give a person: batches for the same ids run one after another.
+        sql = (_lock_sql(params, full) if full else "") + _LOAD_SQL
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         _last_result(cursor)
@@ -264,8 +285,8 @@ def _rows_orm(project_id: int, wanted: set[str], merging: set[str]) -> list:
     return found + [(distinct_id, *[None] * 6, distinct_id in known) for distinct_id in merging - owned]
 
 
-def _load(project_id: int, events: Sequence[PersonEvent], now: datetime, *, lock: bool) -> _Batch:
-    batch = _Batch(project_id=project_id, now=now, locked=lock)
+def _load(project_id: int, events: Sequence[PersonEvent], now: datetime, *, contended: bool) -> _Batch:
+    batch = _Batch(project_id=project_id, now=now, contended=contended)
     batch.merging = {
         distinct_id
         for event in events
@@ -275,7 +296,7 @@ def _load(project_id: int, events: Sequence[PersonEvent], now: datetime, *, lock
     wanted = {event.distinct_id for event in events} | batch.merging
     full = {event.distinct_id for event in events if event.update.process} | batch.merging
     if connection.vendor == "postgresql":
-        rows = _rows_postgres(project_id, wanted, full, batch.merging, lock=lock)
+        rows = _rows_postgres(project_id, wanted, full, batch.merging, contended=contended)
     else:
         rows = _rows_orm(project_id, wanted, batch.merging)
     persons: dict[int, _Person] = {}
@@ -574,10 +595,6 @@ def _write_postgres(batch: _Batch, new_personless: list[str], changed: list[_Per
         return
     sql = "WITH " + ", ".join(f"{name} AS ({_WRITE_PARTS[name][0]})" for name in parts)
     sql += " SELECT " + ", ".join(_WRITE_PARTS[name][1] for name in parts)
-    # Ids joining a person are locked first (unless the read already locked every id of the batch): a batch
-    # replayed after a lost race then cannot lose one of them again to a batch that read before it.
-    if batch.new_distinct_ids and not batch.locked:
-        sql = _lock_sql(params, batch.new_distinct_ids) + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         _last_result(cursor)
@@ -596,7 +613,7 @@ def _check_written(batch: _Batch, results: dict, changed: list[_Person]) -> None
             person.pk = pks[person.uuid]
     # A personless id found merged; an id of a merge event whose personless row appeared (or vanished) since the
     # read. Without the locks of a replay only: a replay's read holds every id of the batch.
-    if results.get("new_personless") and not batch.locked:
+    if results.get("new_personless") and not batch.contended:
         raise LostRace("a personless id of the batch joined a person concurrently")
     if "merged_personless" in results:
         inserted = set(results["merged_personless"] or ())
