@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 
@@ -564,7 +563,7 @@ def _write_postgres(batch: _Batch, new_personless: list[str], changed: list[_Per
     if batch.new_distinct_ids:
         parts += ["new_persons", "new_distinct_ids"]
         params["persons"] = json.dumps(
-            [{"uuid": str(person.uuid), **_person_json(person)} for person in batch.new_persons], cls=DjangoJSONEncoder
+            [{"uuid": str(person.uuid), **_person_json(person)} for person in batch.new_persons]
         )
         distinct_ids = []
         for distinct_id, version in sorted(batch.new_distinct_ids.items()):
@@ -583,7 +582,6 @@ def _write_postgres(batch: _Batch, new_personless: list[str], changed: list[_Per
         parts.append("updated_persons")
         params["changed"] = json.dumps(
             [{"id": person.pk, "loaded_version": person.loaded_version, **_person_json(person)} for person in changed],
-            cls=DjangoJSONEncoder,
         )
     overrides = _final_overrides(batch)
     if overrides:
