@@ -2,6 +2,7 @@
 overrides for merges that arrive after the events they affect, bounded statements, concurrent batches."""
 
 import datetime as dt
+import json
 import threading
 import uuid
 
@@ -16,6 +17,7 @@ from persons.models import Person, PersonDistinctId, PersonlessDistinctId, Perso
 from persons.properties import distinct_id_is_illegal
 from persons.selectors import person_for_distinct_id
 from tests.factories import ProjectFactory
+from tests.helpers import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -458,3 +460,79 @@ def test_concurrent_batches_never_create_two_persons_for_one_id():
     assert set(Person.objects.filter(project=project).values_list("uuid", flat=True)) >= {
         person_of(project, "shared-5").uuid
     }
+
+
+# The same batches on the embedded default (SQLite, whose writers are serialised) and on PostgreSQL.
+SQLITE_BATCHES = [
+    [
+        event(distinct_id="anon-1", properties={"$process_person_profile": False}),
+        event(distinct_id="anon-2", properties={"$process_person_profile": False}),
+        event(distinct_id="user-1", properties={"$set": {"plan": "free"}, "$set_once": {"first": 1}}),
+        event(distinct_id="user-3", properties={"$set": {"plan": "team"}}),
+    ],
+    [
+        identify("user-1", "anon-1", **{"$set": {"plan": "pro"}}),
+        identify("user-2", "anon-2"),
+        event(distinct_id="anon-2", properties={"$process_person_profile": False}),
+        alias("user-4", "user-1"),
+    ],
+    [
+        event("$merge_dangerously", "user-3", {"alias": "user-1"}),
+        identify("user-2", "user-3"),
+        event(distinct_id="user-4", properties={"$unset": ["first"]}),
+    ],
+]
+SQLITE_INGEST_SCRIPT = """
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.factories import ProjectFactory
+from tests.helpers import run_on_sqlite
+from tests.test_person_ingestion import ingest, person_state
+project = ProjectFactory()
+for batch in json.loads(sys.argv[1]):
+    ingest(project, *batch)
+print(json.dumps(person_state(project)))
+"""
+
+
+def person_state(project) -> dict:
+    """Persons, distinct ids, overrides and the events' person ids, with every uuid written as the distinct id it
+    derives from (so two databases, whose project ids differ, compare)."""
+    ids = set(PersonDistinctId.objects.filter(project=project).values_list("distinct_id", flat=True))
+    ids |= set(Event.objects.filter(project=project).values_list("distinct_id", flat=True))
+    named = {str(person_uuid(project.pk, distinct_id)): distinct_id for distinct_id in ids}
+    persons = {
+        named[str(person.uuid)]: {
+            "identified": person.is_identified,
+            "properties": {key: value for key, value in person.properties.items() if key != "$creator_event_uuid"},
+            "distinct_ids": sorted(person.distinct_ids.values_list("distinct_id", flat=True)),
+        }
+        for person in Person.objects.filter(project=project)
+    }
+    return {
+        "persons": persons,
+        "overrides": sorted([named[str(old)], named[str(new)]] for old, new in overrides(project).items()),
+        "events": sorted(
+            [str(uuid_), named[str(person_id)]]
+            for uuid_, person_id in Event.objects.filter(project=project).values_list("uuid", "person_id")
+        ),
+        "personless": sorted(
+            PersonlessDistinctId.objects.filter(project=project).values_list("distinct_id", "is_merged")
+        ),
+    }
+
+
+def test_sqlite_applies_the_same_person_rules(project, tmp_path):
+    for batch in SQLITE_BATCHES:
+        ingest(project, *batch)
+    expected = person_state(project)
+
+    assert run_on_sqlite(SQLITE_INGEST_SCRIPT, SQLITE_BATCHES, tmp_path) == json.loads(json.dumps(expected))
+    # user-1's person (anon-1 joined it, then user-4) merged into user-3's; user-2 (identified) refused user-3.
+    assert expected["persons"]["user-3"]["distinct_ids"] == ["anon-1", "user-1", "user-3", "user-4"]
+    assert expected["persons"]["user-3"]["properties"] == {"plan": "team"}
+    assert "user-1" not in expected["persons"]
+    assert ["anon-1", "user-3"] in expected["overrides"] and ["user-1", "user-3"] in expected["overrides"]
