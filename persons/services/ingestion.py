@@ -1,22 +1,25 @@
 """The person work of one ingested batch: PostHog's rules applied in event order against one read of the batch's
-distinct ids, then written in a bounded number of set-based statements (on PostgreSQL usually one: new persons,
-distinct ids and personless ids, changed persons and overrides; merges of stored persons add a few more).
+distinct ids, then written in a bounded number of set-based statements. On PostgreSQL a batch is one round trip
+to lock and read, one statement writing new persons, distinct ids and personless ids, changed persons and
+overrides (upserts and an UPDATE from one JSON parameter each), and a few more only when stored persons merge.
 
 Events are resolved against the state at the end of the batch, so an event carries the person its distinct id
 belongs to once the batch is stored; merges of persons that earlier batches' events carry leave overrides.
 
-Concurrent batches (PostgreSQL). The read takes no row locks, and every write checks that what it was computed
-from still holds:
-- a changed person is written only while its version is the one read, a merged person deleted likewise;
-- new persons and distinct ids are inserted with ON CONFLICT DO NOTHING, after taking transaction-level advisory
-  locks on those distinct ids (in one order, so batches cannot deadlock on them);
-- a distinct id joining a person marks its personless row merged, and a new personless row must not find one
-  merged: the two sides of an anonymous batch racing its $identify see each other.
-A shortfall means a concurrent batch got there first (`LostRace`): the attempt is rolled back and replayed with
-every distinct id of the batch locked *before* the read, so the replay reads the winners' rows and no other batch
-can create one of its ids under it (a lost race is never replayed against the same stale read, which is how
-retries used to run out and answer 500). Unique-key collisions and deadlocks from other writers are replayed the
-same way; a batch still losing after MAX_ATTEMPTS is answered 503, never 500.
+Concurrent batches (PostgreSQL):
+- The ids a batch may give a person (those of person-processing events and merges) are locked first with
+  transaction advisory locks, in key order: batches for the same ids run one after another (as PostHog's
+  partitioning by distinct id has them), and the read that follows sees the persons the previous one created.
+  A batch with more than MAX_ID_LOCKS such ids locks its project instead, which every other lock holder shares.
+- The read takes no row locks. A changed person is written only while its version is the one read, a merged
+  person deleted likewise (a person can be changed through another of its ids); new persons and ids are inserted
+  with ON CONFLICT DO NOTHING.
+- An id joining a person marks its personless row merged, and a new personless row must not find one merged: an
+  anonymous batch racing its $identify (personless ids are not locked) is caught on either side.
+Any shortfall is a LostRace: the attempt is rolled back and replayed with every id and person of the batch locked
+before the read. Unique-key collisions and deadlocks are replayed the same way; a batch still losing after
+MAX_ATTEMPTS is answered 503, never 500. (The read used to lock the persons it found and wait for them while its
+snapshot of the ids without persons aged; the replays repeated that read until an IntegrityError answered 500.)
 """
 
 import json
