@@ -502,21 +502,16 @@ _NEW_DISTINCT_IDS_SQL = """
     ON CONFLICT (project_id, distinct_id) DO NOTHING
     RETURNING 1
 """.format(**_TABLES)
-# New personless ids; a row found merged (the id joined a person since the read) is returned.
-_NEW_PERSONLESS_SQL = """
+# Personless rows, in one statement sorted by id (two would let batches deadlock crosswise): the batch's new
+# personless ids (a row found merged, the id having joined a person since the read, is returned) and the ids
+# joining a person, written merged (returned, `inserted` saying whether the row is new).
+_PERSONLESS_SQL = """
     INSERT INTO {personless} AS personless (project_id, distinct_id, is_merged, created_at)
-    SELECT %(project)s, new.distinct_id, FALSE, %(now)s FROM unnest(%(personless)s::text[]) AS new(distinct_id)
-    ORDER BY new.distinct_id
-    ON CONFLICT (project_id, distinct_id) DO UPDATE SET is_merged = TRUE WHERE personless.is_merged
-    RETURNING distinct_id, is_merged
-""".format(**_TABLES)
-# Ids joining a person: their personless rows, written merged; `inserted` says whether the row is new.
-_MERGED_PERSONLESS_SQL = """
-    INSERT INTO {personless} AS personless (project_id, distinct_id, is_merged, created_at)
-    SELECT %(project)s, merged.distinct_id, TRUE, %(now)s FROM unnest(%(merged_personless)s::text[])
-        AS merged(distinct_id)
-    ORDER BY merged.distinct_id
+    SELECT %(project)s, row.distinct_id, row.is_merged, %(now)s
+    FROM json_to_recordset(%(personless)s::json) AS row(distinct_id text, is_merged boolean)
+    ORDER BY row.distinct_id
     ON CONFLICT (project_id, distinct_id) DO UPDATE SET is_merged = TRUE
+        WHERE personless.is_merged OR excluded.is_merged
     RETURNING distinct_id, xmax = 0 AS inserted
 """.format(**_TABLES)
 # Changed persons, each only while its version is the one read.
@@ -541,11 +536,7 @@ _NEW_OVERRIDES_SQL = """
 _WRITE_PARTS = {
     "new_persons": (_NEW_PERSONS_SQL, "(SELECT json_agg(json_build_array(id, uuid)) FROM new_persons)"),
     "new_distinct_ids": (_NEW_DISTINCT_IDS_SQL, "(SELECT count(*) FROM new_distinct_ids)"),
-    "new_personless": (_NEW_PERSONLESS_SQL, "(SELECT array_agg(distinct_id) FROM new_personless WHERE is_merged)"),
-    "merged_personless": (
-        _MERGED_PERSONLESS_SQL,
-        "(SELECT array_agg(distinct_id) FROM merged_personless WHERE inserted)",
-    ),
+    "personless_rows": (_PERSONLESS_SQL, "(SELECT json_object_agg(distinct_id, inserted) FROM personless_rows)"),
     "updated_persons": (_UPDATED_PERSONS_SQL, "(SELECT count(*) FROM updated_persons)"),
     "new_overrides": (_NEW_OVERRIDES_SQL, "(SELECT count(*) FROM new_overrides)"),
 }
@@ -575,12 +566,12 @@ def _write_postgres(batch: _Batch, new_personless: list[str], changed: list[_Per
                 {"distinct_id": distinct_id, "person_id": owner.pk, "person_uuid": str(owner.uuid), "version": version}
             )
         params["distinct_ids"] = json.dumps(distinct_ids)
-    if new_personless:
-        parts.append("new_personless")
-        params["personless"] = new_personless
-    if batch.merged_personless:
-        parts.append("merged_personless")
-        params["merged_personless"] = sorted(batch.merged_personless)
+    if new_personless or batch.merged_personless:
+        parts.append("personless_rows")
+        params["personless"] = json.dumps(
+            [{"distinct_id": distinct_id, "is_merged": False} for distinct_id in new_personless]
+            + [{"distinct_id": distinct_id, "is_merged": True} for distinct_id in batch.merged_personless]
+        )
     if changed:
         parts.append("updated_persons")
         params["changed"] = json.dumps(
@@ -600,10 +591,10 @@ def _write_postgres(batch: _Batch, new_personless: list[str], changed: list[_Per
         cursor.execute(sql, params)
         _last_result(cursor)
         results = dict(zip(parts, cursor.fetchone(), strict=True))
-    _check_written(batch, results, changed)
+    _check_written(batch, results, new_personless, changed)
 
 
-def _check_written(batch: _Batch, results: dict, changed: list[_Person]) -> None:
+def _check_written(batch: _Batch, results: dict, new_personless: list[str], changed: list[_Person]) -> None:
     """Raise LostRace when a write found the rows it was computed from changed by a concurrent batch."""
     if "new_persons" in results:
         rows = results["new_persons"] or []
@@ -612,14 +603,16 @@ def _check_written(batch: _Batch, results: dict, changed: list[_Person]) -> None
             raise LostRace("a person or distinct id of the batch was created concurrently")
         for person in batch.new_persons:
             person.pk = pks[person.uuid]
-    # A personless id found merged; an id of a merge event whose personless row appeared (or vanished) since the
-    # read. Without the locks of a replay only: a replay's read holds every id of the batch.
-    if results.get("new_personless") and not batch.contended:
-        raise LostRace("a personless id of the batch joined a person concurrently")
-    if "merged_personless" in results:
-        inserted = set(results["merged_personless"] or ())
+    if "personless_rows" in results:
+        rows = results["personless_rows"] or {}
+        written = json.loads(rows) if isinstance(rows, str) else rows
+        # A new personless id found merged: it joined a person since the read (checked without the locks of a
+        # replay only: a replay's read holds every id of the batch).
+        if not batch.contended and any(not written.get(distinct_id, True) for distinct_id in new_personless):
+            raise LostRace("a personless id of the batch joined a person concurrently")
+        # An id of a merge event whose personless row appeared since the read (or was read but is new).
         checked = batch.merged_personless & batch.merging
-        if inserted & checked != checked - batch.known_personless:
+        if {distinct_id for distinct_id in checked if written[distinct_id]} != checked - batch.known_personless:
             raise LostRace("a distinct id of a merge was seen personless concurrently")
     if results.get("updated_persons", 0) != len(changed):
         raise LostRace("a person of the batch was changed concurrently")
