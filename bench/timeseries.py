@@ -8,7 +8,11 @@ generated with generate_series), then measures in one run:
 and prints the ratios (a)/(b). The same for the mean metric broken down by an exposure property with 10 values
 (per segment and variant) and for its P90 at unit level and at event level (q̂ and the sample quantiles at every
 level of GrowthBook's n* grid, from one percentile_cont per variant; at event level also each unit's events at or
-below its variant's q̂). `--cases` picks some of them. It then doubles the events and measures a worker process's peak memory at both sizes.
+below its variant's q̂). `--cases` picks some of them. Both sides count persons: an event's person id, or the person
+it was merged into through the overrides table. Then one user in five is identified mid-experiment (their later
+events, conversions included, arrive under a new id whose person the anonymous one was merged into, with an
+override each) and the cases are measured again; the final day must equal the floor's numbers every time, or the
+benchmark fails. It then doubles the events and measures a worker process's peak memory at both sizes.
 
 With `--store clickhouse` it also copies the events into ClickHouse (chDB at --chdb-path, or the server of
 EVENT_STORE_URL when that is a clickhouse:// URL) and prints the same recalculation on both stores with their ratio
@@ -94,53 +98,62 @@ EVENT_P90_METRIC = P90_METRIC | {"uuid": "bench-event-p90", "quantile_type": "ev
 # q̂'s level, then L's and U's for each n* of the grid.
 P90_LEVELS = [0.9, *(level for nstar in NSTAR_GRID for level in quantile_bound_levels(0.9, nstar))]
 
-# Exposures: the first `$feature_flag_called` per user; users seen in two variants are excluded.
-FLOOR_EXPOSURES = """
+# The unit is the person, resolved as the engine does: the event's person id, or the person it was merged into
+# (the small overrides table, looked up by uuid). Exposures: the first `$feature_flag_called` per person; persons
+# seen in two variants are excluded.
+PERSON_OF = """COALESCE({alias}_override.new_person_id, {alias}.person_id)"""
+OVERRIDE_JOIN = """LEFT JOIN persons_personoverride {alias}_override ON {alias}_override.project_id = {alias}.project_id
+      AND {alias}_override.old_person_id = {alias}.person_id"""
+FLOOR_EXPOSURES = f"""
 exposures AS (
-    SELECT distinct_id, MIN(timestamp) AS exposed_at, MIN(properties ->> '$feature_flag_response') AS variant,
-      MIN(properties ->> '$browser') AS segment
-    FROM events_event
-    WHERE project_id = %(project)s AND event = '$feature_flag_called' AND timestamp >= %(start)s
-      AND timestamp < %(end)s AND properties ->> '$feature_flag' = %(flag)s
-      AND properties ->> '$feature_flag_response' IN ('control', 'test')
-    GROUP BY distinct_id
-    HAVING MIN(properties ->> '$feature_flag_response') = MAX(properties ->> '$feature_flag_response')
+    SELECT {PERSON_OF.format(alias="e")} AS unit, MIN(e.timestamp) AS exposed_at,
+        MIN(e.properties ->> '$feature_flag_response') AS variant, MIN(e.properties ->> '$browser') AS segment
+    FROM events_event e {OVERRIDE_JOIN.format(alias="e")}
+    WHERE e.project_id = %(project)s AND e.event = '$feature_flag_called' AND e.timestamp >= %(start)s
+      AND e.timestamp < %(end)s AND e.properties ->> '$feature_flag' = %(flag)s
+      AND e.properties ->> '$feature_flag_response' IN ('control', 'test')
+    GROUP BY 1
+    HAVING MIN(e.properties ->> '$feature_flag_response') = MAX(e.properties ->> '$feature_flag_response')
+)"""
+# The purchases of the final day's window, each with its person.
+FLOOR_PURCHASES = f"""
+purchases AS (
+    SELECT {PERSON_OF.format(alias="m")} AS unit, m.timestamp, (m.properties ->> 'amount')::double precision AS amount
+    FROM events_event m {OVERRIDE_JOIN.format(alias="m")}
+    WHERE m.project_id = %(project)s AND m.event = 'purchase' AND m.timestamp >= %(start)s
+      AND m.timestamp < %(query_to)s
 )"""
 FLOOR_MEAN = f"""
-WITH {FLOOR_EXPOSURES},
+WITH {FLOOR_EXPOSURES}, {FLOOR_PURCHASES},
 per_unit AS (
-    SELECT x.distinct_id, x.variant, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
-    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
-      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
-    GROUP BY x.distinct_id, x.variant
+    SELECT x.unit, x.variant, COALESCE(SUM(p.amount), 0) AS value
+    FROM exposures x LEFT JOIN purchases p ON p.unit = x.unit AND p.timestamp >= x.exposed_at
+    GROUP BY x.unit, x.variant
 )
 SELECT variant, COUNT(*), SUM(value), SUM(value * value) FROM per_unit GROUP BY variant ORDER BY variant"""
 FLOOR_BREAKDOWN = f"""
-WITH {FLOOR_EXPOSURES},
+WITH {FLOOR_EXPOSURES}, {FLOOR_PURCHASES},
 per_unit AS (
-    SELECT x.distinct_id, x.variant, x.segment, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
-    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
-      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
-    GROUP BY x.distinct_id, x.variant, x.segment
+    SELECT x.unit, x.variant, x.segment, COALESCE(SUM(p.amount), 0) AS value
+    FROM exposures x LEFT JOIN purchases p ON p.unit = x.unit AND p.timestamp >= x.exposed_at
+    GROUP BY x.unit, x.variant, x.segment
 )
 SELECT segment, variant, COUNT(*), SUM(value), SUM(value * value) FROM per_unit GROUP BY segment, variant
 ORDER BY segment, variant"""
 FLOOR_P90 = f"""
-WITH {FLOOR_EXPOSURES},
+WITH {FLOOR_EXPOSURES}, {FLOOR_PURCHASES},
 per_unit AS (
-    SELECT x.distinct_id, x.variant, COALESCE(SUM((m.properties ->> 'amount')::double precision), 0) AS value
-    FROM exposures x LEFT JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
-      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
-    GROUP BY x.distinct_id, x.variant
+    SELECT x.unit, x.variant, COALESCE(SUM(p.amount), 0) AS value
+    FROM exposures x LEFT JOIN purchases p ON p.unit = x.unit AND p.timestamp >= x.exposed_at
+    GROUP BY x.unit, x.variant
 )
 SELECT variant, COUNT(*), percentile_cont(%(levels)s::double precision[]) WITHIN GROUP (ORDER BY value)
 FROM per_unit GROUP BY variant ORDER BY variant"""
 FLOOR_EVENT_P90 = f"""
-WITH {FLOOR_EXPOSURES},
+WITH {FLOOR_EXPOSURES}, {FLOOR_PURCHASES},
 event_values AS (
-    SELECT x.distinct_id, x.variant, (m.properties ->> 'amount')::double precision AS value
-    FROM exposures x JOIN events_event m ON m.distinct_id = x.distinct_id AND m.project_id = %(project)s
-      AND m.event = 'purchase' AND m.timestamp >= x.exposed_at AND m.timestamp < %(query_to)s
+    SELECT x.unit, x.variant, p.amount AS value
+    FROM exposures x JOIN purchases p ON p.unit = x.unit AND p.timestamp >= x.exposed_at
 ),
 levels AS (
     SELECT variant, COUNT(*) AS n, percentile_cont(%(levels)s::double precision[]) WITHIN GROUP (ORDER BY value) AS q
@@ -148,7 +161,7 @@ levels AS (
 ),
 clusters AS (
     SELECT e.variant, COUNT(*) FILTER (WHERE e.value <= l.q[1]) AS below, COUNT(*) AS events
-    FROM event_values e JOIN levels l USING (variant) GROUP BY e.distinct_id, e.variant
+    FROM event_values e JOIN levels l USING (variant) GROUP BY e.unit, e.variant
 )
 SELECT l.variant, l.n, l.q, COUNT(*), SUM(below), SUM(below * below), SUM(events), SUM(events * events),
   SUM(below * events)
@@ -156,17 +169,20 @@ FROM levels l JOIN clusters c USING (variant) GROUP BY l.variant, l.n, l.q ORDER
 FLOOR_FUNNEL = f"""
 WITH {FLOOR_EXPOSURES},
 steps AS (
-    SELECT x.distinct_id, m.event, m.timestamp FROM exposures x JOIN events_event m ON m.distinct_id = x.distinct_id
-    WHERE m.project_id = %(project)s AND m.event IN ('$pageview', 'purchase') AND m.timestamp >= x.exposed_at
-      AND m.timestamp < %(query_to)s
+    SELECT x.unit, m.event, m.timestamp
+    FROM events_event m {OVERRIDE_JOIN.format(alias="m")}
+    JOIN exposures x ON x.unit = {PERSON_OF.format(alias="m")}
+    WHERE m.project_id = %(project)s AND m.event IN ('$pageview', 'purchase') AND m.timestamp >= %(start)s
+      AND m.timestamp < %(query_to)s AND m.timestamp >= x.exposed_at
 ),
-first_step AS (SELECT distinct_id, MIN(timestamp) AS at FROM steps WHERE event = '$pageview' GROUP BY distinct_id),
+first_step AS (SELECT unit, MIN(timestamp) AS at FROM steps WHERE event = '$pageview' GROUP BY unit),
 converted AS (
-    SELECT DISTINCT s.distinct_id FROM steps s JOIN first_step f ON f.distinct_id = s.distinct_id
+    SELECT DISTINCT s.unit FROM steps s JOIN first_step f ON f.unit = s.unit
     WHERE s.event = 'purchase' AND s.timestamp > f.at
 )
-SELECT x.variant, COUNT(*), COUNT(c.distinct_id), COUNT(c.distinct_id)
-FROM exposures x LEFT JOIN converted c ON c.distinct_id = x.distinct_id GROUP BY x.variant ORDER BY x.variant"""
+SELECT x.variant, COUNT(*), COUNT(c.unit), COUNT(c.unit)
+FROM exposures x LEFT JOIN converted c ON c.unit = x.unit GROUP BY x.variant ORDER BY x.variant"""
+IDENTIFIED_SHARE = 0.2
 
 
 def reset_database() -> None:
@@ -260,6 +276,38 @@ def insert_metric_events(project_id: int) -> None:
             {"project": project_id, "start": START, "span": DAYS * 86400 - 1},
         )
         cursor.execute("ANALYZE events_event")
+
+
+def identify_users(project_id: int) -> int:
+    """One user in five logs in mid-experiment, up to 3 days after their first exposure: from then on their events
+    (exposures included, same variant) arrive under a new distinct id whose person already existed, and the merge
+    left an override from the anonymous person to that person, as ingestion writes for such an `$identify`."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE bench_users ADD COLUMN identified_at timestamptz, ADD COLUMN member_person uuid")
+        cursor.execute(
+            "UPDATE bench_users SET member_person = md5('member_' || u)::uuid, "
+            "identified_at = %(start)s + make_interval(secs => offset_s + (random() * 3 * 86400)::int) "
+            "WHERE u %% %(every)s = 0",
+            {"start": START, "every": round(1 / IDENTIFIED_SHARE)},
+        )
+        cursor.execute(
+            """
+            UPDATE events_event AS e SET distinct_id = 'member_' || b.u, person_id = b.member_person
+            FROM bench_users AS b
+            WHERE e.project_id = %(project)s AND e.person_id = b.person_id AND b.identified_at IS NOT NULL
+              AND e.timestamp >= b.identified_at
+            """,
+            {"project": project_id},
+        )
+        cursor.execute(
+            "INSERT INTO persons_personoverride (project_id, old_person_id, new_person_id, created_at) "
+            "SELECT %s, person_id, member_person, now() FROM bench_users WHERE identified_at IS NOT NULL",
+            [project_id],
+        )
+        identified = cursor.rowcount
+        cursor.execute("ANALYZE events_event")
+        cursor.execute("ANALYZE persons_personoverride")
+        return identified
 
 
 def event_count() -> int:
@@ -531,6 +579,13 @@ def main() -> None:
         compare(experiment, name, arguments.repeats)
     if arguments.reuse:
         return
+    seconds, identified = timed(identify_users, experiment.project_id)
+    print(
+        f"\n{identified} users ({IDENTIFIED_SHARE:.0%}) identified mid-experiment, their later events under a new id "
+        f"and person, one override each ({seconds:.1f}s to rewrite):"
+    )
+    for name in arguments.cases.split(","):
+        compare(experiment, name, arguments.repeats)
     events_small, memory_small = event_count(), peak_worker_memory(MEAN_METRIC)
     insert_metric_events(experiment.project_id)
     events_large, memory_large = event_count(), peak_worker_memory(MEAN_METRIC)

@@ -1,7 +1,7 @@
 """Event ingestion: validate a batch, store the valid events in bulk, keep event definitions current."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -72,7 +72,9 @@ def _store(*, project: Project, events: Sequence[ValidEvent], created_at: dateti
     client = clickhouse_client()
     if client is not None:
         # Persons stay in the Django database; the events, then copies of their persons, go to ClickHouse.
-        with_persons = with_person_retries(lambda: _with_persons(project, kept, person_events, created_at))
+        with_persons = with_person_retries(
+            lambda contended: _with_persons(project, kept, person_events, created_at, contended=contended)
+        )
         clickhouse_persons_sync(
             client,
             project_id=project.pk,
@@ -86,15 +88,17 @@ def _store(*, project: Project, events: Sequence[ValidEvent], created_at: dateti
     event_partitions_ensure(event.timestamp for event in kept)
     store = events_copy_store if from_file and connection.vendor == "postgresql" else events_store
 
-    def persons_and_events() -> int:
-        with_persons = _with_persons(project, kept, person_events, created_at)
+    def persons_and_events(contended: bool) -> int:
+        with_persons = _with_persons(project, kept, person_events, created_at, contended=contended)
         return store(project_id=project.pk, events=with_persons, created_at=created_at)
 
     return with_person_retries(persons_and_events), dropped
 
 
 def _with_persons(
-    project: Project, events: Sequence[ValidEvent], person_events: list[PersonEvent], now: datetime
+    project: Project, events: Sequence[ValidEvent], person_events: list[PersonEvent], now: datetime, *, contended: bool
 ) -> list[ValidEvent]:
-    person_ids = persons_ingest(project_id=project.pk, events=person_events, now=now)
-    return [replace(event, person_id=person_id) for event, person_id in zip(events, person_ids, strict=True)]
+    person_ids = persons_ingest(project_id=project.pk, events=person_events, now=now, contended=contended)
+    for event, person_id in zip(events, person_ids, strict=True):
+        event.person_id = person_id
+    return events

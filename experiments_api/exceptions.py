@@ -69,7 +69,10 @@ def service_unavailable_for(exc: BaseException) -> ServiceUnavailable | None:
 
     A lost or refused database connection, a statement timeout or a deadlock are OperationalError/InterfaceError;
     every redis-py error comes from the cache (the broker's own errors reach us as kombu's OperationalError).
+    A ServiceUnavailable raised by a service is answered as it is.
     """
+    if isinstance(exc, ServiceUnavailable):
+        return exc
     if isinstance(exc, OperationalError | InterfaceError):
         dependency = "database"
     elif isinstance(exc, BrokerOperationalError):

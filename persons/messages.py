@@ -57,3 +57,6 @@ CSV_ENCODING_ERROR = "CSV file encoding is not supported. Please save your file 
 CSV_FORMAT_ERROR = "CSV file format is invalid. Please check your file format and try again."
 CSV_TOO_LARGE = "CSV file is too large: upload at most {megabytes} MB at a time."
 CSV_NOT_STATIC = "Only a static cohort takes a CSV file: send is_static true."
+
+# Person ingestion.
+PERSONS_CONTENDED = "Too many concurrent updates of the same persons. Try again shortly."

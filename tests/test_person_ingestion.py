@@ -2,12 +2,14 @@
 overrides for merges that arrive after the events they affect, bounded statements, concurrent batches."""
 
 import datetime as dt
+import json
 import threading
 import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from events.models import Event
 from events.services import events_ingest
@@ -15,6 +17,7 @@ from persons.models import Person, PersonDistinctId, PersonlessDistinctId, Perso
 from persons.properties import distinct_id_is_illegal
 from persons.selectors import person_for_distinct_id
 from tests.factories import ProjectFactory
+from tests.helpers import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -323,8 +326,9 @@ def test_identify_of_a_personless_anonymous_id_takes_its_uuid(project):
     assert overrides(project) == {}
 
 
-def test_a_personless_event_of_an_existing_person_is_attributed_to_it(project):
+def test_a_personless_event_of_a_person_over_a_minute_old_is_attributed_to_it(project):
     ingest(project, identify("user-1", "anon-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(seconds=61))
     before = person_of(project, "anon-1")
 
     ingest(project, event(distinct_id="anon-1", properties={"$process_person_profile": False, "$set": {"x": 1}}))
@@ -332,6 +336,32 @@ def test_a_personless_event_of_an_existing_person_is_attributed_to_it(project):
     after = person_of(project, "anon-1")
     assert (after.properties, after.version) == (before.properties, before.version)
     assert event_person_ids(project)["anon-1"] == {before.uuid}
+    assert not PersonlessDistinctId.objects.filter(project=project, is_merged=False).exists()
+
+
+def test_a_personless_event_of_a_person_under_a_minute_old_stays_personless(project):
+    ingest(project, identify("user-1", "anon-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(seconds=50))
+    before = person_of(project, "anon-1")
+
+    ingest(project, event(distinct_id="anon-1", properties={"$process_person_profile": False, "$set": {"x": 1}}))
+
+    after = person_of(project, "anon-1")
+    assert (after.properties, after.version) == (before.properties, before.version)
+    assert before.uuid == person_uuid(project.pk, "user-1")
+    assert event_person_ids(project)["anon-1"] == {person_uuid(project.pk, "anon-1")}
+    assert person_of(project, "anon-1").pk == person_of(project, "user-1").pk
+
+
+def test_a_personless_event_of_an_id_joining_an_old_person_in_its_batch_is_attributed_to_it(project):
+    personless = {"$process_person_profile": False}
+    ingest(project, event(distinct_id="user-1"))
+    Person.objects.filter(project=project).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+
+    ingest(project, identify("user-1", "anon-1"), event(distinct_id="anon-1", properties=personless))
+
+    # The person is old, so the personless event of the id that just joined it is attributed to it.
+    assert event_person_ids(project)["anon-1"] == {person_uuid(project.pk, "user-1")}
 
 
 @pytest.mark.parametrize("name", ["$identify", "$create_alias", "$merge_dangerously", "$groupidentify"])
@@ -430,3 +460,79 @@ def test_concurrent_batches_never_create_two_persons_for_one_id():
     assert set(Person.objects.filter(project=project).values_list("uuid", flat=True)) >= {
         person_of(project, "shared-5").uuid
     }
+
+
+# The same batches on the embedded default (SQLite, whose writers are serialised) and on PostgreSQL.
+SQLITE_BATCHES = [
+    [
+        event(distinct_id="anon-1", properties={"$process_person_profile": False}),
+        event(distinct_id="anon-2", properties={"$process_person_profile": False}),
+        event(distinct_id="user-1", properties={"$set": {"plan": "free"}, "$set_once": {"first": 1}}),
+        event(distinct_id="user-3", properties={"$set": {"plan": "team"}}),
+    ],
+    [
+        identify("user-1", "anon-1", **{"$set": {"plan": "pro"}}),
+        identify("user-2", "anon-2"),
+        event(distinct_id="anon-2", properties={"$process_person_profile": False}),
+        alias("user-4", "user-1"),
+    ],
+    [
+        event("$merge_dangerously", "user-3", {"alias": "user-1"}),
+        identify("user-2", "user-3"),
+        event(distinct_id="user-4", properties={"$unset": ["first"]}),
+    ],
+]
+SQLITE_INGEST_SCRIPT = """
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.factories import ProjectFactory
+from tests.helpers import run_on_sqlite
+from tests.test_person_ingestion import ingest, person_state
+project = ProjectFactory()
+for batch in json.loads(sys.argv[1]):
+    ingest(project, *batch)
+print(json.dumps(person_state(project)))
+"""
+
+
+def person_state(project) -> dict:
+    """Persons, distinct ids, overrides and the events' person ids, with every uuid written as the distinct id it
+    derives from (so two databases, whose project ids differ, compare)."""
+    ids = set(PersonDistinctId.objects.filter(project=project).values_list("distinct_id", flat=True))
+    ids |= set(Event.objects.filter(project=project).values_list("distinct_id", flat=True))
+    named = {str(person_uuid(project.pk, distinct_id)): distinct_id for distinct_id in ids}
+    persons = {
+        named[str(person.uuid)]: {
+            "identified": person.is_identified,
+            "properties": {key: value for key, value in person.properties.items() if key != "$creator_event_uuid"},
+            "distinct_ids": sorted(person.distinct_ids.values_list("distinct_id", flat=True)),
+        }
+        for person in Person.objects.filter(project=project)
+    }
+    return {
+        "persons": persons,
+        "overrides": sorted([named[str(old)], named[str(new)]] for old, new in overrides(project).items()),
+        "events": sorted(
+            [str(uuid_), named[str(person_id)]]
+            for uuid_, person_id in Event.objects.filter(project=project).values_list("uuid", "person_id")
+        ),
+        "personless": sorted(
+            PersonlessDistinctId.objects.filter(project=project).values_list("distinct_id", "is_merged")
+        ),
+    }
+
+
+def test_sqlite_applies_the_same_person_rules(project, tmp_path):
+    for batch in SQLITE_BATCHES:
+        ingest(project, *batch)
+    expected = person_state(project)
+
+    assert run_on_sqlite(SQLITE_INGEST_SCRIPT, SQLITE_BATCHES, tmp_path) == json.loads(json.dumps(expected))
+    # user-1's person (anon-1 joined it, then user-4) merged into user-3's; user-2 (identified) refused user-3.
+    assert expected["persons"]["user-3"]["distinct_ids"] == ["anon-1", "user-1", "user-3", "user-4"]
+    assert expected["persons"]["user-3"]["properties"] == {"plan": "team"}
+    assert "user-1" not in expected["persons"]
+    assert ["anon-1", "user-3"] in expected["overrides"] and ["user-1", "user-3"] in expected["overrides"]
