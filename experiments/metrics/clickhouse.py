@@ -13,8 +13,6 @@ from persons.models import CohortPerson
 
 from .dialect import NUMBER_PATTERN, Dialect, Params
 
-NUMBER_TYPES = "('Int64', 'UInt64', 'Double')"
-
 
 class ClickHouseParams(Params):
     """Values are bound by the client, timestamps as they are."""
@@ -27,7 +25,8 @@ class ClickHouseParams(Params):
 
 
 class ClickHouseDialect(Dialect):
-    # ClickHouse inlines a plain CTE wherever it is referenced (the event scan would run once per reference).
+    # ClickHouse inlines a plain CTE wherever it is referenced (the event scan would run once per reference), and
+    # materialises one into a temporary table: only those referenced more than once are (Query.sql).
     cte_keyword = "MATERIALIZED "
 
     def __init__(self, client: ClickHouseClient) -> None:
@@ -48,26 +47,19 @@ class ClickHouseDialect(Dialect):
         members = CohortPerson.objects.filter(cohort_id=cohort_id).values_list("person__uuid", flat=True)
         return f"has({self.params(sorted(members))}, {person_row}.uuid)"
 
-    def _type(self, column: str, key: str) -> str:
-        return f"JSONType({column}, {key})"
+    def _text(self, column: str, key: str) -> str:
+        # One parse of the properties: a string's value, any other JSON value's text (ClickHouse ≥ 21.11), NULL for
+        # a missing key or JSON null; the same text as PostgreSQL's `->>` gives.
+        return f"JSONExtract({column}, {self.params(key)}, 'Nullable(String)')"
 
     def text_property(self, column: str, key: str) -> str:
-        key = self.params(key)
-        kind = self._type(column, key)
-        return (
-            f"multiIf({kind} = 'String', JSONExtractString({column}, {key}), {kind} = 'Null', NULL, "
-            f"JSONExtractRaw({column}, {key}))"
-        )
+        return self._text(column, key)
 
     def number_property(self, column: str, key: str) -> str:
-        key = self.params(key)
-        kind = self._type(column, key)
-        text = f"JSONExtractString({column}, {key})"
-        return (
-            f"multiIf({kind} IN {NUMBER_TYPES}, JSONExtractFloat({column}, {key}), "
-            f"{kind} = 'String' AND match({text}, {self.params(NUMBER_PATTERN)}), toFloat64OrNull(trimBoth({text})), "
-            "NULL)"
-        )
+        # A JSON number's text always matches the pattern and a boolean's, object's or array's never does, so one
+        # test on the text covers numbers and numeric strings alike.
+        text = self._text(column, key)
+        return f"if(match({text}, {self.params(NUMBER_PATTERN)}), toFloat64OrNull(trimBoth({text})), NULL)"
 
     def regex_match(self, value: str, pattern: str) -> str:
         return f"match({value}, {pattern})"

@@ -8,6 +8,7 @@ count when it never leaves).
 """
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -33,7 +34,21 @@ class Query:
         return name
 
     def sql(self, select: str, *, cte_keyword: str = "") -> str:
-        return "WITH " + ",\n".join(f"{name} AS {cte_keyword}(\n{body}\n)" for name, body in self.ctes) + "\n" + select
+        """`cte_keyword` goes before the CTEs read more than once (FROM or JOIN): one read once is best left inline."""
+        bodies = [body for _, body in self.ctes] + [select]
+
+        def keyword(index: int, name: str) -> str:
+            pattern = re.compile(rf"\b(?:FROM|JOIN)\s+{name}\b")
+            return cte_keyword if sum(len(pattern.findall(body)) for body in bodies[index + 1 :]) > 1 else ""
+
+        return (
+            "WITH "
+            + ",\n".join(
+                f"{name} AS {keyword(index, name)}(\n{body}\n)" for index, (name, body) in enumerate(self.ctes)
+            )
+            + "\n"
+            + select
+        )
 
 
 @dataclass
