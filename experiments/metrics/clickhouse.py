@@ -8,7 +8,7 @@ Cohort members live in the Django database, so a cohort filter carries the membe
 import datetime as dt
 
 from events.clickhouse.client import ClickHouseClient, bind
-from events.clickhouse.schema import EVENTS_TABLE, OVERRIDES_TABLE, PERSONS_TABLE
+from events.clickhouse.schema import EVENTS_TABLE, MATERIALIZED_PROPERTIES, OVERRIDES_TABLE, PERSONS_TABLE
 from persons.models import CohortPerson
 
 from .dialect import NUMBER_PATTERN, Dialect, Params
@@ -54,6 +54,10 @@ class ClickHouseDialect(Dialect):
 
     def text_property(self, column: str, key: str) -> str:
         return self._text(column, key)
+
+    def event_text_property(self, alias: str, key: str) -> str:
+        column = MATERIALIZED_PROPERTIES.get(key)
+        return f"{alias}.{column}" if column else super().event_text_property(alias, key)
 
     def number_property(self, column: str, key: str) -> str:
         # A JSON number's text always matches the pattern and a boolean's, object's or array's never does, so one

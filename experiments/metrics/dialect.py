@@ -82,6 +82,10 @@ class Dialect:
     def number_property(self, column: str, key: str) -> str:
         raise NotImplementedError
 
+    def event_text_property(self, alias: str, key: str) -> str:
+        """`text_property` of the events row `alias` (a store may keep hot keys in columns of their own)."""
+        return self.text_property(f"{alias}.properties", key)
+
     def regex_match(self, value: str, pattern: str) -> str:
         raise NotImplementedError
 

@@ -140,10 +140,10 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     Its variant is the first one seen (ties broken by variant key); a person seen under several distinct ids is one
     unit."""
     exposure, params, dialect = ctx.exposure, ctx.params, ctx.dialect
-    variant = dialect.text_property("e.properties", exposure.variant_property)
+    variant = dialect.event_text_property("e", exposure.variant_property)
     conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
     if exposure.event == DEFAULT_EXPOSURE_EVENT:
-        conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
+        conditions.append(f"{dialect.event_text_property('e', '$feature_flag')} = {params(exposure.flag_key)}")
     conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
     person_breakdowns = any(breakdown.type == "person" for breakdown in ctx.breakdowns)
