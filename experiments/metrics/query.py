@@ -146,6 +146,7 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
         conditions.append(f"{dialect.event_text_property('e', '$feature_flag')} = {params(exposure.flag_key)}")
     conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
+    variant = dialect.not_null(variant)  # the filter above keeps only rows with a variant
     person_breakdowns = any(breakdown.type == "person" for breakdown in ctx.breakdowns)
     join, person = person_join(
         dialect,
