@@ -2,6 +2,8 @@
 
 - `events`: ReplacingMergeTree partitioned by month, ordered by (project, day, event, distinct id, uuid), so a
   re-sent event (same uuid) collapses into one row; every read uses FINAL (client.QUERY_SETTINGS).
+  The exposure scan's two properties (`$feature_flag`, `$feature_flag_response`) are also materialised columns,
+  as PostHog materialises hot properties: computed on insert, read without parsing the JSON.
 - `person`, `person_distinct_id2`, `person_overrides`: ReplacingMergeTree on (version, is_deleted), the newest
   version of a row winning, as PostHog keeps its person tables.
 
@@ -30,6 +32,15 @@ _EVENT_COLUMNS = """
     created_at DateTime64(6, 'UTC'),
     _timestamp DateTime DEFAULT now()
 """
+# Property key → column holding its text (as ClickHouseDialect.text_property reads it); NULL when unset or null.
+MATERIALIZED_PROPERTIES = {
+    "$feature_flag": "mat_feature_flag",
+    "$feature_flag_response": "mat_feature_flag_response",
+}
+_MATERIALIZED_COLUMNS = [
+    f"{column} Nullable(String) MATERIALIZED JSONExtract(properties, '{key}', 'Nullable(String)')"
+    for key, column in MATERIALIZED_PROPERTIES.items()
+]
 _EVENTS_KEYS = """
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (project_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))
@@ -95,13 +106,21 @@ class Layout:
         statements = [f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"]
         events_local = SHARDED_EVENTS_TABLE if self.cluster else EVENTS_TABLE
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {db}.{events_local}{on_cluster} ({_EVENT_COLUMNS})\n"
+            f"CREATE TABLE IF NOT EXISTS {db}.{events_local}{on_cluster} ({_EVENT_COLUMNS},\n    "
+            + ",\n    ".join(_MATERIALIZED_COLUMNS)
+            + ")\n"
             f"ENGINE = {self._engine(events_local, '_timestamp', sharded=True)}{_EVENTS_KEYS}"
         )
         if self.cluster:
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS {db}.{EVENTS_TABLE}{on_cluster} AS {db}.{SHARDED_EVENTS_TABLE}\n"
                 f"ENGINE = Distributed('{self.cluster}', '{db}', '{SHARDED_EVENTS_TABLE}', sipHash64(person_id))"
+            )
+        # Tables created before a materialised column was added get it (older parts compute it when read).
+        for table in [events_local, EVENTS_TABLE] if self.cluster else [EVENTS_TABLE]:
+            statements.extend(
+                f"ALTER TABLE {db}.{table}{on_cluster} ADD COLUMN IF NOT EXISTS {column}"
+                for column in _MATERIALIZED_COLUMNS
             )
         for table, (columns, order) in _PERSON_TABLES.items():
             statements.append(

@@ -59,6 +59,10 @@ class Dialect:
         """The next row's value in the window, NULL on the last row."""
         return f"LEAD({expression})"
 
+    def not_null(self, expression: str) -> str:
+        """`expression`, where the query already ensures it is not NULL."""
+        return expression
+
     def null_integer(self) -> str:
         return "CAST(NULL AS INTEGER)"
 
@@ -81,6 +85,10 @@ class Dialect:
 
     def number_property(self, column: str, key: str) -> str:
         raise NotImplementedError
+
+    def event_text_property(self, alias: str, key: str) -> str:
+        """`text_property` of the events row `alias` (a store may keep hot keys in columns of their own)."""
+        return self.text_property(f"{alias}.properties", key)
 
     def regex_match(self, value: str, pattern: str) -> str:
         raise NotImplementedError
@@ -108,7 +116,9 @@ class Dialect:
         raise NotImplementedError
 
     def bucket(self, timestamp: str, boundaries: list[dt.datetime]) -> str:
-        """The number of `boundaries` (ascending) at or before `timestamp`: 0 before the first one."""
+        """The number of `boundaries` (ascending) at or before `timestamp`: 0 before the first one. A NULL
+        timestamp gives NULL on PostgreSQL and the boundary count on SQLite and ClickHouse (callers COALESCE it to
+        the count)."""
         raise NotImplementedError
 
     def hour_difference(self, later: str, earlier: str) -> str:

@@ -8,6 +8,7 @@ count when it never leaves).
 """
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -33,7 +34,21 @@ class Query:
         return name
 
     def sql(self, select: str, *, cte_keyword: str = "") -> str:
-        return "WITH " + ",\n".join(f"{name} AS {cte_keyword}(\n{body}\n)" for name, body in self.ctes) + "\n" + select
+        """`cte_keyword` goes before the CTEs read more than once (FROM or JOIN): one read once is best left inline."""
+        bodies = [body for _, body in self.ctes] + [select]
+
+        def keyword(index: int, name: str) -> str:
+            pattern = re.compile(rf"\b(?:FROM|JOIN)\s+{name}\b")
+            return cte_keyword if sum(len(pattern.findall(body)) for body in bodies[index + 1 :]) > 1 else ""
+
+        return (
+            "WITH "
+            + ",\n".join(
+                f"{name} AS {keyword(index, name)}(\n{body}\n)" for index, (name, body) in enumerate(self.ctes)
+            )
+            + "\n"
+            + select
+        )
 
 
 @dataclass
@@ -125,12 +140,13 @@ def add_exposures(query: Query, ctx: QueryContext) -> str:
     Its variant is the first one seen (ties broken by variant key); a person seen under several distinct ids is one
     unit."""
     exposure, params, dialect = ctx.exposure, ctx.params, ctx.dialect
-    variant = dialect.text_property("e.properties", exposure.variant_property)
+    variant = dialect.event_text_property("e", exposure.variant_property)
     conditions = ctx.event_scan_conditions("e", [exposure.event], ctx.start, ctx.exposure_end)
     if exposure.event == DEFAULT_EXPOSURE_EVENT:
-        conditions.append(f"{dialect.text_property('e.properties', '$feature_flag')} = {params(exposure.flag_key)}")
+        conditions.append(f"{dialect.event_text_property('e', '$feature_flag')} = {params(exposure.flag_key)}")
     conditions.extend(properties_sql(dialect, "e", exposure.properties))
     conditions.append(f"{variant} IN ({', '.join(params(key) for key in exposure.variants)})")
+    variant = dialect.not_null(variant)  # the filter above keeps only rows with a variant
     person_breakdowns = any(breakdown.type == "person" for breakdown in ctx.breakdowns)
     join, person = person_join(
         dialect,
