@@ -52,7 +52,7 @@ from events.clickhouse.copy import project_copy_to_clickhouse  # noqa: E402
 from events.clickhouse.schema import Layout, clickhouse_migrate  # noqa: E402
 from events.partitions import event_partitions_ensure  # noqa: E402
 from experiments.metrics.dialect import POSTGRES_SETTINGS  # noqa: E402
-from experiments.metrics.quantile import NSTAR_GRID  # noqa: E402
+from experiments.metrics.quantile import CLUSTER_FIELDS, NSTAR_GRID  # noqa: E402
 from experiments.models import (  # noqa: E402
     Experiment,
     ExperimentMetricResult,
@@ -432,15 +432,7 @@ def check_quantiles(result: dict, rows: list) -> tuple[list, list]:
 
 
 def check_event_quantiles(result: dict, rows: list) -> tuple[list, list]:
-    clusters = (
-        "n_clusters",
-        "sum",
-        "sum_squares",
-        "denominator_sum",
-        "denominator_sum_squares",
-        "numerator_denominator_sum_product",
-    )
-    ours = [(*_quantile_row(v), *(v[field] for field in clusters)) for v in _variants(result)]
+    ours = [(*_quantile_row(v), *(v[field] for field in CLUSTER_FIELDS)) for v in _variants(result)]
     theirs = [(variant, *_floor_quantiles(n, levels), *sums) for variant, n, levels, *sums in rows]
     return ours, theirs
 

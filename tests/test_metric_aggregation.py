@@ -16,6 +16,7 @@ from experiments.metrics.days import day_end, days_from, local_day
 from experiments.results.current import metric_results_as_of
 from experiments.stats import compute_metric_result
 from experiments.stats.ratio_cuped import RatioCupedStatistic, ratio_cuped_effect
+from experiments.stats.results import COVARIATE_FIELDS, RATIO_DENOMINATOR_COVARIATE_FIELDS, RATIO_FIELDS
 from experiments_api.exceptions import DomainError
 from tests.event_stores import store_raw_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
@@ -30,16 +31,6 @@ START = dt.datetime(2025, 3, 6, 3, 0, tzinfo=dt.UTC)
 FLAG_KEY = "checkout-flow"
 TEST_ACCOUNT_FILTERS = [{"key": "$host", "operator": "is_not", "value": ["localhost"], "type": "event"}]
 BASE_FIELDS = ("number_of_samples", "sum", "sum_squares")
-RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
-COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
-RATIO_COVARIATE_FIELDS = (
-    "covariate_denominator_sum",
-    "covariate_denominator_sum_squares",
-    "denominator_covariate_denominator_sum_product",
-    "covariate_numerator_denominator_sum_product",
-    "numerator_covariate_denominator_sum_product",
-    "covariate_numerator_denominator_post_sum_product",
-)
 
 
 def events_node(event, **extra) -> dict:
@@ -115,7 +106,7 @@ def daily_rows(experiment, metric: dict, days: int) -> list[dict[str, dict]]:
 
 def engine_fields(row: dict) -> dict:
     """The engine's row flattened to the reference's field names."""
-    names = (*BASE_FIELDS, *RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)
+    names = (*BASE_FIELDS, *RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_DENOMINATOR_COVARIATE_FIELDS)
     flat = {name: row[name] for name in names if name in row}
     for index, count in enumerate(row.get("step_counts", []), start=1):
         flat[f"step_{index}"] = count
@@ -276,7 +267,7 @@ def test_daily_statistics_match_a_per_day_recomputation(metric, options):
     assert_matches_reference(experiment, metric, events, setup)
     if "cuped" in options and metric["metric_type"] == "ratio":
         (rows,) = daily_rows(experiment, metric, 1)
-        assert all(set(RATIO_COVARIATE_FIELDS + COVARIATE_FIELDS) <= set(row) for row in rows.values())
+        assert all(set(RATIO_DENOMINATOR_COVARIATE_FIELDS + COVARIATE_FIELDS) <= set(row) for row in rows.values())
 
 
 def flag_call(unit: str, at: dt.datetime, variant: str, **properties) -> RawEvent:
@@ -433,7 +424,7 @@ def test_ratio_cuped_covariates_are_the_numerator_and_denominator_before_exposur
     metric = ratio(events_node("purchase", math="sum", math_property="amount"), events_node("$pageview"))
     row = daily_rows(experiment, metric, 1)[0]["test"]
     # M = 5, D = 2 after the exposure; Mp = 7, Dp = 3 in the two days before it.
-    assert {name: row[name] for name in (*RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)} == {
+    assert {name: row[name] for name in (*RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_DENOMINATOR_COVARIATE_FIELDS)} == {
         "denominator_sum": 2,
         "denominator_sum_squares": 4,
         "numerator_denominator_sum_product": 10,

@@ -11,6 +11,7 @@ import pytest
 
 from experiments import messages
 from experiments.metrics import daily_variant_statistics
+from experiments.metrics.quantile import CLUSTER_FIELDS
 from experiments.stats import bayesian_test, frequentist_test
 from experiments.stats.quantile import QuantileClusteredStatistic, QuantileStatistic
 from experiments_api.exceptions import error_body
@@ -35,14 +36,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 DAYS = 6
 UNITS = 500
 FIELDS = ("number_of_samples", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
-CLUSTER_FIELDS = (
-    "n_clusters",
-    "sum",
-    "sum_squares",
-    "denominator_sum",
-    "denominator_sum_squares",
-    "numerator_denominator_sum_product",
-)
 
 
 def quantile(source: dict, q: float, **extra) -> dict:

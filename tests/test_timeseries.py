@@ -387,9 +387,10 @@ def test_the_daily_job_selects_running_opted_in_experiments_launched_in_the_last
     assert timeseries_experiment_ids() == [chosen.pk]
 
 
-def test_recalculations_without_progress_for_longer_than_a_task_may_run_are_stuck(settings):
+def test_stalled_and_long_pending_recalculations_are_stuck_and_a_pending_one_is_requeued_once_a_period(settings):
     experiment = make_experiment()
     long_ago = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - dt.timedelta(minutes=6)
+    pending_for = dt.timedelta(seconds=settings.RECALCULATION_PENDING_REQUEUE_SECONDS)
 
     def recalculation(fingerprint, status, touched_at):
         created = ExperimentTimeseriesRecalculation.objects.create(
@@ -405,4 +406,9 @@ def test_recalculations_without_progress_for_longer_than_a_task_may_run_are_stuc
     recalculation("c", RecalculationStatus.IN_PROGRESS, timezone.now())
     recalculation("d", RecalculationStatus.FAILED, long_ago)
     recalculation("e", RecalculationStatus.COMPLETED, long_ago)
-    assert sorted(stuck_recalculation_ids()) == sorted([stuck, lost])
+    dropped = recalculation("f", RecalculationStatus.PENDING, timezone.now() - pending_for - dt.timedelta(seconds=1))
+    recalculation("g", RecalculationStatus.PENDING, timezone.now() - pending_for + dt.timedelta(seconds=30))
+
+    assert sorted(stuck_recalculation_ids()) == sorted([stuck, lost, dropped])
+    # The pending ones were touched when requeued: their next message is one period away; the dead lease stays.
+    assert stuck_recalculation_ids() == [stuck]

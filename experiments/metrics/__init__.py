@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from experiments.models import Experiment
 from experiments.stats.health import COUNT_METRIC_TYPES
+from experiments.stats.results import COVARIATE_FIELDS, RATIO_DENOMINATOR_COVARIATE_FIELDS, RATIO_FIELDS
 from flags.evaluation import holdout_variant_key
 
 from .breakdowns import segment_units, split_segments
@@ -34,17 +35,6 @@ STATISTICS = {
     "ratio": ratio_statistics,
     "retention": retention_statistics,
 }
-RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
-COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
-# A ratio's pre-exposure denominator and the cross products ratio CUPED needs besides COVARIATE_FIELDS.
-RATIO_COVARIATE_FIELDS = (
-    "covariate_denominator_sum",
-    "covariate_denominator_sum_squares",
-    "denominator_covariate_denominator_sum_product",
-    "covariate_numerator_denominator_sum_product",
-    "numerator_covariate_denominator_sum_product",
-    "covariate_numerator_denominator_post_sum_product",
-)
 
 
 def _context(
@@ -86,7 +76,7 @@ def _variant_row(key: str, sums: dict, spec: MetricSpec) -> dict:
     if "covariate_sum" in sums:
         row |= {field: float(sums[field]) for field in COVARIATE_FIELDS}
     if "covariate_denominator_sum" in sums:
-        row |= {field: float(sums[field]) for field in RATIO_COVARIATE_FIELDS}
+        row |= {field: float(sums[field]) for field in RATIO_DENOMINATOR_COVARIATE_FIELDS}
     return row
 
 

@@ -3,6 +3,8 @@ metric (api.md §7), and recalculations whose task died (an expired lease) or wa
 
 import datetime as dt
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -10,7 +12,7 @@ from experiments.definitions.fingerprint import experiment_metric_fingerprint
 from experiments.models import Experiment, ExperimentTimeseriesRecalculation, RecalculationStatus
 from experiments.results.backfill import metric_result_upsert
 from experiments.results.current import current_metric_result, current_query_to, experiment_metrics
-from experiments.results.leases import expired_lease, stalled_before
+from experiments.results.leases import expired_lease
 from experiments_api.exceptions import DomainError
 
 RECENT_LAUNCH = dt.timedelta(days=30)
@@ -75,11 +77,20 @@ def current_result_store(
 
 
 def stuck_recalculation_ids() -> list:
-    """In progress under an expired lease (its worker died), or pending for longer than a task may run (its message
-    was lost): requeued, the task takes the record over and resumes after the last saved day."""
+    """In progress under an expired lease (its worker died), or pending without a change for
+    RECALCULATION_PENDING_REQUEUE_SECONDS (its message may be lost: a Redis restart drops queued and reserved
+    messages): requeued, the task takes the record over and resumes after the last saved day.
+
+    A pending record whose message is only waiting in a backlog gets a second message; the lease makes it harmless
+    (whichever runs second finds the work leased or done). Touching the pending records it returns spaces those
+    extra messages one period apart."""
     now = timezone.now()
-    return list(
-        ExperimentTimeseriesRecalculation.objects.filter(
-            expired_lease(now) | Q(status=RecalculationStatus.PENDING, created_at__lt=stalled_before())
-        ).values_list("pk", flat=True)
-    )
+    waited = now - dt.timedelta(seconds=settings.RECALCULATION_PENDING_REQUEUE_SECONDS)
+    pending = Q(status=RecalculationStatus.PENDING, updated_at__lt=waited)
+    with transaction.atomic():
+        stuck = ExperimentTimeseriesRecalculation.objects.select_for_update(skip_locked=True).filter(
+            expired_lease(now) | pending
+        )
+        ids = list(stuck.values_list("pk", flat=True))
+        ExperimentTimeseriesRecalculation.objects.filter(pending, pk__in=ids).update(updated_at=now)
+    return ids

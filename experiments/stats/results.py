@@ -17,8 +17,7 @@ REQUIRED_FIELDS = ("key", "number_of_samples", "sum", "sum_squares")
 RATIO_FIELDS = ("denominator_sum", "denominator_sum_squares", "numerator_denominator_sum_product")
 COVARIATE_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_products")
 # A ratio's pre-exposure numerator is the covariate above; these add its pre-exposure denominator and the products.
-RATIO_COVARIATE_FIELDS = (
-    *COVARIATE_FIELDS,
+RATIO_DENOMINATOR_COVARIATE_FIELDS = (
     "covariate_denominator_sum",
     "covariate_denominator_sum_squares",
     "denominator_covariate_denominator_sum_product",
@@ -26,6 +25,7 @@ RATIO_COVARIATE_FIELDS = (
     "numerator_covariate_denominator_sum_product",
     "covariate_numerator_denominator_post_sum_product",
 )
+RATIO_COVARIATE_FIELDS = (*COVARIATE_FIELDS, *RATIO_DENOMINATOR_COVARIATE_FIELDS)
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
 BASE_FIELDS = (*REQUIRED_FIELDS, *RATIO_FIELDS, "step_counts", *QUANTILE_FIELDS, "n_clusters")
 

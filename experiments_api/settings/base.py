@@ -188,6 +188,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 90)}
 # A worker holds a recalculation this long past its last progress; then another task may take it over.
 RECALCULATION_LEASE_SECONDS = env_int("RECALCULATION_LEASE_SECONDS", 60)
+# A recalculation pending this long without a change is requeued by the sweep (its message may have been lost).
+RECALCULATION_PENDING_REQUEUE_SECONDS = env_int("RECALCULATION_PENDING_REQUEUE_SECONDS", 120)
 CELERY_TIMEZONE = "UTC"
 
 # Short socket timeouts: an unreachable Redis makes a request answer 503 at once instead of hanging a worker.
