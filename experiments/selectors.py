@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, Lower, Now, NullIf
 from django.utils import timezone
 
 from experiments.models import Experiment, ExperimentToSavedMetric, ExperimentType
-from experiments_api.models import Project
+from experiments_api.models import Project, User
 from flags.models import FeatureFlag
 from flags.selectors import feature_flags_for_serializer
 
@@ -46,17 +46,6 @@ def experiments_with_relations(queryset: QuerySet[Experiment]) -> QuerySet[Exper
     return queryset.select_related("feature_flag", "created_by", "holdout__created_by").prefetch_related(links)
 
 
-USER_COLUMNS = (
-    "id",
-    "uuid",
-    "distinct_id",
-    "first_name",
-    "last_name",
-    "email",
-    "is_email_verified",
-    "hedgehog_config",
-    "role_at_organization",
-)
 FLAG_COLUMNS = (
     "id",
     "project_id",
@@ -79,9 +68,9 @@ EXPERIMENT_COLUMNS = tuple(
 LIST_ROW_COLUMNS = (
     *EXPERIMENT_COLUMNS,
     *(f"feature_flag__{column}" for column in FLAG_COLUMNS),
-    *(f"created_by__{column}" for column in USER_COLUMNS),
+    *(f"created_by__{column}" for column in User.BASIC_FIELDS),
     *(f"holdout__{column}" for column in HOLDOUT_COLUMNS),
-    *(f"holdout__created_by__{column}" for column in USER_COLUMNS),
+    *(f"holdout__created_by__{column}" for column in User.BASIC_FIELDS),
 )
 
 

@@ -60,6 +60,19 @@ class Project(models.Model):
 class User(AbstractUser):
     """A Django user with the extra fields PostHog's user object exposes."""
 
+    # The user as nested in other resources (`created_by`): PostHog's UserBasic fields.
+    BASIC_FIELDS = (
+        "id",
+        "uuid",
+        "distinct_id",
+        "first_name",
+        "last_name",
+        "email",
+        "is_email_verified",
+        "hedgehog_config",
+        "role_at_organization",
+    )
+
     uuid = models.UUIDField(default=uuid_lib.uuid4, unique=True, editable=False)
     email = models.EmailField(unique=True)
     distinct_id = models.CharField(max_length=200, unique=True, default=generate_distinct_id)

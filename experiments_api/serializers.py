@@ -146,17 +146,7 @@ class FastReadMixin:
 class UserBasicSerializer(FastReadMixin, serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = [
-            "id",
-            "uuid",
-            "distinct_id",
-            "first_name",
-            "last_name",
-            "email",
-            "is_email_verified",
-            "hedgehog_config",
-            "role_at_organization",
-        ]
+        fields = list(User.BASIC_FIELDS)
         read_only_fields = fields
 
 

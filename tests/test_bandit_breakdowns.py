@@ -39,39 +39,20 @@ def units(experiment, *, variant: str, browser: str, count: int, buyers: int, at
 
 def populate(experiment, periods: list[dict[tuple[str, str], tuple[int, int]]]) -> None:
     """Period 0 before the reweight (which the decision metric's data drives), period 1 after it."""
-    store(
-        experiment.project,
-        [
-            event
-            for (browser, variant), (count, buyers) in periods[0].items()
-            for event in units(
-                experiment,
-                variant=variant,
-                browser=browser,
-                count=count,
-                buyers=buyers,
-                at=START + dt.timedelta(hours=1),
-                prefix="p0",
-            )
-        ],
-    )
-    bandit_reweight(experiment=experiment, now=REWEIGHT_AT)
-    store(
-        experiment.project,
-        [
-            event
-            for (browser, variant), (count, buyers) in periods[1].items()
-            for event in units(
-                experiment,
-                variant=variant,
-                browser=browser,
-                count=count,
-                buyers=buyers,
-                at=REWEIGHT_AT + dt.timedelta(hours=2),
-                prefix="p1",
-            )
-        ],
-    )
+    starts = [START + dt.timedelta(hours=1), REWEIGHT_AT + dt.timedelta(hours=2)]
+    for index, (period, at) in enumerate(zip(periods, starts, strict=True)):
+        if index == 1:
+            bandit_reweight(experiment=experiment, now=REWEIGHT_AT)
+        store(
+            experiment.project,
+            [
+                event
+                for (browser, variant), (count, buyers) in period.items()
+                for event in units(
+                    experiment, variant=variant, browser=browser, count=count, buyers=buyers, at=at, prefix=f"p{index}"
+                )
+            ],
+        )
     experiment.refresh_from_db()
 
 

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from experiments.definitions.fingerprint import FINGERPRINT_SETTINGS, metric_fingerprint
 from experiments.models import experiment_status
-from experiments.selectors import USER_COLUMNS
+from experiments_api.models import User
 
 LEGACY_QUERY_KEYS = ("count_query", "funnels_query")
 USER_ACCESS_LEVEL = "editor"  # see ExperimentSerializer.get_user_access_level
@@ -156,7 +156,7 @@ class _RowShaper:
     def user(self, row: dict, prefix: str) -> dict | None:
         if row[f"{prefix}id"] is None:
             return None
-        user = {column: row[prefix + column] for column in USER_COLUMNS}
+        user = {column: row[prefix + column] for column in User.BASIC_FIELDS}
         user["uuid"] = str(user["uuid"])
         return user
 
