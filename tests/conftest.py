@@ -8,9 +8,22 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.browser import BrowserPage, chromium
-from tests.event_stores import event_store  # noqa: F401 (a fixture for every test module)
+from tests.event_stores import DATABASE_STORE, event_store  # noqa: F401 (a fixture for every test module)
 from tests.factories import ProjectFactory, api_key_for, member_of
 from tests.schema_validation import validate_response
+
+
+def pytest_collection_modifyitems(config, items):
+    """On SQLite (experiments_api.settings.test_sqlite) only the store-parametrised tests and those marked
+    `every_database` run: the rest of the suite is about PostgreSQL, Redis, the server and its clients."""
+    if DATABASE_STORE != "sqlite":
+        return
+    selected, deselected = [], []
+    for item in items:
+        on_every_database = "event_store" in item.fixturenames or item.get_closest_marker("every_database")
+        (selected if on_every_database else deselected).append(item)
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = selected
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,11 +1,16 @@
 """The event stores a test module can run on: `pytestmark = pytest.mark.usefixtures("event_store")` runs each of
-its tests on PostgreSQL and on ClickHouse (chDB in this process); `store_raw_events` and `store_raw_persons` write
-to the active one."""
+its tests on the Django database and on ClickHouse (chDB in this process); `store_raw_events` and `store_raw_persons`
+write to the active one.
+
+The suite's main session runs on PostgreSQL; `scripts/test` then runs these modules again on SQLite, the embedded
+default (`experiments_api.settings.test_sqlite`, ClickHouse left to the main session): one parametrised suite, three
+stores."""
 
 import json
 from collections.abc import Iterable
 
 import pytest
+from django.db import connection
 
 from events.clickhouse.client import clickhouse_client
 from events.clickhouse.schema import EVENTS_TABLE, PERSONS_TABLE, Layout, clickhouse_migrate
@@ -13,7 +18,9 @@ from events.clickhouse.store import clickhouse_timestamp, insert_blocks, person_
 from events.models import Event
 from persons.models import Person, person_uuid
 
-EVENT_STORES = ("postgres", "clickhouse")
+# "postgresql" or "sqlite": the vendor of the session's Django database, the store when ClickHouse is not configured.
+DATABASE_STORE = connection.vendor
+EVENT_STORES = (DATABASE_STORE, "clickhouse") if DATABASE_STORE == "postgresql" else (DATABASE_STORE,)
 CHDB_URL = "chdb://:memory:?database=test_events"
 
 

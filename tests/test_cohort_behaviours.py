@@ -17,7 +17,7 @@ from persons import messages
 from persons.behaviours import BEHAVIOURS
 from persons.models import Person, PersonOverride
 from persons.services.cohorts import cohort_members
-from tests.helpers import run_on_sqlite, validation_error
+from tests.helpers import validation_error
 
 NOW = dt.datetime(2025, 6, 30, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -232,30 +232,11 @@ def memberships(project) -> dict[str, list[str]]:
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("event_store")
-def test_memberships_on_postgres_and_clickhouse(project):
+def test_memberships_on_every_store(project):
     load_events(project)
     assert PersonOverride.objects.filter(project=project).count() == 1  # anon-dan's events carry his old uuid
 
     assert memberships(project) == expected_memberships()
-
-
-SQLITE_SCRIPT = """
-import json, sys
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.factories import ProjectFactory
-from tests.test_cohort_behaviours import load_events, memberships
-project = ProjectFactory()
-load_events(project)
-print(json.dumps(memberships(project)))
-"""
-
-
-@pytest.mark.django_db
-def test_memberships_on_sqlite(tmp_path):
-    assert run_on_sqlite(SQLITE_SCRIPT, None, tmp_path) == expected_memberships()
 
 
 def test_every_kind_is_computed():

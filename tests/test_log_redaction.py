@@ -46,7 +46,7 @@ def server_environment() -> dict:
 def get(url: str, **headers: str) -> int:
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -62,7 +62,8 @@ def serve_and_log(command: list[str], port: int, environment: dict) -> tuple[lis
     reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded machine a server process takes tens of seconds to import Django.
+        deadline = time.monotonic() + 120
         while True:
             assert server.poll() is None, "".join(lines)
             try:
@@ -78,7 +79,7 @@ def serve_and_log(command: list[str], port: int, environment: dict) -> tuple[lis
             get(f"{base}/flags/?{QUERY}"),
         ]
         # A server logs a request line after sending the response: wait for all of them.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while sum(' HTTP/1.1" ' in line for line in list(lines)) < len(statuses) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:

@@ -5,7 +5,6 @@ one query per day would. Small hand-checked cases pin down the rules the compari
 """
 
 import datetime as dt
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +19,6 @@ from experiments.stats.results import COVARIATE_FIELDS, RATIO_DENOMINATOR_COVARI
 from experiments_api.exceptions import DomainError
 from tests.event_stores import store_raw_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory, HoldoutFactory, ProjectFactory
-from tests.helpers import run_on_sqlite
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_events
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
@@ -723,39 +721,6 @@ def test_experiment_settings_the_engine_cannot_compute_are_refused():
     with pytest.raises(DomainError) as raised:
         daily_rows(experiment, mean(events_node("purchase")), 1)
     assert raised.value.message == messages.NO_VARIANTS_TO_COMPARE
-
-
-SQLITE_SCRIPT = """
-import datetime as dt, json, sys
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.test_metric_aggregation import CASES, START, make_experiment, store, daily_rows
-from tests.metric_reference import sample_events
-experiment = make_experiment(stats_config={"cuped": {"enabled": True, "lookback_days": 14}})
-store(experiment.project, sample_events(7, start=START, flag_key="checkout-flow"))
-names = json.loads(sys.argv[1])
-print(json.dumps({name: daily_rows(experiment, CASES[name][0], 8) for name in names}))
-"""
-
-
-def test_sqlite_computes_the_same_numbers(tmp_path: Path):
-    """The embedded default runs the same queries through the SQLite dialect."""
-    names = [
-        "count",
-        "winsorized sum",
-        "ordered funnel",
-        "ratio of distinct counts",
-        "cuped ratio",
-        "retention, days, last seen, window",
-    ]
-    output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)
-    sqlite_rows = output
-    experiment = make_experiment(stats_config={"cuped": {"enabled": True, "lookback_days": 14}})
-    store(experiment.project, sample_events(7, start=START, flag_key=FLAG_KEY))
-    for name in names:
-        assert_close(sqlite_rows[name], daily_rows(experiment, CASES[name][0], 8), name)
 
 
 def assert_close(actual, expected, path: str) -> None:

@@ -6,7 +6,6 @@ and the results' `breakdown_results`."""
 import dataclasses
 import datetime as dt
 import random
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +18,6 @@ from experiments.stats import compute_metric_result
 from experiments_api.exceptions import error_body
 from tests.event_stores import store_raw_persons
 from tests.factories import ExperimentFactory, FeatureFlagFactory
-from tests.helpers import run_on_sqlite
 from tests.metric_reference import BREAKDOWN_NULL, BREAKDOWN_OTHER, RawEvent, Setup, reference_breakdowns, sample_events
 from tests.test_metric_aggregation import (
     CASES,
@@ -234,34 +232,6 @@ def test_a_unit_keeps_the_segment_of_its_first_exposure():
         (BREAKDOWN_NULL,): (1, 0.0),
         ("early",): (1, 0.0),
     }
-
-
-SQLITE_SCRIPT = """
-import json, sys
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.test_metric_aggregation import CASES
-from tests.test_metric_breakdowns import (
-    BREAKDOWN_CASES, breakdown_experiment, breakdown_mismatches, breakdown_setup, with_breakdowns,
-)
-problems = {}
-for name in json.loads(sys.argv[1]):
-    case, breakdowns, options = BREAKDOWN_CASES[name]
-    experiment, events, properties = breakdown_experiment(options)
-    metric = with_breakdowns(CASES[case][0], breakdowns)
-    problems[name] = breakdown_mismatches(experiment, metric, events, breakdown_setup(breakdowns, properties, **options))
-print(json.dumps(problems))
-"""
-
-
-# SQLite against the reference: the parametrised event store plays no part.
-@pytest.mark.parametrize("event_store", ["postgres"], indirect=True)
-def test_sqlite_computes_the_same_segments(tmp_path: Path):
-    names = ["count by browser", "dau by three breakdowns", "ordered funnel by browser", "ratio by plan and region"]
-    output = run_on_sqlite(SQLITE_SCRIPT, names, tmp_path)
-    assert output == dict.fromkeys(names, [])
 
 
 def segment_experiment(stats_config=None, project=None):

@@ -4,7 +4,6 @@ adversarial event set (ties, single events, missing and non-numeric values, zero
 the analysis); the statistics wired through `/query/` in both engines; every bad quantile input a 400."""
 
 import datetime as dt
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +16,6 @@ from experiments.stats.quantile import QuantileClusteredStatistic, QuantileStati
 from experiments_api.exceptions import error_body
 from tests.event_stores import stored_events
 from tests.factories import ExperimentFactory, FeatureFlagFactory
-from tests.helpers import run_on_sqlite
 from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_event_values, sample_events
 from tests.test_metric_aggregation import (
     FLAG_KEY,
@@ -406,34 +404,3 @@ def test_breakdowns_of_a_quantile_are_a_400(api_client, project):
             attr="metric",
         ),
     )
-
-
-SQLITE_SCRIPT = """
-import json, sys
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.test_metric_quantile import (
-    AWKWARD_CASES, QUANTILE_CASES, awkward_experiment, quantile_experiment, quantile_mismatches,
-)
-names, awkward = json.loads(sys.argv[1])
-problems = {}
-for name in names:
-    metric, options = QUANTILE_CASES[name]
-    experiment, events, setup = quantile_experiment(options)
-    problems[name] = quantile_mismatches(experiment, metric, events, setup)
-experiment, events, setup = awkward_experiment("sqlite")
-for name in awkward:
-    problems[name] = quantile_mismatches(experiment, AWKWARD_CASES[name], events, setup)
-print(json.dumps(problems))
-"""
-
-
-# SQLite against the reference: the parametrised event store plays no part.
-@pytest.mark.parametrize("event_store", ["postgres"], indirect=True)
-def test_sqlite_computes_the_same_quantiles(tmp_path: Path):
-    names = ["median page views", "P90 amount ignoring zeros", "event median amount ignoring zeros in a window"]
-    awkward = ["unit P90 amount", "event median amount", "event P90 amount ignoring zeros"]
-    output = run_on_sqlite(SQLITE_SCRIPT, [names, awkward], tmp_path)
-    assert output == dict.fromkeys(names + awkward, [])

@@ -1,6 +1,6 @@
 """The squash job: events of merged persons get the survivor's id and the overrides go, with the same metric
-results before, during and after; idempotent; a run killed mid-transaction loses nothing. Also the same person
-resolution on the embedded SQLite."""
+results before, during and after; idempotent (on every database); a run killed mid-transaction loses nothing
+(PostgreSQL)."""
 
 import datetime as dt
 import os
@@ -20,7 +20,6 @@ from experiments.metrics import daily_exposures
 from persons.models import PersonDistinctId, PersonOverride
 from persons.services.squash import person_overrides_squash
 from persons.tasks import squash_person_overrides
-from tests.helpers import run_on_sqlite
 from tests.test_metric_aggregation import CASES, assert_close, daily_rows, day_boundaries
 from tests.test_person_metrics import identified_experiment
 
@@ -48,6 +47,7 @@ def events_carry_current_persons(project) -> bool:
 
 
 @pytest.mark.django_db
+@pytest.mark.every_database
 def test_squash_rewrites_events_and_clears_overrides_with_the_same_results():
     experiment, _, _ = identified_experiment({})
     project = experiment.project
@@ -66,6 +66,7 @@ def test_squash_rewrites_events_and_clears_overrides_with_the_same_results():
 
 
 @pytest.mark.django_db
+@pytest.mark.every_database
 def test_a_partial_run_resolves_the_same_and_the_next_run_finishes():
     experiment, _, _ = identified_experiment({})
     project = experiment.project
@@ -141,32 +142,3 @@ def test_a_squash_killed_mid_transaction_loses_nothing():
     assert person_overrides_squash(min_age=dt.timedelta(0)) == len(overrides) - 2
     assert events_carry_current_persons(project)
     assert_close(results(experiment), before, "after the rerun")
-
-
-SQLITE_SCRIPT = """
-import json, sys, datetime as dt
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from persons.services.squash import person_overrides_squash
-from tests.test_metric_aggregation import CASES, daily_rows
-from tests.test_person_metrics import identified_experiment
-experiment, _, _ = identified_experiment({})
-names = json.loads(sys.argv[1])
-before = {name: daily_rows(experiment, CASES[name][0], 8) for name in names}
-person_overrides_squash(min_age=dt.timedelta(0))
-after = {name: daily_rows(experiment, CASES[name][0], 8) for name in names}
-print(json.dumps([before, after]))
-"""
-
-
-@pytest.mark.django_db
-def test_sqlite_resolves_persons_the_same_way(tmp_path: Path):
-    output = run_on_sqlite(SQLITE_SCRIPT, NAMES, tmp_path)
-    sqlite_before, sqlite_after = output
-    experiment, _, _ = identified_experiment({})
-    for name in NAMES:
-        expected = daily_rows(experiment, CASES[name][0], 8)
-        assert_close(sqlite_before[name], expected, name)
-        assert_close(sqlite_after[name], expected, name)

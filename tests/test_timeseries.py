@@ -4,11 +4,12 @@ and the scheduled jobs. Tasks run in-process here; tests/test_celery_worker.py r
 import datetime as dt
 
 import pytest
-from django.db import DataError
+from django.db import DataError, OperationalError, connection
 from django.utils import timezone
 
 from events.clickhouse.client import ClickHouseError, clickhouse_client
 from events.clickhouse.schema import EVENTS_TABLE
+from events.models import Event
 from experiments import messages
 from experiments.metrics.days import day_end, days_from, local_day
 from experiments.models import (
@@ -205,12 +206,17 @@ def test_a_metric_the_engine_cannot_compute_fails_the_recalculation_with_the_rea
 
 def test_an_unexpected_error_fails_the_recalculation_and_propagates_for_a_retry(event_store):
     experiment = populated_experiment()
-    if event_store == "postgres":
+    if event_store == "postgresql":
         # A numeric string beyond double precision makes PostgreSQL's cast fail: the query itself errors.
         store(experiment.project, [RawEvent("purchase", "unit-1", START + dt.timedelta(days=1), {"amount": "1e999"})])
         error_type = DataError
+    elif event_store == "sqlite":
+        # SQLite reads that string as infinity; a missing table (dropped inside the test's transaction) fails instead.
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {Event._meta.db_table}")
+        error_type = OperationalError
     else:
-        # ClickHouse reads that string as infinity; a missing table makes its query fail instead.
+        # ClickHouse reads that string as infinity too; a missing table makes its query fail instead.
         client = clickhouse_client()
         client.command(f"DROP TABLE {client.database}.{EVENTS_TABLE}")
         error_type = ClickHouseError

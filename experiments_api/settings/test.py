@@ -1,4 +1,5 @@
-"""Test settings: the suite runs against a real PostgreSQL and Redis, never a silent SQLite fallback."""
+"""Test settings: the suite runs against a real PostgreSQL and Redis, never a silent SQLite fallback (SQLite only
+when asked for by name, see test_sqlite)."""
 
 import os
 import uuid
@@ -13,7 +14,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 from experiments_api.settings.base import *  # noqa: E402,F403
 from experiments_api.settings.base import DATABASES  # noqa: E402
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+wanted_engine = "sqlite3" if os.environ.get("TEST_DATABASE_VENDOR") == "sqlite" else "postgresql"
+if DATABASES["default"]["ENGINE"] != f"django.db.backends.{wanted_engine}":
     raise ImproperlyConfigured("The test suite runs against PostgreSQL: set DATABASE_URL to a postgres:// URL.")
 
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
