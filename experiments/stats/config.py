@@ -4,6 +4,7 @@
 `stats_config`) and when results are computed, so a config that was accepted always computes.
 """
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,6 +114,14 @@ def parse_prior(raw: Any, path: str) -> GaussianPrior | None:
     return GaussianPrior(mean=float(mean), stddev=float(stddev)) if proper else None
 
 
+@dataclass(frozen=True)
+class MetricPrior:
+    """A metric's own `prior` (GrowthBook's metric-level priorSettings): it replaces the experiment's
+    `stats_config.bayesian.prior` for that metric; `prior` None is a flat one (`proper: false`)."""
+
+    prior: GaussianPrior | None
+
+
 def _alternative(frequentist: Mapping, sequential: bool, alpha: float) -> str:
     alternative = frequentist.get("alternative")
     if alternative is None:
@@ -192,3 +201,7 @@ class StatsConfig:
             experiment_wide_correction=experiment_wide,
             correct_secondary_metrics=correct_secondary,
         )
+
+    def for_metric(self, metric_prior: MetricPrior | None) -> "StatsConfig":
+        """This config with the metric's own prior in place of the experiment's (unchanged without one)."""
+        return self if metric_prior is None else dataclasses.replace(self, prior=metric_prior.prior)
