@@ -642,6 +642,9 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
                 ("metrics_secondary", {"mean": "0"}, messages.PRIOR_MEAN_INVALID.format(path="prior")),
                 ("metrics", {"stddev": 0}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
                 ("metrics", {"stddev": -0.3, "proper": True}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"stddev": 1e200}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"stddev": 1e-200}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"mean": 1e300}, messages.PRIOR_MEAN_INVALID.format(path="prior")),
             ]
         ],
     ],

@@ -5,14 +5,13 @@
 """
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from experiments import messages
 
-from .bayesian import DEFAULT_PRIOR_STDDEV, GaussianPrior
+from .bayesian import DEFAULT_PRIOR_STDDEV, PRIOR_MAX_ABS_MEAN, PRIOR_STDDEV_RANGE, GaussianPrior
 from .frequentist import ALTERNATIVES
 from .methods import DEFAULT_STATS_METHOD, STATS_METHODS
 from .multiple_testing import MULTIPLE_TESTING_METHODS
@@ -67,7 +66,7 @@ def _method(stats_config: Mapping) -> str:
     method = stats_config.get("method")
     if method in (None, ""):
         return DEFAULT_STATS_METHOD
-    if method not in STATS_METHODS:
+    if not isinstance(method, str) or method not in STATS_METHODS:
         raise StatsConfigError(messages.INVALID_STATS_METHOD.format(method=method))
     return method
 
@@ -106,10 +105,11 @@ def parse_prior(raw: Any, path: str) -> GaussianPrior | None:
     if not isinstance(proper, bool):
         raise StatsConfigError(messages.PRIOR_PROPER_NOT_BOOLEAN.format(path=path))
     mean = raw.get("mean", 0.0)
-    if not (_is_number(mean) and math.isfinite(mean)):
+    if not (_is_number(mean) and abs(mean) <= PRIOR_MAX_ABS_MEAN):
         raise StatsConfigError(messages.PRIOR_MEAN_INVALID.format(path=path))
     stddev = raw.get("stddev", DEFAULT_PRIOR_STDDEV)
-    if not (_is_number(stddev) and math.isfinite(stddev) and stddev > 0):
+    low, high = PRIOR_STDDEV_RANGE
+    if not (_is_number(stddev) and low <= stddev <= high):
         raise StatsConfigError(messages.PRIOR_STDDEV_INVALID.format(path=path))
     return GaussianPrior(mean=float(mean), stddev=float(stddev)) if proper else None
 

@@ -4,7 +4,6 @@ from rest_framework import serializers
 
 from events.selectors import unknown_event_names
 from experiments import messages
-from experiments.api.serializers.typed_json import MetricListField, ParametersField, StatsConfigField
 from experiments.api.serializers.representation import (
     USER_ACCESS_LEVEL,
     ExperimentRowsSerializer,
@@ -12,6 +11,7 @@ from experiments.api.serializers.representation import (
     shown_metrics,
     shown_parameters,
 )
+from experiments.api.serializers.typed_json import MetricListField, ParametersField, StatsConfigField
 from experiments.definitions import experiment as experiment_definitions
 from experiments.definitions.bandit import (
     BanditProblem,
@@ -35,7 +35,6 @@ from experiments_api.serializers import (
     JSONObjectField,
     JSONObjectListField,
     JSONStringListField,
-    StoredJSONObjectField,
     UserBasicSerializer,
 )
 from flags.models import FeatureFlag

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 
 from experiments.definitions.bandit import MAX_HOURS, MAX_SEED
 from experiments.definitions.metric import BREAKDOWN_TYPES, GOALS, MAX_BREAKDOWNS, METRIC_TYPES, QUANTILE_TYPES
+from experiments.stats.bayesian import DEFAULT_PRIOR_STDDEV, PRIOR_MAX_ABS_MEAN, PRIOR_STDDEV_RANGE
 from experiments.stats.config import CUPED_LOOKBACK_DAYS_RANGE, DIFFERENCE_TYPES
 from experiments.stats.frequentist import ALTERNATIVES
 from experiments.stats.methods import STATS_METHODS
@@ -36,8 +37,13 @@ PRIOR_SCHEMA = _nullable(
         "an absolute effect. `proper: false` is a flat prior.",
         "properties": {
             "proper": {"type": "boolean", "default": True},
-            "mean": {"type": "number", "default": 0},
-            "stddev": {"type": "number", "exclusiveMinimum": 0, "default": 0.3},
+            "mean": {"type": "number", "minimum": -PRIOR_MAX_ABS_MEAN, "maximum": PRIOR_MAX_ABS_MEAN, "default": 0},
+            "stddev": {
+                "type": "number",
+                "minimum": PRIOR_STDDEV_RANGE[0],
+                "maximum": PRIOR_STDDEV_RANGE[1],
+                "default": DEFAULT_PRIOR_STDDEV,
+            },
         },
     }
 )
