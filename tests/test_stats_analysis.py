@@ -2,6 +2,7 @@
 mid-experiment power, bandit weights and health findings, against closed forms and scipy (spec/analysis.md)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -695,3 +696,42 @@ def test_the_event_quantile_variance_with_several_events_per_unit_is_the_cluster
     df = (a + b) ** 2 / (a**2 / (treatment["n"] - 1) + b**2 / (control["n"] - 1))
     assert result.p_value == pytest.approx(2 * stats.t.sf(abs(estimate / se), df), abs=1e-6)
     assert result.ci == pytest.approx(stats.t.interval(0.95, df, loc=estimate, scale=se), abs=1e-6)
+
+
+def test_the_package_exports_the_analysis_statistics_and_documents_each_with_its_fields_and_submodule():
+    import dataclasses
+
+    import experiments.stats as package
+    from experiments.stats import (  # noqa: F401 (the import is the check)
+        BanditArm,
+        GaussianPrior,
+        MetricPrior,
+        MidExperimentPower,
+        QuantileClusteredStatistic,
+        QuantileStatistic,
+        RatioCupedStatistic,
+        bandit_weights,
+        experiment_wide_correction,
+        flag_percentages,
+        health_findings,
+        mid_experiment_power,
+        multiple_exposures_summary,
+        period_weighted_row,
+        ratio_cuped_comparison,
+        srm_status,
+    )
+
+    bullets = package.__doc__.split("\n- ")
+    for name in package.__all__:
+        value = getattr(package, name)
+        if not callable(value):
+            continue  # constants (failure codes, choice tuples)
+        # The bullet that lists its fields or arguments, else the one that names it.
+        bullet = next((bullet for bullet in bullets if re.search(rf"\b{name}\(", bullet)), None) or next(
+            (bullet for bullet in bullets if re.search(rf"\b{name}\b", bullet)), None
+        )
+        assert bullet is not None, f"{name} is not listed in the package docstring"
+        assert f"[{value.__module__.rsplit('.', 1)[1]}]" in bullet, f"{name}'s submodule is not named"
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                assert field.name in bullet, f"{name}.{field.name} is not listed"

@@ -12,7 +12,8 @@ Statistics (each has `n`, `mean` and a per-unit `variance`, so every test takes 
   events at or below q̂ and N_i = its events) [quantile]; `quantile_bound_levels(nu, nstar) -> (low, high)` gives the
   levels of lower/upper, `quantile_inference_possible(*, n, nu, lower, upper) -> bool` says whether to test.
 - `CupedStatistic(n, sum, sum_squares, covariate_sum, covariate_sum_squares, sum_products)` with
-  `cuped_adjust(treatment, control) -> (CupedAdjustedMean, CupedAdjustedMean, theta)` [cuped].
+  `cuped_adjust(treatment, control) -> (treatment, control, theta)`, both arms a `CupedAdjustedMean(n, mean, variance,
+  unadjusted_mean)` [cuped].
 - `RatioCupedStatistic(n, sum, sum_squares, denominator_sum, denominator_sum_squares,
   numerator_denominator_sum_product, covariate_sum, covariate_sum_squares, covariate_denominator_sum,
   covariate_denominator_sum_squares, sum_products, denominator_covariate_denominator_sum_product,
@@ -34,7 +35,9 @@ Tests:
   -> FrequentistResult(effect, ci, se, p_value, significant)` with `alternative` one of `ALTERNATIVES` (two_sided,
   greater, less; fixed horizon and sequential), and `frequentist_effect_test(effect, *, df, n, alpha, sequential,
   sequential_tuning, alternative)` for an effect computed elsewhere (ratio CUPED) [frequentist].
-- `StatsConfig.from_dict(stats_config)` parses `stats_config` (raising `StatsConfigError`); `MetricPrior(prior)` is a
+- `StatsConfig.from_dict(stats_config)` parses `stats_config` (raising `StatsConfigError`) into `StatsConfig(method,
+  relative, ci_level, alpha, sequential, sequential_tuning, cuped, cuped_lookback_days, multiple_testing_correction,
+  prior, alternative, experiment_wide_correction, correct_secondary_metrics)`; `MetricPrior(prior)` is a
   metric's own prior (`prior` None = flat), which `StatsConfig.for_metric(metric_prior)` puts in place of the
   experiment's; `parse_prior(raw, path) -> GaussianPrior | None` reads `{proper, mean, stddev}` [config].
 - `compute_metric_result(variants, *, metric_type, stats_config, baseline_key, cuped, metric_prior) -> dict`: one
