@@ -49,8 +49,8 @@ STATS_CONFIG_ALTERNATIVE_INVALID = "stats_config.frequentist.alternative must be
 STATS_CONFIG_ONE_SIDED_ALPHA = "stats_config.frequentist.alpha must be below 0.5 for a one-sided sequential test"
 PRIOR_NOT_OBJECT = "{path} must be an object with proper, mean and stddev"
 PRIOR_PROPER_NOT_BOOLEAN = "{path}.proper must be a boolean"
-PRIOR_MEAN_INVALID = "{path}.mean must be a finite number"
-PRIOR_STDDEV_INVALID = "{path}.stddev must be a positive number"
+PRIOR_MEAN_INVALID = "{path}.mean must be a number from -1e100 to 1e100"
+PRIOR_STDDEV_INVALID = "{path}.stddev must be a positive number from 1e-100 to 1e100"
 MULTIPLE_TESTING_INVALID = (
     "stats_config.multiple_testing must be an object with method (holm, bh or null) and include_secondary"
 )

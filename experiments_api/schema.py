@@ -27,6 +27,13 @@ class ErrorSerializer(serializers.Serializer):
     attr = serializers.CharField(allow_null=True, help_text="The field the error is about, if any.")
 
 
+class ClosedSchema:
+    """A serializer mixin: its schema component sets `additionalProperties: false`, so a response carrying a key
+    the serializer does not declare fails the suite's response validation (tests/schema_validation.py)."""
+
+    closed_schema = True
+
+
 def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
@@ -69,6 +76,8 @@ class ApiAutoSchema(AutoSchema):
         if direction == "response" and isinstance(force_instance(serializer), serializers.ModelSerializer):
             # A model serializer renders every readable field of its instance, so SDKs need no "unset" case.
             schema["required"] = list(schema["properties"])
+        if getattr(force_instance(serializer), "closed_schema", False):
+            schema["additionalProperties"] = False
         return schema
 
     def _get_serializer_field_meta(self, field, direction):

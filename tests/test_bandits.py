@@ -3,6 +3,7 @@ job, the lifecycle interplay, the activity log, and the period-weighted analysis
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +23,8 @@ from experiments.stats.ratio_cuped import RatioCupedStatistic
 from experiments.tasks import schedule_bandit_reweights
 from experiments_api.celery import app as celery_app
 from experiments_api.exceptions import DomainError
-from tests.factories import ExperimentFactory, FeatureFlagFactory, SavedMetricFactory, mean_metric
-from tests.helpers import validation_error
+from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, SavedMetricFactory, mean_metric
+from tests.helpers import run_on_sqlite, validation_error
 
 pytestmark = pytest.mark.django_db
 
@@ -640,37 +641,69 @@ def test_the_engine_counts_only_units_first_exposed_in_the_window(project):
     assert statistics.exposures == [{"control": 3, "test": 0}]
 
 
-def test_a_bandit_result_weights_the_periods_between_reweights(project):
+FIRST_PERIOD = {"control": (150, 30), "test": (150, 75)}
+SECOND_PERIOD = {"control": (20, 10), "test": (600, 120)}
+
+
+def two_period_bandit_result(project) -> dict:
+    """A bandit's current result after one reweight to 1/99: the periods' (units, buyers) per arm are
+    FIRST_PERIOD and SECOND_PERIOD; with the flag's percentages after the reweight."""
     experiment = make_bandit(project)
-    first_period = {"control": (150, 30), "test": (150, 75)}
-    for variant, (count, buyers) in first_period.items():
+    for variant, (count, buyers) in FIRST_PERIOD.items():
         store_units(experiment, variant=variant, count=count, buyers=buyers, at=START + dt.timedelta(hours=1))
-    reweighted_at = START + dt.timedelta(hours=24)
-    bandit_reweight(experiment=experiment, now=reweighted_at)
-    assert percentages(experiment) == {"control": 1, "test": 99}
-    second_period = {"control": (20, 10), "test": (600, 120)}
-    for variant, (count, buyers) in second_period.items():
+    bandit_reweight(experiment=experiment, now=START + dt.timedelta(hours=24))
+    for variant, (count, buyers) in SECOND_PERIOD.items():
         store_units(
             experiment, variant=variant, count=count, buyers=buyers, at=START + dt.timedelta(hours=26), prefix="p2-"
         )
     experiment.refresh_from_db()
+    return {
+        "percentages": percentages(experiment),
+        "result": current_metric_result(experiment=experiment, metric=DECISION_METRIC),
+    }
 
-    result = current_metric_result(experiment=experiment, metric=DECISION_METRIC)
 
+def assert_periods_weighted(bandit: dict) -> None:
+    assert bandit["percentages"] == {"control": 1, "test": 99}
+    result = bandit["result"]
     periods = [
         {variant: unit_values(count, buyers) for variant, (count, buyers) in period.items()}
-        for period in (first_period, second_period)
+        for period in (FIRST_PERIOD, SECOND_PERIOD)
     ]
     rows = {"control": result["baseline"], "test": result["variant_results"][0]}
     for arm, row in rows.items():
         mean, variance = direct_weighted(periods, arm)
         statistic = SampleMean(n=row["number_of_samples"], sum=row["sum"], sum_squares=row["sum_squares"])
-        assert row["number_of_samples"] == first_period[arm][0] + second_period[arm][0]
+        assert row["number_of_samples"] == FIRST_PERIOD[arm][0] + SECOND_PERIOD[arm][0]
         assert statistic.mean == pytest.approx(mean, abs=1e-6)
         assert statistic.variance / statistic.n == pytest.approx(variance, abs=1e-6)
     expected_units = {"control": 300 * 50 + 620 * 1, "test": 300 * 50 + 620 * 99}
     assert result["sample_ratio_mismatch"] == srm_check({"control": 170, "test": 750}, expected_units)
     assert result["sample_ratio_mismatch"]["mismatch"] is False
+
+
+def test_a_bandit_result_weights_the_periods_between_reweights(project):
+    assert_periods_weighted(two_period_bandit_result(project))
+
+
+SQLITE_SCRIPT = """
+import json
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.factories import ProjectFactory
+from tests.test_bandits import two_period_bandit_result
+print(json.dumps(two_period_bandit_result(ProjectFactory())))
+"""
+
+
+def test_the_embedded_sqlite_default_reweights_and_weights_the_periods(tmp_path: Path):
+    bandit = run_on_sqlite(SQLITE_SCRIPT, None, tmp_path)
+
+    assert_periods_weighted(bandit)
+    postgres = two_period_bandit_result(ProjectFactory())
+    assert bandit == postgres
 
 
 def test_a_bandit_created_launched_and_ended_through_the_api(api_client, project):

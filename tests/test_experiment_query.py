@@ -1,12 +1,19 @@
 """POST /api/projects/:project_id/query/ with the experiment query kinds: current results, exposures, bad input."""
 
 import datetime as dt
+import math
 
 import pytest
 from django.utils import timezone
+from scipy import stats
 
 from experiments import messages
+from experiments.definitions.fingerprint import experiment_metric_fingerprint
+from experiments.models import ExperimentMetricResult
+from experiments.results.backfill import timeseries_recalculation_run
 from experiments.results.current import current_metric_result
+from experiments.results.daily import daily_results_compute
+from experiments.results.requests import timeseries_recalculation_request
 from experiments_api.exceptions import error_body
 from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory
 from tests.helpers import NOT_FOUND, missing_scope, validation_error
@@ -188,8 +195,10 @@ def test_a_metric_the_engine_cannot_compute_is_a_400_naming_the_option(api_clien
     [
         ({**METRIC, "metric_type": []}, messages.WRONG_METRIC_TYPE),
         ({**METRIC, "breakdownFilter": ["plan"]}, messages.BREAKDOWN_FILTER_INVALID),
+        ({**METRIC, "prior": {"stddev": -1}}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+        ({**METRIC, "prior": "N(0, 0.3)"}, messages.PRIOR_NOT_OBJECT.format(path="prior")),
     ],
-    ids=["metric_type a list", "breakdownFilter a list"],
+    ids=["metric_type a list", "breakdownFilter a list", "prior stddev negative", "prior a string"],
 )
 def test_a_malformed_metric_is_a_400_not_a_crash(api_client, project, metric, problem):
     experiment = launched_experiment(project)
@@ -203,6 +212,66 @@ def test_a_malformed_metric_is_a_400_not_a_crash(api_client, project, metric, pr
             attr="metric",
         ),
     )
+
+
+def _posterior_reference(baseline: dict, variant: dict, prior_mean: float, prior_stddev: float) -> tuple:
+    """chance_to_win and the 95% credible interval of the relative lift from the served sums, by the closed-form
+    normal-normal posterior (scipy), without the engine."""
+    n_c, n_t = baseline["number_of_samples"], variant["number_of_samples"]
+    m_c, m_t = baseline["sum"] / n_c, variant["sum"] / n_t
+    v_c = (baseline["sum_squares"] - baseline["sum"] ** 2 / n_c) / (n_c - 1)
+    v_t = (variant["sum_squares"] - variant["sum"] ** 2 / n_t) / (n_t - 1)
+    lift, lift_variance = (m_t - m_c) / m_c, v_t / (n_t * m_c**2) + m_t**2 * v_c / (n_c * m_c**4)
+    precision = 1 / lift_variance + 1 / prior_stddev**2
+    mean, sd = (lift / lift_variance + prior_mean / prior_stddev**2) / precision, math.sqrt(1 / precision)
+    return stats.norm.cdf(mean / sd), list(stats.norm.interval(0.95, mean, sd))
+
+
+def test_a_metric_prior_replaces_the_experiment_default_in_the_current_result(api_client, project):
+    experiment = launched_experiment(project)
+    experiment.stats_config = {"bayesian": {"prior": {"mean": 0.5, "stddev": 0.1}}}
+    experiment.save(update_fields=["stats_config"])
+    exposed(project, control=60, test=60)
+    metric = {**METRIC, "prior": {"mean": -0.2, "stddev": 0.25}}
+    query = {"kind": "ExperimentQuery", "experiment_id": experiment.pk}
+
+    own = post(api_client, project, {**query, "metric": metric}).json()
+    default = post(api_client, project, {**query, "metric": METRIC}).json()
+    flat = post(api_client, project, {**query, "metric": {**METRIC, "prior": {"proper": False}}}).json()
+
+    ((own_variant,), (default_variant,)) = own["variant_results"], default["variant_results"]
+    chance, interval = _posterior_reference(own["baseline"], own_variant, -0.2, 0.25)
+    assert own_variant["chance_to_win"] == pytest.approx(chance, abs=1e-6)
+    assert own_variant["credible_interval"] == pytest.approx(interval, abs=1e-6)
+    chance, interval = _posterior_reference(default["baseline"], default_variant, 0.5, 0.1)
+    assert default_variant["credible_interval"] == pytest.approx(interval, abs=1e-6)
+    assert own_variant["credible_interval"] != pytest.approx(default_variant["credible_interval"], abs=1e-3)
+    (flat_variant,) = flat["variant_results"]
+    # Every test unit buys once (no variance), every second control unit: lift 1, Var = 1²·v_C/(n_C·0.5⁴).
+    lift_sd = math.sqrt(((30 - 30**2 / 60) / 59) / (60 * 0.5**4))
+    assert flat_variant["credible_interval"] == pytest.approx(list(stats.norm.interval(0.95, 1.0, lift_sd)), abs=1e-6)
+
+
+def test_the_stored_daily_results_use_the_metric_prior(project):
+    experiment = launched_experiment(project)
+    metric = {**METRIC, "uuid": "with-prior", "prior": {"mean": 0.1, "stddev": 0.2}}
+    experiment.metrics = [metric]
+    experiment.save(update_fields=["metrics"])
+    exposed(project, control=60, test=60)
+
+    daily_results_compute(experiment_id=experiment.pk)
+    recalculation, _ = timeseries_recalculation_request(experiment=experiment, metric=metric, fingerprint="f" * 64)
+    timeseries_recalculation_run(recalculation_id=recalculation.pk)
+
+    daily = ExperimentMetricResult.objects.get(
+        experiment=experiment, fingerprint=experiment_metric_fingerprint(experiment, metric)
+    )
+    last_day = ExperimentMetricResult.objects.filter(experiment=experiment, fingerprint="f" * 64).latest("query_to")
+    for result in (daily.result, last_day.result):
+        (variant,) = result["variant_results"]
+        chance, interval = _posterior_reference(result["baseline"], variant, 0.1, 0.2)
+        assert variant["chance_to_win"] == pytest.approx(chance, abs=1e-6)
+        assert variant["credible_interval"] == pytest.approx(interval, abs=1e-6)
 
 
 def test_the_query_endpoint_needs_the_query_read_scope(make_client, user, project):

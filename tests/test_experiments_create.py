@@ -631,6 +631,22 @@ TWENTY_ONE_VARIANTS = [{"key": "control", "rollout_percentage": 100}] + [
                 "metrics",
             ),
         ),
+        *[
+            (
+                {field: [mean_metric(), {**mean_metric(), "prior": prior}]},
+                validation_error(messages.INVALID_METRIC_AT_INDEX.format(index=1, problem=problem), field),
+            )
+            for field, prior, problem in [
+                ("metrics", 0.3, messages.PRIOR_NOT_OBJECT.format(path="prior")),
+                ("metrics", {"proper": "yes"}, messages.PRIOR_PROPER_NOT_BOOLEAN.format(path="prior")),
+                ("metrics_secondary", {"mean": "0"}, messages.PRIOR_MEAN_INVALID.format(path="prior")),
+                ("metrics", {"stddev": 0}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"stddev": -0.3, "proper": True}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"stddev": 1e200}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"stddev": 1e-200}, messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+                ("metrics", {"mean": 1e300}, messages.PRIOR_MEAN_INVALID.format(path="prior")),
+            ]
+        ],
     ],
 )
 def test_bad_input_is_a_400_that_writes_nothing(api_client, project, body, expected):

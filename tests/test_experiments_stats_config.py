@@ -21,6 +21,8 @@ def create(client, project, stats_config):
     ("stats_config", "detail"),
     [
         ({"method": "magic"}, messages.INVALID_STATS_METHOD.format(method="magic")),
+        ({"method": {}}, messages.INVALID_STATS_METHOD.format(method={})),
+        ({"method": ["bayesian"]}, messages.INVALID_STATS_METHOD.format(method=["bayesian"])),
         ({"bayesian": []}, messages.STATS_CONFIG_SECTION_NOT_OBJECT.format(section="bayesian")),
         ({"bayesian": {"ci_level": 95}}, messages.STATS_CONFIG_OPTION_INVALID.format(option="bayesian.ci_level")),
         ({"bayesian": {"ci_level": "0.9"}}, messages.STATS_CONFIG_OPTION_INVALID.format(option="bayesian.ci_level")),
@@ -51,6 +53,10 @@ def create(client, project, stats_config):
         ),
         (
             {"bayesian": {"prior": {"stddev": 0}}},
+            messages.PRIOR_STDDEV_INVALID.format(path="stats_config.bayesian.prior"),
+        ),
+        (
+            {"bayesian": {"prior": {"stddev": 1e200}}},
             messages.PRIOR_STDDEV_INVALID.format(path="stats_config.bayesian.prior"),
         ),
         ({"multiple_testing": {"method": "bonferroni"}}, messages.MULTIPLE_TESTING_INVALID),

@@ -7,6 +7,7 @@ import pytest
 from experiments import messages
 from experiments.definitions import metric as mv
 from experiments.definitions.metric import validate_experiment_metric, validate_experiment_metrics
+from experiments.stats import GaussianPrior, MetricPrior
 from experiments_api.exceptions import DomainError
 
 EVENT = {"kind": "EventsNode", "event": "purchase"}
@@ -56,6 +57,9 @@ VALID = [
         fingerprint="abc",
         isSharedMetric=True,
     ),
+    with_(MEAN, prior={"proper": True, "mean": 0.02, "stddev": 0.1}),
+    with_(MEAN, prior={"proper": False}),
+    with_(MEAN, prior=None),
     FUNNEL,
     with_(FUNNEL, funnel_order_type="unordered"),
     RATIO,
@@ -154,6 +158,12 @@ INVALID = [
     (with_(MEAN, upper_bound_percentile="95"), messages.PERCENTILE_INVALID.format(key="upper_bound_percentile")),
     (with_(MEAN, lower_bound_percentile=0.9, upper_bound_percentile=0.1), messages.PERCENTILES_OUT_OF_ORDER),
     (with_(MEAN, ignore_zeros="yes"), messages.IGNORE_ZEROS_INVALID),
+    # a metric's own prior
+    (with_(MEAN, prior=[0, 0.3]), messages.PRIOR_NOT_OBJECT.format(path="prior")),
+    (with_(MEAN, prior={"proper": 1}), messages.PRIOR_PROPER_NOT_BOOLEAN.format(path="prior")),
+    (with_(MEAN, prior={"mean": None}), messages.PRIOR_MEAN_INVALID.format(path="prior")),
+    (with_(MEAN, prior={"stddev": "0.3"}), messages.PRIOR_STDDEV_INVALID.format(path="prior")),
+    (with_(FUNNEL, prior={"stddev": 0}), messages.PRIOR_STDDEV_INVALID.format(path="prior")),
     # funnel
     (with_(FUNNEL, series=[]), messages.FUNNEL_WITHOUT_STEPS),
     (with_(FUNNEL, series={"0": EVENT}), messages.SERIES_NOT_LIST),
@@ -232,3 +242,17 @@ def test_the_first_invalid_metric_of_a_list_is_reported_with_its_index_and_the_a
 
     assert error.value.message == f"Invalid metric at index 2: {messages.FUNNEL_WITHOUT_STEPS}"
     assert error.value.attr == "metrics"
+
+
+@pytest.mark.parametrize(
+    ("raw", "prior"),
+    [
+        (None, None),
+        ({"mean": 0.02, "stddev": 0.1}, MetricPrior(GaussianPrior(mean=0.02, stddev=0.1))),
+        ({}, MetricPrior(GaussianPrior(mean=0.0, stddev=0.3))),
+        ({"proper": False, "stddev": 0.1}, MetricPrior(None)),
+    ],
+    ids=["absent", "proper", "defaults", "flat"],
+)
+def test_a_metric_prior_is_parsed_once_into_the_definition(raw, prior):
+    assert mv.parse_metric_definition(with_(MEAN, prior=raw)).prior == prior

@@ -2,13 +2,15 @@
 message, the SRM block and the `$multiple` share, from the experiment's real exposures and flag."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from experiments import messages
 from experiments.results.current import current_metric_result, metric_results_as_of
 from experiments.stats import srm_p_value
-from tests.factories import ExperimentFactory, FeatureFlagFactory
+from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory
+from tests.helpers import run_on_sqlite
 from tests.test_experiment_query import METRIC, START, exposed, launched_experiment, post
 from tests.test_metric_aggregation import day_boundaries
 
@@ -37,14 +39,16 @@ def test_a_healthy_result_has_no_findings_and_healthy_blocks(api_client, project
     }
 
 
-def test_a_large_multiple_share_and_too_few_exposures_are_findings(project):
+def skewed_health(project) -> dict:
+    """The health of a result with 4 of 64 units seen in both variants and 30 units per arm."""
     experiment = launched_experiment(project)
     experiment.metrics = [METRIC]
     experiment.save()
     exposed(project, control=30, test=30, multiple=4)
+    return current_metric_result(experiment=experiment, metric=METRIC)["health"]
 
-    health = current_metric_result(experiment=experiment, metric=METRIC)["health"]
 
+def assert_skewed_findings(health: dict) -> None:
     assert health["findings"] == [
         {
             "code": "multiple_exposures",
@@ -58,6 +62,35 @@ def test_a_large_multiple_share_and_too_few_exposures_are_findings(project):
         },
     ]
     assert health["multiple_exposures"] == {"count": 4, "share": 4 / 64, "status": "unhealthy"}
+    assert health["srm"] == {
+        "p_value": 1.0,
+        "expected": {"control": 30.0, "test": 30.0},
+        "observed": {"control": 30, "test": 30},
+        "status": "healthy",
+    }
+
+
+def test_a_large_multiple_share_and_too_few_exposures_are_findings(project):
+    assert_skewed_findings(skewed_health(project))
+
+
+SQLITE_SCRIPT = """
+import json
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.factories import ProjectFactory
+from tests.test_result_health import skewed_health
+print(json.dumps(skewed_health(ProjectFactory())))
+"""
+
+
+def test_the_embedded_sqlite_default_computes_the_same_health(tmp_path: Path):
+    health = run_on_sqlite(SQLITE_SCRIPT, None, tmp_path)
+
+    assert_skewed_findings(health)
+    assert health == skewed_health(ProjectFactory())
 
 
 def test_no_exposures_no_metric_and_an_inactive_flag_while_running(project):

@@ -211,3 +211,55 @@ def test_operation_ids_are_unique_and_named_after_their_resource(schema):
     for (path, method), operation_id in ids.items():
         [tag] = schema["paths"][path][method]["tags"]
         assert operation_id.startswith(f"{tag}_"), (path, method, operation_id)
+
+
+def test_result_objects_declare_health_breakdowns_and_the_analysis_fields_and_nothing_else(schema):
+    components = schema["components"]["schemas"]
+    result = components["MetricResult"]
+
+    assert result["additionalProperties"] is False
+    assert result["properties"]["health"] == {
+        "allOf": [{"$ref": "#/components/schemas/ResultHealth"}],
+        "description": "Absent from results stored before health checks.",
+    }
+    assert result["properties"]["breakdown_results"]["items"] == {"$ref": "#/components/schemas/BreakdownResult"}
+    assert set(components["ResultHealth"]["properties"]) == {"findings", "srm", "multiple_exposures"}
+    assert set(components["BreakdownResult"]["required"]) == {
+        "breakdown_value", "baseline", "variant_results", "exploratory",
+    }  # fmt: skip
+    assert components["HealthFinding"]["properties"]["severity"] == {"$ref": "#/components/schemas/SeverityEnum"}
+    assert components["HealthStatusEnum"]["enum"] == ["healthy", "unhealthy", "not-enough-traffic"]
+    variant = components["VariantResult"]
+    assert variant["additionalProperties"] is False
+    assert {"quantile", "quantile_nstar", "n_clusters", "p_value_adjusted", "confidence_interval_adjusted"} <= set(
+        variant["properties"]
+    )
+
+
+def test_the_analysis_options_of_requests_are_typed(schema):
+    experiment = schema["components"]["schemas"]["ExperimentRequest"]["properties"]
+    metric = experiment["metrics"]["items"]
+    stats_config = experiment["stats_config"]["properties"]
+    bandit = experiment["parameters"]["properties"]["bandit"]["oneOf"][0]
+
+    assert metric["properties"]["quantile"] == {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "exclusiveMaximum": 1,
+        "description": "Quantile metrics: the quantile, 0 < q < 1 (0.9 for P90).",
+    }
+    prior = metric["properties"]["prior"]["oneOf"][0]
+    assert prior["properties"]["stddev"] == {"type": "number", "minimum": 1e-100, "maximum": 1e100, "default": 0.3}
+    breakdowns = metric["properties"]["breakdownFilter"]["oneOf"][0]["properties"]["breakdowns"]["oneOf"][0]
+    assert (breakdowns["maxItems"], breakdowns["items"]["required"]) == (3, ["property"])
+    assert stats_config["frequentist"]["oneOf"][0]["properties"]["alternative"]["oneOf"][0]["enum"] == [
+        "two_sided", "greater", "less",
+    ]  # fmt: skip
+    assert stats_config["multiple_testing"]["oneOf"][0]["properties"]["method"]["oneOf"][0]["enum"] == ["holm", "bh"]
+    assert stats_config["bayesian"]["oneOf"][0]["properties"]["prior"]["oneOf"][0] == prior
+    assert bandit["additionalProperties"] is False
+    assert set(bandit["properties"]) == {
+        "decision_metric_uuid", "top_two", "min_variation_weight", "burn_in_hours", "update_interval_hours", "seed",
+    }  # fmt: skip
+    query_metric = schema["components"]["schemas"]["ExperimentQueryNodeRequest"]["properties"]["metric"]
+    assert query_metric["properties"] == metric["properties"]

@@ -2,6 +2,7 @@
 mid-experiment power, bandit weights and health findings, against closed forms and scipy (spec/analysis.md)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from experiments.stats.bandits import (
     floored_weights,
 )
 from experiments.stats.bayesian import GaussianPrior, bayesian_effect_test, bayesian_test
+from experiments.stats.config import MetricPrior
 from experiments.stats.effects import EffectEstimate
 from experiments.stats.frequentist import frequentist_effect_test, frequentist_test
 from experiments.stats.health_checks import health_findings, multiple_exposures_summary, srm_status
@@ -514,3 +516,222 @@ def test_a_configured_prior_shrinks_the_lift():
     assert informed["chance_to_win"] < flat["chance_to_win"]
     improper = {"bayesian": {"prior": {"proper": False, "stddev": 0.01}}}
     assert compute_metric_result(ROWS, metric_type="mean", stats_config=improper)["variant_results"] == [flat]
+
+
+# Independent references (closed forms evaluated with scipy and numpy, never the engine's helpers), to 1e-6.
+
+
+def _normal_normal_posterior(estimate: float, variance: float, prior_mean: float, prior_variance: float):
+    precision = 1 / variance + 1 / prior_variance
+    return (estimate / variance + prior_mean / prior_variance) / precision, math.sqrt(1 / precision)
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_a_metric_prior_replaces_the_experiment_default_against_the_closed_form_posterior(relative):
+    config = {"difference_type": None if relative else "absolute", "bayesian": {"prior": {"mean": 0.5, "stddev": 1}}}
+    metric_prior = MetricPrior(GaussianPrior(mean=0.02, stddev=0.05))
+
+    result = compute_metric_result(ROWS, metric_type="mean", stats_config=config, metric_prior=metric_prior)
+
+    (variant,) = result["variant_results"]
+    m_t, m_c = 5300 / 1000, 5000 / 1000
+    v_t, v_c = (56500 - 5300**2 / 1000) / 999, (52000 - 5000**2 / 1000) / 999
+    if relative:
+        estimate = (m_t - m_c) / m_c
+        variance = v_t / (1000 * m_c**2) + m_t**2 * v_c / (1000 * m_c**4)
+        prior_mean, prior_variance = 0.02, 0.05**2
+    else:
+        estimate, variance = m_t - m_c, v_t / 1000 + v_c / 1000
+        prior_mean, prior_variance = 0.02 * m_c, 0.05**2 * m_c**2
+    mean, sd = _normal_normal_posterior(estimate, variance, prior_mean, prior_variance)
+    assert variant["chance_to_win"] == pytest.approx(stats.norm.cdf(mean / sd), abs=1e-6)
+    assert variant["credible_interval"] == pytest.approx(list(stats.norm.interval(0.95, mean, sd)), abs=1e-6)
+    default = compute_metric_result(ROWS, metric_type="mean", stats_config=config)["variant_results"][0]
+    assert default["chance_to_win"] != pytest.approx(variant["chance_to_win"], abs=1e-3)
+
+
+def test_a_flat_metric_prior_overrides_a_proper_experiment_default():
+    config = {"bayesian": {"prior": {"mean": 0, "stddev": 0.01}}}
+
+    flat = compute_metric_result(ROWS, metric_type="mean", stats_config=config, metric_prior=MetricPrior(None))
+
+    assert flat == compute_metric_result(ROWS, metric_type="mean", stats_config={})
+    (variant,) = flat["variant_results"]
+    estimate = (5.3 - 5.0) / 5.0
+    variance = ((56500 - 5300**2 / 1000) / 999) / (1000 * 25) + 5.3**2 * ((52000 - 5000**2 / 1000) / 999) / (1000 * 625)
+    assert variant["chance_to_win"] == pytest.approx(stats.norm.cdf(estimate / math.sqrt(variance)), abs=1e-6)
+
+
+def _power_reference(variance: float, mde: float, alpha: float, tests: int, scale: float) -> float:
+    """1 − Φ(z − MDE/σ) + Φ(−z − MDE/σ), σ² = σ̂²/(1 + s), z = Φ⁻¹(1 − α/2T)."""
+    sd = math.sqrt(variance / (1 + scale))
+    z = stats.norm.isf(alpha / (2 * tests))
+    return stats.norm.sf(z - mde / sd) + stats.norm.cdf(-z - mde / sd)
+
+
+@pytest.mark.parametrize(
+    ("variance", "mde", "alpha", "goal_metrics", "variants", "corrected"),
+    [(0.0009, 0.05, 0.05, 1, 2, False), (0.0004, 0.03, 0.1, 2, 3, True), (0.002, 0.08, 0.05, 3, 2, False)],
+    ids=["worked-example", "corrected-two-metrics-three-variants", "three-metrics-uncorrected"],
+)
+def test_mid_experiment_power_against_an_independent_root(variance, mde, alpha, goal_metrics, variants, corrected):
+    tests = (variants - 1) * goal_metrics if corrected else 1
+    target = 0.8 ** (1 / goal_metrics)
+
+    result = mid_experiment_power(
+        effect_variance=variance, units_so_far=10_000, daily_units=1000, target_mde=mde, alpha=alpha,
+        goal_metrics=goal_metrics, variants=variants, corrected=corrected,
+    )  # fmt: skip
+
+    scale = optimize.brentq(lambda s: _power_reference(variance, mde, alpha, tests, s) - target, 0, 1e6, xtol=1e-13)
+    assert result.power == pytest.approx(_power_reference(variance, mde, alpha, tests, 0.0), abs=1e-6)
+    assert result.target_power == pytest.approx(target, abs=1e-12)
+    assert result.scaling_factor == pytest.approx(scale, abs=1e-6)
+    assert result.additional_units == math.ceil(scale * 10_000)
+    assert result.days_needed == math.ceil(math.ceil(scale * 10_000) / 1000)
+
+
+QUANTILE_CONTROL = {"n": 2000, "nu": 0.9, "quantile": 12.0, "lower": 11.4, "upper": 12.7, "nstar": 1600}
+QUANTILE_TREATMENT = {"n": 2100, "nu": 0.9, "quantile": 11.1, "lower": 10.6, "upper": 11.7, "nstar": 1600}
+
+
+def _quantile_unit_variance(arm: dict) -> float:
+    """v = (n*/n)(n − 1)((U − L)/2z)², z = Φ⁻¹(0.975)."""
+    z = stats.norm.ppf(0.975)
+    return arm["nstar"] / arm["n"] * (arm["n"] - 1) * ((arm["upper"] - arm["lower"]) / (2 * z)) ** 2
+
+
+def _quantile_reference(treatment: dict, control: dict, *, relative: bool):
+    """(estimate, se, Welch df) of the quantile difference from the closed forms of spec/analysis.md §2."""
+    v_t, v_c = _quantile_unit_variance(treatment), _quantile_unit_variance(control)
+    a, b = v_t / treatment["n"], v_c / control["n"]
+    df = (a + b) ** 2 / (a**2 / (treatment["n"] - 1) + b**2 / (control["n"] - 1))
+    q_t, q_c = treatment["quantile"], control["quantile"]
+    if not relative:
+        return q_t - q_c, math.sqrt(a + b), df
+    return (q_t - q_c) / q_c, math.sqrt(a / q_c**2 + q_t**2 * b / q_c**4), df
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_the_unit_quantile_p_value_and_interval_against_the_closed_form(relative):
+    estimate, se, df = _quantile_reference(QUANTILE_TREATMENT, QUANTILE_CONTROL, relative=relative)
+
+    result = frequentist_test(
+        QuantileStatistic(**QUANTILE_TREATMENT), QuantileStatistic(**QUANTILE_CONTROL), relative=relative
+    )
+
+    assert result.effect == pytest.approx(estimate, abs=1e-12)
+    assert result.p_value == pytest.approx(2 * stats.t.sf(abs(estimate / se), df), abs=1e-6)
+    assert result.ci == pytest.approx(stats.t.interval(0.95, df, loc=estimate, scale=se), abs=1e-6)
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_the_bayesian_quantile_result_against_the_closed_form_posterior(relative):
+    estimate, se, _df = _quantile_reference(QUANTILE_TREATMENT, QUANTILE_CONTROL, relative=relative)
+    treatment, control = QuantileStatistic(**QUANTILE_TREATMENT), QuantileStatistic(**QUANTILE_CONTROL)
+
+    flat = bayesian_test(treatment, control, relative=relative)
+    informed = bayesian_test(treatment, control, relative=relative, prior=GaussianPrior(mean=0.01, stddev=0.04))
+
+    assert flat.chance_to_win == pytest.approx(stats.norm.cdf(estimate / se), abs=1e-6)
+    assert flat.ci == pytest.approx(stats.norm.interval(0.95, estimate, se), abs=1e-6)
+    scale = 1 if relative else QUANTILE_CONTROL["quantile"]
+    mean, sd = _normal_normal_posterior(estimate, se**2, 0.01 * scale, (0.04 * scale) ** 2)
+    assert (informed.effect, informed.se) == (pytest.approx(mean, abs=1e-9), pytest.approx(sd, abs=1e-9))
+    assert informed.chance_to_win == pytest.approx(stats.norm.cdf(mean / sd), abs=1e-6)
+    assert informed.ci == pytest.approx(stats.norm.interval(0.95, mean, sd), abs=1e-6)
+    assert informed.risk == pytest.approx(
+        (mean * stats.norm.cdf(mean / sd) + sd * stats.norm.pdf(mean / sd),
+         -mean * stats.norm.cdf(-mean / sd) + sd * stats.norm.pdf(mean / sd)),
+        abs=1e-6,
+    )  # fmt: skip
+
+
+def _event_quantile_arm(rng, units: int, scale: float) -> tuple[dict, float]:
+    """Raw events (1–12 per unit, lognormal values correlated within a unit) summarised as the database does for an
+    event-level P75, and q̂'s variance computed without the engine: the cluster-robust (sandwich) variance of the
+    share of events at or below q̂, K/(K − 1)·Σ(S_i − p̂N_i)²/(ΣN)², over the density at q̂ squared."""
+    nu = 0.75
+    counts = rng.integers(1, 13, size=units)
+    unit_effect = rng.normal(0, 0.6, size=units)  # values within a unit are correlated: clustering matters
+    values = [np.exp(unit_effect[i] + rng.normal(0, 0.5, size=count)) * scale for i, count in enumerate(counts)]
+    everything = np.concatenate(values)
+    n = everything.size
+    nstar = n
+    z = stats.norm.ppf(0.975)
+    half_width = z * math.sqrt(nu * (1 - nu) / nstar)
+    quantile, lower, upper = np.quantile(everything, [nu, nu - half_width, nu + half_width])
+    below = np.array([np.sum(unit_values <= quantile) for unit_values in values], dtype=float)
+    arm = {
+        "n": n, "nu": nu, "quantile": float(quantile), "lower": float(lower), "upper": float(upper), "nstar": nstar,
+        "n_clusters": units, "sum": below.sum(), "sum_squares": (below**2).sum(), "denominator_sum": counts.sum(),
+        "denominator_sum_squares": (counts.astype(float) ** 2).sum(),
+        "numerator_denominator_sum_product": (below * counts).sum(),
+    }  # fmt: skip
+    share = below.sum() / counts.sum()
+    sandwich = units / (units - 1) * np.sum((below - share * counts) ** 2) / counts.sum() ** 2
+    # 1/f(q)² from the bounds: (U − L)/2z ≈ √(ν(1 − ν)/n*)/f, with GrowthBook's (n − 1)/n small-sample factor.
+    inverse_density_squared = ((upper - lower) / (2 * z)) ** 2 * nstar / (nu * (1 - nu)) * (n - 1) / n
+    return arm, float(inverse_density_squared * sandwich)
+
+
+def test_the_event_quantile_variance_with_several_events_per_unit_is_the_cluster_robust_one():
+    rng = np.random.default_rng(20250101)
+    control, control_variance = _event_quantile_arm(rng, 800, 1.0)
+    treatment, treatment_variance = _event_quantile_arm(rng, 850, 1.1)
+    assert control["n"] > 3 * control["n_clusters"]  # several events per unit
+
+    control_statistic = QuantileClusteredStatistic(**control)
+    treatment_statistic = QuantileClusteredStatistic(**treatment)
+
+    assert control_statistic.variance / control["n"] == pytest.approx(control_variance, rel=1e-9)
+    assert treatment_statistic.variance / treatment["n"] == pytest.approx(treatment_variance, rel=1e-9)
+    # Clustering widens the interval over treating every event as independent.
+    unclustered = QuantileStatistic(**{key: control[key] for key in ("n", "nu", "quantile", "lower", "upper", "nstar")})
+    assert control_statistic.variance > 1.5 * unclustered.variance
+    result = frequentist_test(treatment_statistic, control_statistic, relative=False)
+    estimate = treatment["quantile"] - control["quantile"]
+    se = math.sqrt(treatment_variance + control_variance)
+    a, b = treatment_variance, control_variance
+    df = (a + b) ** 2 / (a**2 / (treatment["n"] - 1) + b**2 / (control["n"] - 1))
+    assert result.p_value == pytest.approx(2 * stats.t.sf(abs(estimate / se), df), abs=1e-6)
+    assert result.ci == pytest.approx(stats.t.interval(0.95, df, loc=estimate, scale=se), abs=1e-6)
+
+
+def test_the_package_exports_the_analysis_statistics_and_documents_each_with_its_fields_and_submodule():
+    import dataclasses
+
+    import experiments.stats as package
+    from experiments.stats import (  # noqa: F401 (the import is the check)
+        BanditArm,
+        GaussianPrior,
+        MetricPrior,
+        MidExperimentPower,
+        QuantileClusteredStatistic,
+        QuantileStatistic,
+        RatioCupedStatistic,
+        bandit_weights,
+        experiment_wide_correction,
+        flag_percentages,
+        health_findings,
+        mid_experiment_power,
+        multiple_exposures_summary,
+        period_weighted_row,
+        ratio_cuped_comparison,
+        srm_status,
+    )
+
+    bullets = package.__doc__.split("\n- ")
+    for name in package.__all__:
+        value = getattr(package, name)
+        if not callable(value):
+            continue  # constants (failure codes, choice tuples)
+        # The bullet that lists its fields or arguments, else the one that names it.
+        bullet = next((bullet for bullet in bullets if re.search(rf"\b{name}\(", bullet)), None) or next(
+            (bullet for bullet in bullets if re.search(rf"\b{name}\b", bullet)), None
+        )
+        assert bullet is not None, f"{name} is not listed in the package docstring"
+        assert f"[{value.__module__.rsplit('.', 1)[1]}]" in bullet, f"{name}'s submodule is not named"
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                assert field.name in bullet, f"{name}.{field.name} is not listed"

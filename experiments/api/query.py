@@ -8,16 +8,16 @@ from rest_framework.response import Response
 
 from experiments import messages
 from experiments.api.serializers.results import QUERY_RESULT
+from experiments.api.serializers.typed_json import MetricField
 from experiments.models import Experiment
 from experiments.results.query import EXPERIMENT_QUERY, QUERY_KINDS, experiment_query_run
 from experiments_api.routing import ProjectScopedViewSet
-from experiments_api.serializers import JSONObjectField
 
 
 class ExperimentQueryNodeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=QUERY_KINDS)
     experiment_id = serializers.IntegerField()
-    metric = JSONObjectField(required=False, help_text="Required for an ExperimentQuery.")
+    metric = MetricField(required=False, help_text="Required for an ExperimentQuery.")
 
     def validate(self, attrs: dict) -> dict:
         if attrs["kind"] == EXPERIMENT_QUERY and not isinstance(attrs.get("metric"), dict):

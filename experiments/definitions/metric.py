@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from experiments import messages
+from experiments.stats.config import MetricPrior, StatsConfigError, parse_prior
 from experiments_api.exceptions import DomainError
 
 METRIC_KIND = "ExperimentMetric"
@@ -161,6 +162,8 @@ class MetricDefinition:
     definition: MeanMetric | QuantileMetric | FunnelMetric | RatioMetric | RetentionMetric
     conversion_window: dt.timedelta | None
     breakdowns: tuple[Breakdown, ...] = ()
+    # The metric's own Bayesian prior, replacing the experiment's `stats_config.bayesian.prior`; None: no override.
+    prior: MetricPrior | None = None
 
 
 def _is_int(value: object) -> bool:
@@ -287,6 +290,18 @@ def _breakdowns(metric: dict) -> tuple[Breakdown, ...]:
     return tuple(_breakdown(item, index) for index, item in enumerate(raw))
 
 
+def _prior(metric: dict) -> MetricPrior | None:
+    """`prior: {proper, mean, stddev}` on the relative lift, as in `stats_config.bayesian.prior`; `proper: false`
+    makes this metric's prior flat whatever the experiment's default."""
+    raw = metric.get("prior")
+    if raw is None:
+        return None
+    try:
+        return MetricPrior(prior=parse_prior(raw, "prior"))
+    except StatsConfigError as error:
+        raise MetricProblem(error.message) from None
+
+
 def _percentile(metric: dict, key: str) -> float | None:
     value = metric.get(key)
     if value is None:
@@ -408,6 +423,7 @@ def parse_metric_definition(metric: object) -> MetricDefinition:
         definition=METRIC_PARSERS[metric_type](metric),
         conversion_window=conversion_window,
         breakdowns=breakdowns,
+        prior=_prior(metric),
     )
 
 

@@ -25,7 +25,7 @@ from experiments.definitions.metric import (
     parse_metric_definition,
     parse_property_filters,
 )
-from experiments.stats.config import StatsConfig, StatsConfigError
+from experiments.stats.config import MetricPrior, StatsConfig, StatsConfigError
 from experiments_api.exceptions import DomainError
 
 __all__ = [
@@ -83,6 +83,7 @@ class MetricSpec:
     conversion_window: dt.timedelta | None
     cuped_lookback: dt.timedelta | None  # None when CUPED is off or the metric type has no covariate
     breakdowns: tuple[Breakdown, ...] = ()
+    prior: MetricPrior | None = None  # the metric's own Bayesian prior (None: the experiment's)
 
 
 def _cohort_filter(property_filter: PropertyFilter, what: str) -> PropertyFilter:
@@ -192,4 +193,5 @@ def parse_metric(metric, *, stats_config) -> MetricSpec:
         conversion_window=parsed.conversion_window,
         cuped_lookback=_cuped_lookback(stats_config, parsed.metric_type, definition),
         breakdowns=parsed.breakdowns,
+        prior=parsed.prior,
     )

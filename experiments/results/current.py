@@ -77,6 +77,7 @@ def _breakdown_results(experiment: Experiment, statistics: DailyStatistics, inde
             metric_type=statistics.spec.metric_type,
             stats_config=experiment.stats_config,
             baseline_key=baseline_key(experiment),
+            metric_prior=statistics.spec.prior,
         )
         items.append({"breakdown_value": list(segment.breakdown_value), **result, "exploratory": True})
     tested = [
@@ -107,6 +108,7 @@ def _assemble(
         metric_type=statistics.spec.metric_type,
         stats_config=experiment.stats_config,
         baseline_key=baseline_key(experiment),
+        metric_prior=statistics.spec.prior,
     )
     if statistics.spec.breakdowns:
         result["breakdown_results"] = _breakdown_results(experiment, statistics, index)

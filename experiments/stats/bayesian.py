@@ -10,6 +10,10 @@ from .effects import EffectEstimate, estimate_effect, relative_denominator
 from .statistics import Statistic
 
 DEFAULT_PRIOR_STDDEV = 0.3
+# A prior's |mean| and its stddev's range, so that its variance (and its rescaling to an absolute effect) stays a
+# positive finite float: stddev² of 1e200 raises OverflowError, of 1e-200 is 0.
+PRIOR_MAX_ABS_MEAN = 1e100
+PRIOR_STDDEV_RANGE = (1e-100, 1e100)
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,11 @@ class GaussianPrior:
     def on_effect_scale(self, control_mean: float, *, relative: bool) -> tuple[float, float]:
         """(prior mean, prior variance) on the scale of the effect being tested."""
         if relative:
-            return self.mean, self.stddev**2
+            return self.mean, self.stddev * self.stddev
         if control_mean == 0:
             raise ValueError("A proper prior on an absolute effect needs a non-zero control mean.")
-        return self.mean * abs(control_mean), self.stddev**2 * control_mean**2
+        scale = abs(control_mean)
+        return self.mean * scale, (self.stddev * scale) * (self.stddev * scale)
 
 
 @dataclass(frozen=True)

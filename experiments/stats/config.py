@@ -4,14 +4,14 @@
 `stats_config`) and when results are computed, so a config that was accepted always computes.
 """
 
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from experiments import messages
 
-from .bayesian import DEFAULT_PRIOR_STDDEV, GaussianPrior
+from .bayesian import DEFAULT_PRIOR_STDDEV, PRIOR_MAX_ABS_MEAN, PRIOR_STDDEV_RANGE, GaussianPrior
 from .frequentist import ALTERNATIVES
 from .methods import DEFAULT_STATS_METHOD, STATS_METHODS
 from .multiple_testing import MULTIPLE_TESTING_METHODS
@@ -66,7 +66,7 @@ def _method(stats_config: Mapping) -> str:
     method = stats_config.get("method")
     if method in (None, ""):
         return DEFAULT_STATS_METHOD
-    if method not in STATS_METHODS:
+    if not isinstance(method, str) or method not in STATS_METHODS:
         raise StatsConfigError(messages.INVALID_STATS_METHOD.format(method=method))
     return method
 
@@ -105,12 +105,21 @@ def parse_prior(raw: Any, path: str) -> GaussianPrior | None:
     if not isinstance(proper, bool):
         raise StatsConfigError(messages.PRIOR_PROPER_NOT_BOOLEAN.format(path=path))
     mean = raw.get("mean", 0.0)
-    if not (_is_number(mean) and math.isfinite(mean)):
+    if not (_is_number(mean) and abs(mean) <= PRIOR_MAX_ABS_MEAN):
         raise StatsConfigError(messages.PRIOR_MEAN_INVALID.format(path=path))
     stddev = raw.get("stddev", DEFAULT_PRIOR_STDDEV)
-    if not (_is_number(stddev) and math.isfinite(stddev) and stddev > 0):
+    low, high = PRIOR_STDDEV_RANGE
+    if not (_is_number(stddev) and low <= stddev <= high):
         raise StatsConfigError(messages.PRIOR_STDDEV_INVALID.format(path=path))
     return GaussianPrior(mean=float(mean), stddev=float(stddev)) if proper else None
+
+
+@dataclass(frozen=True)
+class MetricPrior:
+    """A metric's own `prior` (GrowthBook's metric-level priorSettings): it replaces the experiment's
+    `stats_config.bayesian.prior` for that metric; `prior` None is a flat one (`proper: false`)."""
+
+    prior: GaussianPrior | None
 
 
 def _alternative(frequentist: Mapping, sequential: bool, alpha: float) -> str:
@@ -192,3 +201,7 @@ class StatsConfig:
             experiment_wide_correction=experiment_wide,
             correct_secondary_metrics=correct_secondary,
         )
+
+    def for_metric(self, metric_prior: MetricPrior | None) -> "StatsConfig":
+        """This config with the metric's own prior in place of the experiment's (unchanged without one)."""
+        return self if metric_prior is None else dataclasses.replace(self, prior=metric_prior.prior)

@@ -14,7 +14,9 @@ from experiments import messages
 from .health import SRM_P_VALUE_THRESHOLD
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
+SEVERITIES = (CRITICAL, WARNING, INFO)
 HEALTHY, UNHEALTHY, NOT_ENOUGH_TRAFFIC = "healthy", "unhealthy", "not-enough-traffic"
+HEALTH_STATUSES = (HEALTHY, UNHEALTHY, NOT_ENOUGH_TRAFFIC)
 MULTIPLE_SHARE_THRESHOLD = 0.01
 MULTIPLE_MIN_UNITS = 10
 SRM_MIN_UNITS_PER_VARIANT = 8
@@ -98,7 +100,7 @@ def health_findings(
         findings.append(HealthFinding(NO_METRIC, WARNING, MESSAGES[NO_METRIC]))
     if running:
         findings.extend(_flag_findings(flag_active, variant_percentages))
-    order = {CRITICAL: 0, WARNING: 1, INFO: 2}
+    order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
     return [asdict(finding) for finding in sorted(findings, key=lambda finding: order[finding.severity])]
 
 

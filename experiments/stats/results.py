@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 
-from .config import StatsConfig
+from .config import MetricPrior, StatsConfig
 from .cuped import CupedStatistic, cuped_adjust
 from .effects import Comparison, compare
 from .health import RATIO_METRIC_TYPES, validation_failures
@@ -134,16 +134,18 @@ def compute_metric_result(
     stats_config: Mapping | None,
     baseline_key: str = "control",
     cuped: bool | None = None,
+    metric_prior: MetricPrior | None = None,
 ) -> dict:
     """`{"baseline": {...}, "variant_results": [...]}` for one metric, variants in input order.
 
     Every row keeps its base fields plus `validation_failures`; only a variant without failures, against a
     baseline without failures, gets the inferential fields of the configured method. `cuped` overrides
     `stats_config["cuped"]["enabled"]`; it applies to mean, funnel and ratio metrics whose rows carry covariates
-    (`COVARIATE_FIELDS`, for a ratio `RATIO_COVARIATE_FIELDS`).
+    (`COVARIATE_FIELDS`, for a ratio `RATIO_COVARIATE_FIELDS`). `metric_prior`, the metric's own prior, replaces
+    `stats_config.bayesian.prior`.
     """
     _check_inputs(variants, metric_type, baseline_key)
-    config = StatsConfig.from_dict(stats_config)
+    config = StatsConfig.from_dict(stats_config).for_metric(metric_prior)
     use_cuped = config.cuped if cuped is None else cuped
     baseline = next(variant for variant in variants if variant["key"] == baseline_key)
     baseline_failures = validation_failures(baseline, metric_type=metric_type, is_baseline=True)

@@ -166,6 +166,7 @@ SPECTACULAR_SETTINGS = {
         "TimeseriesStatusEnum": "experiments.api.serializers.results.TIMESERIES_STATUSES",
         "ActiveRecalculationStatusEnum": "experiments.models.ACTIVE_RECALCULATION_STATUSES",
         "RecalculationStatusEnum": "experiments.models.RecalculationStatus",
+        "HealthStatusEnum": "experiments.stats.health_checks.HEALTH_STATUSES",
     },
 }
 

@@ -11,6 +11,7 @@ from experiments.api.serializers.representation import (
     shown_metrics,
     shown_parameters,
 )
+from experiments.api.serializers.typed_json import MetricListField, ParametersField, StatsConfigField
 from experiments.definitions import experiment as experiment_definitions
 from experiments.definitions.bandit import (
     BanditProblem,
@@ -34,7 +35,6 @@ from experiments_api.serializers import (
     JSONObjectField,
     JSONObjectListField,
     JSONStringListField,
-    StoredJSONObjectField,
     UserBasicSerializer,
 )
 from flags.models import FeatureFlag
@@ -106,13 +106,13 @@ class ExperimentSerializer(FastReadMixin, serializers.ModelSerializer):
     saved_metrics = ExperimentToSavedMetricSerializer(source="saved_metric_links", many=True, read_only=True)
     saved_metrics_ids = JSONObjectListField(write_only=True, required=False, allow_null=True, initial=list)
     created_by = UserBasicSerializer(read_only=True, allow_null=True)
-    parameters = JSONObjectField(required=False, allow_null=True, initial=dict)
+    parameters = ParametersField(required=False, allow_null=True, initial=dict)
     filters = JSONObjectField(required=False, initial=dict)
     secondary_metrics = JSONObjectListField(required=False, allow_null=True, initial=list)
     exposure_criteria = JSONObjectField(required=False, allow_null=True, initial=dict)
-    metrics = JSONObjectListField(required=False, initial=list)
-    metrics_secondary = JSONObjectListField(required=False, initial=list)
-    stats_config = StoredJSONObjectField(required=False, initial=dict)
+    metrics = MetricListField(required=False, initial=list)
+    metrics_secondary = MetricListField(required=False, initial=list)
+    stats_config = StatsConfigField(required=False, initial=dict)
     scheduling_config = JSONObjectField(required=False, allow_null=True, initial=dict)
     primary_metrics_ordered_uuids = JSONStringListField(required=False, allow_null=True, initial=list)
     secondary_metrics_ordered_uuids = JSONStringListField(required=False, allow_null=True, initial=list)

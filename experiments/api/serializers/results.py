@@ -1,27 +1,31 @@
 """Response shapes of the results endpoints (timeseries, recalculations, query kinds), for the OpenAPI schema.
 
 The views answer plain dicts built by `experiments.results`; these serializers only document them, and the test
-suite checks every response against the schema they produce.
+suite checks every response against the schema they produce. Result objects are closed (`ClosedSchema`): a key the
+engine adds without declaring it here fails that check.
 """
 
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
+from experiments.api.serializers.typed_json import MetricField
 from experiments.models import ACTIVE_RECALCULATION_STATUSES, RecalculationStatus, RecalculationTrigger
 from experiments.results.query import EXPERIMENT_QUERY, EXPOSURE_QUERY
+from experiments.stats.health_checks import HEALTH_STATUSES, MESSAGES, SEVERITIES
 from experiments.stats.multiple_testing import MULTIPLE_TESTING_METHODS
+from experiments_api.schema import ClosedSchema
 
 # Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], so generated SDKs get one readable enum per choice set.
 TIMESERIES_STATUSES = ["pending", "failed", "completed", "partial"]
 
 
-class SampleRatioMismatchSerializer(serializers.Serializer):
+class SampleRatioMismatchSerializer(ClosedSchema, serializers.Serializer):
     p_value = serializers.FloatField()
     mismatch = serializers.BooleanField()
     sufficient_data = serializers.BooleanField()
 
 
-class VariantResultSerializer(serializers.Serializer):
+class VariantResultSerializer(ClosedSchema, serializers.Serializer):
     """A variant's sums, the failures that keep it from being tested, and the configured test's inference."""
 
     key = serializers.CharField()
@@ -69,7 +73,7 @@ class VariantResultSerializer(serializers.Serializer):
     significant = serializers.BooleanField(required=False)
 
 
-class ExperimentWideCorrectionSerializer(serializers.Serializer):
+class ExperimentWideCorrectionSerializer(ClosedSchema, serializers.Serializer):
     """`stats_config.multiple_testing`: the p-values of every primary (and with `include_secondary` secondary)
     metric × test variant corrected together, from the family's results of the same day."""
 
@@ -82,10 +86,61 @@ class ExperimentWideCorrectionSerializer(serializers.Serializer):
     )
 
 
-class MetricResultSerializer(serializers.Serializer):
+class HealthFindingSerializer(ClosedSchema, serializers.Serializer):
+    code = serializers.ChoiceField(choices=list(MESSAGES))
+    severity = serializers.ChoiceField(choices=SEVERITIES)
+    message = serializers.CharField()
+
+
+class HealthSampleRatioMismatchSerializer(ClosedSchema, serializers.Serializer):
+    """Chi-square test of the units per variant against the flag's split (a bandit's: its changing weights)."""
+
+    p_value = serializers.FloatField()
+    expected = serializers.DictField(child=serializers.FloatField(), help_text="Expected units per variant.")
+    observed = serializers.DictField(child=serializers.IntegerField(), help_text="Units per variant.")
+    status = serializers.ChoiceField(
+        choices=HEALTH_STATUSES, help_text="not-enough-traffic below 8 units per variant; unhealthy at p < 0.001."
+    )
+
+
+class MultipleExposuresSerializer(ClosedSchema, serializers.Serializer):
+    count = serializers.IntegerField(help_text="Units exposed to more than one variant.")
+    share = serializers.FloatField(help_text="Their share of all exposed units.")
+    status = serializers.ChoiceField(
+        choices=HEALTH_STATUSES, help_text="not-enough-traffic below 10 units; unhealthy from a 1% share."
+    )
+
+
+class ResultHealthSerializer(ClosedSchema, serializers.Serializer):
+    """The health checks of a result, most severe finding first."""
+
+    findings = HealthFindingSerializer(many=True)
+    srm = HealthSampleRatioMismatchSerializer(allow_null=True, help_text="Null with fewer than two variants.")
+    multiple_exposures = MultipleExposuresSerializer()
+
+
+class BreakdownResultSerializer(ClosedSchema, serializers.Serializer):
+    """One segment analysed as its own A/B test; frequentist p-values are corrected across segments × test variants
+    (`p_value_adjusted`)."""
+
+    breakdown_value = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The segment's value of each breakdown, in breakdowns order ($$_posthog_breakdown_null_$$ for no "
+        "value, $$_posthog_breakdown_other_$$ for the segments grouped beyond the top ones).",
+    )
     baseline = VariantResultSerializer()
     variant_results = VariantResultSerializer(many=True)
+    exploratory = serializers.BooleanField(help_text="Always true: segments are for exploration, not decisions.")
+
+
+class MetricResultSerializer(ClosedSchema, serializers.Serializer):
+    baseline = VariantResultSerializer()
+    variant_results = VariantResultSerializer(many=True)
+    breakdown_results = BreakdownResultSerializer(
+        many=True, required=False, help_text="Present for a metric with `breakdownFilter.breakdowns`."
+    )
     sample_ratio_mismatch = SampleRatioMismatchSerializer(allow_null=True)
+    health = ResultHealthSerializer(required=False, help_text="Absent from results stored before health checks.")
     experiment_wide_correction = ExperimentWideCorrectionSerializer(
         required=False, help_text="Present for a metric of the experiment-wide correction's family."
     )
@@ -129,7 +184,7 @@ class MetricsRecalculationSerializer(serializers.Serializer):
 
 class ExperimentQueryResultSerializer(MetricResultSerializer):
     kind = serializers.ChoiceField(choices=[EXPERIMENT_QUERY])
-    metric = serializers.DictField()
+    metric = MetricField()
 
 
 class ExposureSeriesSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from experiments import messages
+from experiments.api.serializers.typed_json import MetricField
 from experiments.definitions.metric import validate_experiment_metric
 from experiments.models import ExperimentSavedMetric
 from experiments_api.exceptions import DomainError
@@ -11,7 +12,7 @@ from flags.serializers import TAG_MAX_LENGTH
 
 
 class ExperimentSavedMetricSerializer(serializers.ModelSerializer):
-    query = JSONObjectField(initial=dict)
+    query = MetricField(initial=dict)
     metadata = JSONObjectField(required=False, allow_null=True, initial=dict)
     tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX_LENGTH), required=False)
     created_by = UserBasicSerializer(read_only=True, allow_null=True)
