@@ -9,6 +9,7 @@ from django.db import connection
 
 from events.models import Event
 from events.validation import ValidEvent
+from experiments_api.statements import prepared_cursor
 
 # A uuid already stored within this distance of an event's timestamp makes the event a re-send. Re-sends carry the
 # same uuid and event timestamp, but the skew correction is measured anew at each send, so the corrected
@@ -107,10 +108,11 @@ def events_store(*, project_id: int, events: Sequence[ValidEvent], created_at: d
     """Insert the events not stored yet and widen their names' definitions; returns how many were inserted."""
     if not events:
         return 0
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
             return _events_store_row_by_row(cursor, project_id=project_id, events=events, created_at=created_at)
-        params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
+    params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
+    with prepared_cursor() as cursor:
         cursor.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
         return cursor.fetchone()[0]
 
