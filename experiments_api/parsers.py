@@ -18,7 +18,7 @@ MAX_JSON_DEPTH = 64
 JSON_TOO_DEEP = messages.JSON_NESTED_TOO_DEEP.format(limit=MAX_JSON_DEPTH)
 # orjson reads an integer outside 64 bits as a float; a run of 19 digits (the shortest such integer) sends the body
 # to the standard library's parser, which keeps every integer exact (also for digits inside strings: only slower).
-# Found by mapping digits to "9" and every other byte to " " (a regex is ten times slower on event batches).
+# Found by mapping digits to "9" and every other byte to " " (a regex search takes about 30 times as long).
 _DIGITS_ONLY = bytes(ord("9") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
 _LONG_DIGIT_RUN = b"9" * 19
 
