@@ -36,6 +36,8 @@ from experiments_api.models import Organization, Project  # noqa: E402
 from persons.models import person_uuid  # noqa: E402
 
 BATCH_SIZE = 100
+# A worker loads Django on its first request: on a loaded machine that can take longer than a batch ever does.
+WORKER_START_TIMEOUT = 180
 GOAL_RATIO = 0.30
 EVENT_NAMES = ["$pageview", "$pageview", "$pageview", "$feature_flag_called", "purchase", "$autocapture"]
 # The person-processing mix of the issue: the rest (70%) are anonymous, personless events.
@@ -152,7 +154,7 @@ def warm_up(port: int, token: str, workers: int) -> None:
     """Each worker loads Django and opens its database connection before the clock starts (no events stored)."""
     body = json.dumps({"api_key": token, "batch": []}).encode()
     for _ in range(workers * 4):
-        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=WORKER_START_TIMEOUT)
         post(connection_, body)
         connection_.close()
 

@@ -9,12 +9,23 @@ Dropping a month of old data is `DROP TABLE events_event_pYYYYMM`.
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
 EVENT_TABLE = "events_event"
 DEFAULT_PARTITION = "events_event_default"
 # Serialises partition creation across processes (pg_advisory_xact_lock key).
 PARTITION_LOCK_KEY = 7_415_001
+# CREATE TABLE met a name already taken: duplicate_table (committed before it looked), unique_violation (on the
+# catalogue's unique index, committed while it waited).
+NAME_TAKEN_SQLSTATES = frozenset({"42P07", "23505"})
+# Whether a partition of the event table by that name exists, read from the catalogue with the statement's snapshot.
+_PARTITION_EXISTS_SQL = f"""
+    SELECT EXISTS (
+        SELECT 1 FROM pg_inherits JOIN pg_class ON pg_class.oid = pg_inherits.inhrelid
+        WHERE pg_inherits.inhparent = '{EVENT_TABLE}'::regclass AND pg_class.relname = %s
+          AND pg_class.relnamespace = current_schema()::regnamespace
+    )
+"""
 # Partitions this process has seen committed; a miss costs one catalogue lookup.
 _known_partitions: set[str] = set()
 
@@ -54,22 +65,36 @@ def event_partitions_ensure(timestamps: Iterable[datetime]) -> None:
 
 
 def _partition_create(name: str, start: datetime) -> None:
-    lower, upper = start.isoformat(), next_month(start).isoformat()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK_KEY])
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-        if not cursor.fetchone()[0]:
-            cursor.execute(
-                f'SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE "timestamp" >= %s AND "timestamp" < %s)',
-                [start, next_month(start)],
-            )
-            if cursor.fetchone()[0]:
-                _partition_create_from_default(cursor, name, lower, upper)
-            else:
-                cursor.execute(
-                    f"CREATE TABLE {name} PARTITION OF {EVENT_TABLE} FOR VALUES FROM ('{lower}') TO ('{upper}')"
-                )
+    """Create the partition unless another process has: under the creation lock, its existence is read from
+    pg_class with the statement's own snapshot (which sees every creation committed before the lock was granted);
+    a CREATE that still meets the name (a partition created without the lock) counts as created once the
+    table is found attached (42P07, or 23505 on the catalogue's unique index when that creation was still running)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK_KEY])
+            cursor.execute(_PARTITION_EXISTS_SQL, [name])
+            if not cursor.fetchone()[0]:
+                _partition_create_locked(cursor, name, start)
+    except (ProgrammingError, IntegrityError) as error:
+        if getattr(error.__cause__, "sqlstate", None) not in NAME_TAKEN_SQLSTATES:
+            raise
+        with connection.cursor() as cursor:
+            cursor.execute(_PARTITION_EXISTS_SQL, [name])
+            if not cursor.fetchone()[0]:
+                raise
     _remember_on_commit({name})
+
+
+def _partition_create_locked(cursor, name: str, start: datetime) -> None:
+    lower, upper = start.isoformat(), next_month(start).isoformat()
+    cursor.execute(
+        f'SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE "timestamp" >= %s AND "timestamp" < %s)',
+        [start, next_month(start)],
+    )
+    if cursor.fetchone()[0]:
+        _partition_create_from_default(cursor, name, lower, upper)
+    else:
+        cursor.execute(f"CREATE TABLE {name} PARTITION OF {EVENT_TABLE} FOR VALUES FROM ('{lower}') TO ('{upper}')")
 
 
 def _partition_create_from_default(cursor, name: str, lower: str, upper: str) -> None:

@@ -4,10 +4,12 @@ statement per batch, re-sent events skipped."""
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import orjson
 from django.db import connection
 
 from events.models import Event
-from events.validation import JSON_ENCODER, ValidEvent
+from events.validation import ValidEvent
+from experiments_api.statements import prepared_cursor
 
 # A uuid already stored within this distance of an event's timestamp makes the event a re-send. Re-sends carry the
 # same uuid and event timestamp, but the skew correction is measured anew at each send, so the corrected
@@ -106,10 +108,11 @@ def events_store(*, project_id: int, events: Sequence[ValidEvent], created_at: d
     """Insert the events not stored yet and widen their names' definitions; returns how many were inserted."""
     if not events:
         return 0
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
             return _events_store_row_by_row(cursor, project_id=project_id, events=events, created_at=created_at)
-        params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
+    params = {"project_id": project_id, "created_at": created_at, "window": DEDUP_WINDOW}
+    with prepared_cursor() as cursor:
         cursor.execute(_STORE_JSON_SQL, {**params, "batch": _batch_json(events)})
         return cursor.fetchone()[0]
 
@@ -147,14 +150,19 @@ def events_copy_store(*, project_id: int, events: Sequence[ValidEvent], created_
 def _batch_json(events: Sequence[ValidEvent]) -> str:
     """The events as a JSON array of {uuid, event, distinct_id, ts, properties, person_id}; properties are already
     JSON."""
-    rows = (
-        f'{{"uuid":"{event.uuid}","event":{JSON_ENCODER.encode(event.event)},'
-        f'"distinct_id":{JSON_ENCODER.encode(event.distinct_id)},'
-        f'"ts":"{event.timestamp.isoformat()}","properties":{event.properties_json},'
-        f'"person_id":"{event.person_id}"}}'
-        for event in events
-    )
-    return "[" + ",".join(rows) + "]"
+    return orjson.dumps(
+        [
+            {
+                "uuid": event.uuid,
+                "event": event.event,
+                "distinct_id": event.distinct_id,
+                "ts": event.timestamp,
+                "properties": orjson.Fragment(event.properties_json),
+                "person_id": event.person_id,
+            }
+            for event in events
+        ]
+    ).decode()
 
 
 def _events_store_row_by_row(cursor, *, project_id: int, events: Sequence[ValidEvent], created_at: datetime) -> int:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from events import messages
 from persons.properties import PERSONLESS, PersonUpdate, person_update_for
 
@@ -128,13 +130,24 @@ def _distinct_id(value: Any) -> str:
 
 
 def _properties_json(properties: Mapping) -> str:
+    """The properties as compact JSON. orjson encodes them when it can (ten times faster). It writes NaN and
+    Infinity as null, so output with a null is encoded again by the standard library's encoder, which refuses
+    non-finite numbers; so is what orjson refuses (integers beyond 64 bits, lone surrogates)."""
     try:
-        text = JSON_ENCODER.encode(properties)
-    except ValueError as error:
-        raise InvalidEvent(messages.PROPERTIES_NOT_FINITE) from error
-    # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 in the JSON) or lone surrogates; replace
-    # them as PostHog does.
-    if "\\u0000" in text or _UNSTORABLE_CHARACTERS.search(text):
+        text = orjson.dumps(properties).decode()
+    except orjson.JSONEncodeError:
+        text = None
+    if text is None or "null" in text:
+        try:
+            text = JSON_ENCODER.encode(properties)
+        except ValueError as error:
+            raise InvalidEvent(messages.PROPERTIES_NOT_FINITE) from error
+        # Lone surrogates (which are not valid UTF-8): only this encoder lets them through.
+        if _UNSTORABLE_CHARACTERS.search(text):
+            return JSON_ENCODER.encode(_storable_value(properties))
+    # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 by both encoders) or lone surrogates;
+    # replace them as PostHog does.
+    if "\\u0000" in text:
         text = JSON_ENCODER.encode(_storable_value(properties))
     return text
 

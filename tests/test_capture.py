@@ -437,6 +437,31 @@ def test_non_finite_numbers_are_rejected(client, project):
     assert response.json() == rejected_body(messages.PROPERTIES_NOT_FINITE)
 
 
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "Infinity", "-Infinity"])
+def test_numbers_beyond_a_double_are_rejected_as_non_finite(client, project, literal):
+    body = f'{{"api_key": "{project.api_token}", "batch": [{{"event": "x", "distinct_id": "u", "properties": '
+    body += f'{{"v": {literal}, "w": null}}}}]}}'
+
+    response = client.post("/batch/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == rejected_body(messages.PROPERTIES_NOT_FINITE)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**64, 2**64 - 1, -(2**63) - 1, -(2**63), 12345678901234567890123, 0.1, 1e-7, 2.5, None, "12345678901234567890"],
+)
+def test_numbers_are_stored_exactly(client, project, value):
+    """Integers beyond 64 bits stay integers (orjson would read them as floats), whichever parser reads the body."""
+    event = make_event(properties={"v": value, "nested": [{"v": value}]})
+
+    response = post_json(client, {"api_key": project.api_token, "batch": [event]})
+
+    assert response.status_code == 200
+    assert stored(project).get().properties == {"v": value, "nested": [{"v": value}]}
+
+
 def test_nul_characters_are_replaced_not_a_500(client, project):
     event = make_event(name="a\x00b", distinct_id="u\x00", properties={"k\x00": "v\x00", "nested": ["\x00"]})
 
