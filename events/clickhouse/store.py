@@ -155,12 +155,44 @@ def clickhouse_persons_sync(
     )
     changed = [o for old, o in current.items() if copied.get(str(old)) != str(o.new_person_id)]
     insert_blocks(client, OVERRIDES_TABLE, override_rows(changed, version=version))
+    _merged_away_delete(client, project_id=project_id, person_ids={o.old_person_id for o in changed})
     gone = [old for old in copied if old not in {str(key) for key in current}]
     revived = Person.objects.filter(project_id=project_id, uuid__in=gone).values_list("uuid", flat=True)
     deleted = [PersonOverride(project_id=project_id, old_person_id=old, new_person_id=old) for old in revived]
     for override in deleted:
         override.created_at = datetime.fromtimestamp(version / 1_000_000)
     insert_blocks(client, OVERRIDES_TABLE, override_rows(deleted, version=version, is_deleted=1))
+
+
+def _merged_away_delete(client: ClickHouseClient, *, project_id: int, person_ids: set) -> None:
+    """Persons merged into others (gone from the Django database) get deleted rows above their stored version."""
+    live = set(Person.objects.filter(project_id=project_id, uuid__in=person_ids).values_list("uuid", flat=True))
+    gone = [str(person_id) for person_id in person_ids - live]
+    if not gone:
+        return
+    stored = client.rows(
+        bind(
+            "SELECT toString(uuid), properties, is_identified, toString(created_at), version "
+            f"FROM {client.database}.{PERSONS_TABLE} WHERE project_id = %(project)s AND has(%(uuids)s, toString(uuid))",
+            {"project": project_id, "uuids": gone},
+        )
+    )
+    insert_blocks(
+        client,
+        PERSONS_TABLE,
+        (
+            {
+                "uuid": person_uuid,
+                "project_id": project_id,
+                "properties": properties,
+                "is_identified": is_identified,
+                "created_at": created_at,
+                "version": stored_version + DELETED_VERSION_STEP,
+                "is_deleted": 1,
+            }
+            for person_uuid, properties, is_identified, created_at, stored_version in stored
+        ),
+    )
 
 
 def _microseconds(moment: datetime) -> int:
