@@ -499,7 +499,7 @@ def test_a_recalculation_on_identified_traffic_stores_the_reference_of_every_day
     assert samples[0] < samples[-1]
 
 
-def test_counting_distinct_ids_would_store_other_numbers_in_the_backfill(django_capture_on_commit_callbacks):
+def test_counting_distinct_ids_would_store_other_numbers_for_identified_traffic(django_capture_on_commit_callbacks):
     """The backfill really resolves persons: the reference without them disagrees with what it stored."""
     metric = {**CASES["count"][0], "uuid": "metric-1"}
     experiment, events, setup = identified_traffic(merges="last", end=IDENTIFIED_END)

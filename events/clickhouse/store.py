@@ -246,10 +246,7 @@ def clickhouse_person_delete(
     insert_blocks(
         client,
         DISTINCT_IDS_TABLE,
-        (
-            row | deleted | {"version": row["version"] + DELETED_VERSION_STEP}
-            for row in distinct_id_rows(distinct_ids)
-        ),
+        (row | deleted | {"version": row["version"] + DELETED_VERSION_STEP} for row in distinct_id_rows(distinct_ids)),
     )
     (person_row,) = person_rows([person])
     insert_blocks(
