@@ -132,9 +132,10 @@ def clickhouse_persons_sync(
 ) -> None:
     """Copy the current persons and distinct ids of `distinct_ids`; after merges, the project's overrides too.
 
-    ClickHouse keeps an override the squash job removed from the Django database (its events there are rewritten,
-    not these); an override is deleted only when its old person is a live person again. `version` (increasing,
-    e.g. the batch's time in microseconds) makes the newest copy of an override win.
+    An override missing from the Django database is left to the squash job (clickhouse_overrides_squash deletes
+    it once ClickHouse's events are rewritten) unless its old person is a live person again: then it is deleted
+    here. Persons merged away get deleted rows. `version` (increasing, e.g. the batch's time in microseconds) makes
+    the newest copy of an override win.
     """
     rows = list(
         PersonDistinctId.objects.filter(project_id=project_id, distinct_id__in=distinct_ids).select_related("person")
