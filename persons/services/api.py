@@ -44,8 +44,8 @@ def person_delete(*, person: Person, delete_events: bool) -> None:
     redirected merged persons to it go too. With `delete_events`, its events are deleted as well.
 
     With the ClickHouse event store the same deletion is written there (deleted rows, the events removed by a
-    mutation) before the Django transaction commits: if ClickHouse fails nothing is deleted and the request can
-    be repeated; the ClickHouse writes are idempotent."""
+    mutation) before the Django transaction commits: if ClickHouse fails the Django deletion rolls back and the
+    request can be repeated (the ClickHouse writes are idempotent)."""
     with transaction.atomic():
         merged_into = list(
             PersonOverride.objects.select_for_update().filter(project_id=person.project_id, new_person_id=person.uuid)
