@@ -61,14 +61,22 @@ def event_validate(raw: Any, *, now: datetime, sent_at: datetime | None = None) 
     timestamp = corrected_timestamp(raw, now=now, sent_at=sent_at)
     if timestamp > now + FUTURE_TOLERANCE:
         raise InvalidEvent(messages.TIMESTAMP_IN_FUTURE)
+    properties_json, storable_properties = _properties_json(properties)
     return ValidEvent(
         uuid=_event_uuid(raw.get("uuid")),
         event=name,
         distinct_id=distinct_id,
         timestamp=timestamp,
-        properties_json=_properties_json(properties),
-        person=person_update_for(raw, name, properties),
+        properties_json=properties_json,
+        person=person_update_for(_storable_person_fields(raw), name, storable_properties),
     )
+
+
+def _storable_person_fields(raw: Mapping) -> Mapping:
+    """The raw event with its top-level `$set`/`$set_once` (posthog-js identify) made storable, when it has them."""
+    if "$set" not in raw and "$set_once" not in raw:
+        return raw
+    return {**raw, **{key: _storable_value(raw[key]) for key in ("$set", "$set_once") if key in raw}}
 
 
 def corrected_timestamp(raw: Mapping, *, now: datetime, sent_at: datetime | None) -> datetime:
@@ -129,27 +137,28 @@ def _distinct_id(value: Any) -> str:
     return storable_text(value)
 
 
-def _properties_json(properties: Mapping) -> str:
-    """The properties as compact JSON. orjson encodes them when it can (ten times faster). It writes NaN and
-    Infinity as null, so output with a null is encoded again by the standard library's encoder, which refuses
-    non-finite numbers; so is what orjson refuses (integers beyond 64 bits, lone surrogates)."""
+def _properties_json(properties: Mapping) -> tuple[str, Mapping]:
+    """The properties as stored (compact JSON text) and as the person step reads them (the same values). orjson
+    encodes them when it can (ten times faster). It writes NaN and Infinity as null, so output with a null is encoded
+    again by the standard library's encoder, which refuses non-finite numbers; so is what orjson refuses (integers
+    beyond 64 bits, lone surrogates)."""
     try:
         text = orjson.dumps(properties).decode()
     except orjson.JSONEncodeError:
         text = None
-    if text is None or "null" in text:
+    by_standard_encoder = text is None or "null" in text
+    if by_standard_encoder:
         try:
             text = JSON_ENCODER.encode(properties)
         except ValueError as error:
             raise InvalidEvent(messages.PROPERTIES_NOT_FINITE) from error
-        # Lone surrogates (which are not valid UTF-8): only this encoder lets them through.
-        if _UNSTORABLE_CHARACTERS.search(text):
-            return JSON_ENCODER.encode(_storable_value(properties))
-    # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 by both encoders) or lone surrogates;
-    # replace them as PostHog does.
-    if "\\u0000" in text:
-        text = JSON_ENCODER.encode(_storable_value(properties))
-    return text
+    # PostgreSQL's jsonb cannot hold NUL characters (escaped as \u0000 by both encoders) or lone surrogates (which
+    # only the standard encoder lets through); replace them as PostHog does, in the person's properties and distinct
+    # ids too.
+    if "\\u0000" in text or (by_standard_encoder and _UNSTORABLE_CHARACTERS.search(text)):
+        properties = _storable_value(properties)
+        text = JSON_ENCODER.encode(properties)
+    return text, properties
 
 
 def storable_text(text: str) -> str:

@@ -13,9 +13,9 @@ from django.db import models
 from django.utils import timezone
 
 from experiments_api.models import Project
+from persons.properties import MAX_DISTINCT_ID_LENGTH
 
 PERSON_UUID_NAMESPACE = uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22")
-MAX_DISTINCT_ID_LENGTH = 400
 
 
 def person_uuid(project_id: int, distinct_id: str) -> uuid.UUID:

@@ -5,6 +5,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The longest distinct id (the column's size; longer event distinct ids are refused at validation).
+MAX_DISTINCT_ID_LENGTH = 400
+
 IDENTIFY_EVENT = "$identify"
 CREATE_ALIAS_EVENT = "$create_alias"
 MERGE_DANGEROUSLY_EVENT = "$merge_dangerously"
@@ -116,16 +119,21 @@ PERSONLESS = PersonUpdate(process=False)
 
 
 def _object(value: Any) -> dict:
+    """`$set`/`$set_once`: an object, else nothing (PostHog would spread a string or list into keys "0", "1", …)."""
     return dict(value) if isinstance(value, Mapping) else {}
 
 
 def _merge_id(value: Any) -> str | None:
+    """The id to merge: text, or a number as text (as an event's distinct id); anything else, or text longer than
+    any distinct id, merges nothing. (PostHog turns null, objects and booleans into illegal ids such as "null",
+    "[object Object]", "true", so it refuses those merges too.)"""
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_DISTINCT_ID_LENGTH else None
 
 
 def _unset_keys(value: Any) -> tuple[str, ...]:
+    """`$unset`: a list of keys (those that are text) or an object's keys, else nothing."""
     if isinstance(value, Mapping):
         value = list(value)
     if isinstance(value, list):

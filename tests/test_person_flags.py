@@ -5,6 +5,7 @@ import json
 import uuid
 
 import pytest
+from django.test import Client
 
 from events.services import events_ingest
 from flags.evaluation import bucket_hash, variant_for
@@ -255,3 +256,85 @@ def test_the_stored_person_is_read_only_when_it_can_change_the_answer(
 
     assert response.status_code == 200
     assert response.json()["featureFlags"] == {"flag": answer}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sdk_evaluates_a_cohort_flag_locally_from_the_shipped_cohorts(live_server):
+    """With a personal API key the SDK downloads the definitions with the dynamic cohorts they use and decides a
+    cohort condition on the person properties it is given, never asking the server (`only_evaluate_locally`); a
+    static cohort cannot be decided locally, so the SDK answers nothing for it. The local answers are the
+    server's for the same persons once ingested (the server places an unknown person in no cohort)."""
+    project = ProjectFactory()
+    personal_api_key = api_key_for(member_of(project), ["feature_flag:read"])
+    big_teams = CohortFactory(
+        project=project,
+        filters={
+            "properties": {"type": "AND", "values": [{"key": "seats", "value": 10, "operator": "gt", "type": "person"}]}
+        },
+    )
+    customers = CohortFactory(
+        project=project,
+        filters={
+            "properties": {
+                "type": "OR",
+                "values": [
+                    {"type": "AND", "values": PLAN_PRO},
+                    {"type": "AND", "values": [{"key": "id", "value": big_teams.pk, "type": "cohort"}]},
+                ],
+            }
+        },
+    )
+    static = CohortFactory(project=project, is_static=True)
+    condition_flag(project, "customers-only", [{"key": "id", "value": customers.pk, "type": "cohort"}])
+    condition_flag(project, "static-only", [{"key": "id", "value": static.pk, "type": "cohort"}])
+    people = {
+        "pro": {"plan": "pro"},
+        "big-free": {"plan": "free", "seats": 25},
+        "small-free": {"plan": "free", "seats": 2},
+    }
+    client = sdk_client(live_server, project, secret_key=personal_api_key, poll_interval=300)
+    try:
+        client.load_feature_flags()
+        shipped = set(client.cohorts)
+        local, static_local = {}, {}
+        for distinct_id, properties in people.items():
+            evaluated = client.evaluate_flags(distinct_id, person_properties=properties, only_evaluate_locally=True)
+            local[distinct_id] = evaluated.get_flag("customers-only", send_feature_flag_events=False)
+            static_local[distinct_id] = evaluated.get_flag("static-only", send_feature_flag_events=False)
+    finally:
+        client.shutdown()
+
+    assert shipped == {str(customers.pk), str(big_teams.pk)}
+    assert local == {"pro": True, "big-free": True, "small-free": False}
+    assert static_local == dict.fromkeys(people)
+    for distinct_id, properties in people.items():
+        ingest(project, {"event": "$set", "distinct_id": distinct_id, "properties": {"$set": properties}})
+    remote = {}
+    for distinct_id, properties in people.items():
+        response = Client().post(
+            "/flags/?v=2",
+            json.dumps({"token": project.api_token, "distinct_id": distinct_id, "person_properties": properties}),
+            content_type="application/json",
+        )
+        remote[distinct_id] = response.json()["featureFlags"]["customers-only"]
+    assert remote == local
+
+
+@pytest.mark.django_db
+def test_decide_uses_stored_person_properties_and_sent_ones_win(client):
+    project = ProjectFactory()
+    condition_flag(project, "pro-only", PLAN_PRO)
+    ingest(project, {"event": "$set", "distinct_id": "ada", "properties": {"$set": {"plan": "pro"}}})
+
+    def decide(**body):
+        response = client.post(
+            "/decide/?v=3",
+            json.dumps({"api_key": project.api_token, **body}),
+            content_type="application/json",
+        )
+        assert response.status_code == 200
+        return response.json()["featureFlags"]["pro-only"]
+
+    assert decide(distinct_id="ada") is True
+    assert decide(distinct_id="ada", person_properties={"plan": "free"}) is False
+    assert decide(distinct_id="bob") is False

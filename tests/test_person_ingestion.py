@@ -526,3 +526,120 @@ def test_a_chain_of_merges_across_batches_ends_in_one_survivor(project):
     }
     assert "user-1" not in state["persons"]
     assert ["anon-1", "user-3"] in state["overrides"] and ["user-1", "user-3"] in state["overrides"]
+
+
+def persons_snapshot(project) -> dict:
+    """Every person of the project with its properties (less the creator event), ids and identified flag, and the
+    overrides: what a malformed update must leave as it was."""
+    persons = {}
+    for person in Person.objects.filter(project=project):
+        properties = {key: value for key, value in person.properties.items() if key != "$creator_event_uuid"}
+        persons[str(person.uuid)] = (properties, ids_of(person), person.is_identified)
+    return {"persons": persons, "overrides": overrides(project)}
+
+
+MALFORMED_UPDATES = {
+    "$set a string": {"$set": "plan=free"},
+    "$set a list": {"$set": ["plan", "free"]},
+    "$set a number": {"$set": 5},
+    "$set null": {"$set": None},
+    "$set_once a string": {"$set_once": "seats"},
+    "$set_once a list": {"$set_once": [{"seats": 1}]},
+    "$unset a string": {"$unset": "plan"},
+    "$unset a number": {"$unset": 1},
+    "$unset of keys that are not text": {"$unset": [1, None, {"plan": True}, ["plan"]]},
+}
+
+
+# Where each may be sent: `$unset` only among the properties, `$set`/`$set_once` also at the top (posthog-js).
+MALFORMED_PLACES = [
+    pytest.param(update, place, id=f"{name} in {place}")
+    for name, update in MALFORMED_UPDATES.items()
+    for place in ("properties", "top level")
+    if place == "properties" or "$unset" not in update
+]
+
+
+@pytest.mark.parametrize(("update", "place"), MALFORMED_PLACES)
+def test_a_malformed_property_update_is_ignored_and_the_event_stored(project, update, place):
+    """PostHog applies `$set`/`$set_once` as objects and `$unset` as a list or object of keys; anything else is
+    ignored here (PostHog's ingestion would spread a string or list into index keys "0", "1", …), the event is
+    kept and nothing else about the person changes."""
+    ingest(project, event("$set", "user-1", {"$set": {"plan": "pro"}, "$set_once": {"seats": 3}}))
+    before = persons_snapshot(project)
+    body = event("$pageview", "user-1", update) if place == "properties" else event("$pageview", "user-1", **update)
+
+    result = ingest(project, body)
+
+    assert (result.stored, result.dropped) == (1, 0)
+    assert persons_snapshot(project) == before
+    assert Event.objects.filter(project=project, uuid=body["uuid"]).exists()
+
+
+def test_the_valid_parts_of_an_update_still_apply(project):
+    ingest(project, event("$set", "user-1", {"$set": {"plan": "pro", "seats": 3}}))
+
+    ingest(project, event("$set", "user-1", {"$set": "nope", "$set_once": {"company": "Acme"}, "$unset": ["seats", 7]}))
+
+    assert persons_snapshot(project)["persons"][str(person_of(project, "user-1").uuid)][0] == {
+        "plan": "pro",
+        "company": "Acme",
+    }
+
+
+MALFORMED_MERGE_IDS = {
+    "null": None,
+    "an object": {"id": "anon-1"},
+    "a list": ["anon-1"],
+    "a boolean": True,
+    "false": False,
+    "empty": "",
+    "too long": "a" * 401,
+}
+
+
+@pytest.mark.parametrize("other", MALFORMED_MERGE_IDS.values(), ids=MALFORMED_MERGE_IDS.keys())
+@pytest.mark.parametrize("name", ["$identify", "$create_alias", "$merge_dangerously"])
+def test_a_merge_id_that_is_no_distinct_id_merges_nothing_and_the_event_is_stored(project, name, other):
+    """`$anon_distinct_id` of an identify, `alias` of an alias or merge, must be a distinct id (text, or a number
+    read as text). PostHog turns null, objects and booleans into text that is an illegal id ("null",
+    "[object Object]", "true") and refuses the merge; a list or an id longer than any event's distinct id can be is
+    refused here too. The event is stored; neither person changes and no override is written."""
+    ingest(project, event("$pageview", "anon-1"), event("$set", "user-1", {"$set": {"plan": "pro"}}))
+    before = persons_snapshot(project)
+    key = "$anon_distinct_id" if name == "$identify" else "alias"
+    body = event(name, "user-1", {key: other})
+
+    result = ingest(project, body)
+
+    assert (result.stored, result.dropped) == (1, 0)
+    assert persons_snapshot(project) == before
+    assert Event.objects.filter(project=project, uuid=body["uuid"]).exists()
+
+
+def test_a_numeric_merge_id_is_its_text(project):
+    ingest(project, event("$pageview", "123"))
+
+    ingest(project, event("$create_alias", "user-1", {"alias": 123}))
+
+    assert ids_of(person_of(project, "user-1")) == {"123", "user-1"}
+
+
+def test_text_postgresql_cannot_store_is_replaced_in_persons_and_merge_ids_as_in_events(project):
+    """NUL characters (and lone surrogates) become U+FFFD in the event, and so in the person's properties and in
+    the ids a merge adds: the batch is stored, not refused by the database."""
+    ingest(project, event("$pageview", "z\ufffd"))
+
+    result = ingest(
+        project,
+        event("$set", "user-1", {"$set": {"plan": "pro\x00", "a\x00": 1}}, **{"$set_once": {"seats": "\ud800"}}),
+        event("$create_alias", "user-1", {"alias": "z\x00"}),
+    )
+
+    assert result.stored == 2
+    person = person_of(project, "user-1")
+    assert persons_snapshot(project)["persons"][str(person.uuid)] == (
+        {"plan": "pro\ufffd", "a\ufffd": 1, "seats": "\ufffd"},
+        {"user-1", "z\ufffd"},
+        True,
+    )

@@ -4,16 +4,20 @@ arriving after the events they affect (so the overrides table does the resolving
 
 import dataclasses
 import datetime as dt
+import json
 from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from events.clickhouse.client import clickhouse_client
+from events.clickhouse.schema import DISTINCT_IDS_TABLE, OVERRIDES_TABLE, PERSONS_TABLE
 from events.services import events_ingest
 from experiments.metrics import MULTIPLE_VARIANT_KEY, daily_exposures
-from persons.models import CohortPerson, PersonOverride
+from persons.models import CohortPerson, Person, PersonDistinctId, PersonOverride
 from persons.selectors import person_for_distinct_id
-from tests.factories import CohortFactory, ExperimentFactory, FeatureFlagFactory
+from tests.event_stores import stored_events
+from tests.factories import CohortFactory, ExperimentFactory, FeatureFlagFactory, member_of
 from tests.metric_reference import RawEvent, Setup, exposures, sample_identified_events
 from tests.test_metric_aggregation import (
     CASES,
@@ -296,3 +300,72 @@ def test_person_and_cohort_filters_match_the_reference(case):
         setup = dataclasses.replace(setup, exposure_properties=tuple(options["exposure_properties"]))
 
     assert_matches_reference(experiment, metric, events, setup)
+
+
+def clickhouse_person_tables(project) -> dict:
+    """The current rows of ClickHouse's person tables for the project (deleted ones left out, as FINAL reads)."""
+    client = clickhouse_client()
+    project_id = int(project.pk)
+
+    def rows(sql: str) -> set[tuple]:
+        return {tuple(row) for row in client.rows(f"{sql} WHERE project_id = {project_id}")}
+
+    return {
+        "persons": rows(f"SELECT toString(uuid), properties FROM {client.database}.{PERSONS_TABLE}"),
+        "distinct_ids": rows(f"SELECT distinct_id, toString(person_id) FROM {client.database}.{DISTINCT_IDS_TABLE}"),
+        "overrides": rows(
+            f"SELECT toString(old_person_id), toString(new_person_id) FROM {client.database}.{OVERRIDES_TABLE}"
+        ),
+    }
+
+
+def django_person_tables(project) -> dict:
+    """The same rows as the Django database holds them."""
+    return {
+        "persons": {
+            (str(person.uuid), json.dumps(person.properties, separators=(",", ":")))
+            for person in Person.objects.filter(project=project)
+        },
+        "distinct_ids": set(
+            PersonDistinctId.objects.filter(project=project).values_list("distinct_id", "person__uuid")
+        ),
+        "overrides": set(PersonOverride.objects.filter(project=project).values_list("old_person_id", "new_person_id")),
+    }
+
+
+def as_text(tables: dict) -> dict:
+    return {name: {tuple(str(value) for value in row) for row in rows} for name, rows in tables.items()}
+
+
+@pytest.mark.parametrize("delete_events", [False, True])
+def test_deleting_a_merged_person_changes_the_results_alike_on_every_store(make_client, event_store, delete_events):
+    """A person with an anonymous id merged into it (an override) is deleted through the API: without its events,
+    the anonymous events go back to their own person (the override is gone); with them, both ids' events go. The
+    results follow the reference, and ClickHouse's person tables hold what the Django database holds."""
+    metric, _ = CASES["count"]
+    experiment, events, setup = identified_experiment({})
+    project = experiment.project
+    override = PersonOverride.objects.filter(project=project).order_by("id").first()
+    person = Person.objects.get(project=project, uuid=override.new_person_id)
+    distinct_ids = set(person.distinct_ids.values_list("distinct_id", flat=True))
+    assert len(distinct_ids) == 2 and not distinct_ids - set(setup.persons) - set(setup.persons.values())
+
+    query = "?delete_events=true" if delete_events else ""
+    response = make_client(member_of(project)).delete(f"/api/projects/{project.pk}/persons/{person.uuid}/{query}")
+
+    assert response.status_code == 202
+    persons = {key: value for key, value in setup.persons.items() if key not in distinct_ids}
+    if delete_events:
+        events = [event for event in events if event.distinct_id not in distinct_ids]
+    assert_matches_reference(experiment, metric, events, dataclasses.replace(setup, persons=persons))
+    if event_store == "clickhouse":
+        assert as_text(clickhouse_person_tables(project)) == as_text(django_person_tables(project))
+        rows = stored_events(project)
+        assert any(row["distinct_id"] in distinct_ids for row in rows) is not delete_events
+
+    # The id sends again: a new person with the same uuid, in both databases.
+    identified = setup.persons[next(iter(distinct_ids & set(setup.persons)))]
+    ingest(project, [RawEvent("$pageview", identified, START + 30 * DAY, {"$set": {"plan": "back"}})])
+    assert Person.objects.get(project=project, uuid=person.uuid).properties["plan"] == "back"
+    if event_store == "clickhouse":
+        assert as_text(clickhouse_person_tables(project)) == as_text(django_person_tables(project))

@@ -10,7 +10,7 @@ from events.services import events_ingest
 from experiments_api.exceptions import error_body
 from experiments_api.messages import MISSING_SCOPE
 from persons.messages import CREATE_NOT_ALLOWED, NOT_A_PERSON_ID, PERSON_NOT_FOUND, PROPERTIES_NOT_LIST
-from persons.models import CohortPerson, PersonOverride
+from persons.models import CohortPerson, Person, PersonOverride
 from persons.selectors import person_for_distinct_id
 from tests.factories import CohortFactory, ProjectFactory, member_of
 
@@ -270,3 +270,39 @@ def test_cohort_members(make_client, user, project, people):
     body = response.json()
     assert set(body) == {"count", "results", "next", "previous"}
     assert [item["uuid"] for item in body["results"]] == [str(people["alice"].uuid)]
+
+
+def person_rows(project) -> list:
+    return sorted(
+        (str(person.uuid), person.properties, sorted(person.distinct_ids.values_list("distinct_id", flat=True)))
+        for person in Person.objects.filter(project=project)
+    )
+
+
+LONG = "x" * 401
+BAD_WRITES = {
+    "delete_events not a boolean": ("delete", "{pk}/?delete_events=maybe", None, "delete_events"),
+    "properties not an object": ("patch", "{pk}/", {"properties": ["plan"]}, "properties"),
+    "update_property key not text": ("post", "{pk}/update_property/", {"value": 1, "key": {"a": 1}}, "key"),
+    "update_property key too long": ("post", "{pk}/update_property/", {"value": 1, "key": LONG}, "key"),
+    "delete_property $unset not text": ("post", "{pk}/delete_property/", {"$unset": ["plan"]}, "$unset"),
+    "delete_property $unset too long": ("post", "{pk}/delete_property/", {"$unset": LONG}, "$unset"),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "attr"), BAD_WRITES.values(), ids=BAD_WRITES.keys())
+def test_bad_write_parameters_are_a_400_and_write_nothing(api_client, project, people, method, path, body, attr):
+    before, events_before = person_rows(project), Event.objects.count()
+
+    response = getattr(api_client, method)(url(project, path.format(pk=people["bob"].pk)), body, format="json")
+
+    assert (response.status_code, response.json()["type"], response.json()["attr"]) == (400, "validation_error", attr)
+    assert person_rows(project) == before
+    assert Event.objects.count() == events_before
+
+
+@pytest.mark.parametrize(("name", "value"), [("distinct_id", LONG), ("email", LONG), ("search", LONG), ("cohort", "0")])
+def test_bad_list_filters_are_a_400(api_client, project, name, value):
+    response = api_client.get(url(project), {name: value})
+
+    assert (response.status_code, response.json()["attr"]) == (400, name)

@@ -1,7 +1,9 @@
 """Timeseries services: recalculation requests (§4.9), the backfill a worker runs, reading results (§4.13),
 and the scheduled jobs. Tasks run in-process here; tests/test_celery_worker.py runs them in a real worker."""
 
+import dataclasses
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import DataError, OperationalError, connection
@@ -25,8 +27,22 @@ from experiments.results.requests import recalculation_response, timeseries_reca
 from experiments.results.timeseries import timeseries_results_get
 from experiments_api.exceptions import DomainError
 from tests.factories import SavedMetricFactory
-from tests.metric_reference import RawEvent
-from tests.test_metric_aggregation import events_node, funnel, make_experiment, mean, store
+from tests.metric_reference import RawEvent, Setup, reference_statistics, sample_identified_events
+from tests.test_metric_aggregation import (
+    CASES,
+    FLAG_KEY,
+    NEW_YORK,
+    TEST_ACCOUNT_FILTERS,
+    day_boundaries,
+    engine_fields,
+    events_node,
+    funnel,
+    make_experiment,
+    mean,
+    store,
+)
+from tests.test_metric_aggregation import START as IDENTIFIED_START
+from tests.test_person_metrics import ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_store")]
 
@@ -418,3 +434,97 @@ def test_stalled_and_long_pending_recalculations_are_stuck_and_a_pending_one_is_
     assert sorted(stuck_recalculation_ids()) == sorted([stuck, lost, dropped])
     # The pending ones were touched when requeued: their next message is one period away; the dead lease stays.
     assert stuck_recalculation_ids() == [stuck]
+
+
+# Identified traffic: every third unit logs in mid-experiment (tests.metric_reference.sample_identified_events), its
+# exposure under the anonymous id and its later conversions under the identified one.
+IDENTIFIED_KINDS = ("count", "ordered funnel", "ratio", "retention, days, first seen")
+IDENTIFIED_DAYS = 8
+# An end date on the last of those local days (New York): the backfill stores one row per day.
+IDENTIFIED_END = day_end(
+    local_day(IDENTIFIED_START, ZoneInfo(NEW_YORK)) + dt.timedelta(days=IDENTIFIED_DAYS - 1), ZoneInfo(NEW_YORK)
+) - dt.timedelta(microseconds=1)
+
+
+def identified_traffic(*, merges: str, end: dt.datetime | None = None):
+    """The sample ingested with its `$identify` events after every event they concern ("last": the overrides do the
+    resolving) or in time order ("in order": later events already land on the merged person)."""
+    experiment = make_experiment(end=end, exposure_criteria={"filterTestAccounts": True})
+    events, identifies, persons = sample_identified_events(7, start=IDENTIFIED_START, flag_key=FLAG_KEY)
+    if merges == "last":
+        ingest(experiment.project, events)
+        ingest(experiment.project, identifies)
+    else:
+        ingest(experiment.project, sorted(events + identifies, key=lambda event: event.timestamp))
+    setup = Setup(
+        flag_key=FLAG_KEY,
+        variants=("control", "test"),
+        start=IDENTIFIED_START,
+        end=end,
+        tz=ZoneInfo(NEW_YORK),
+        test_account_filters=tuple(TEST_ACCOUNT_FILTERS),
+        persons=persons,
+    )
+    return experiment, events + identifies, setup
+
+
+def assert_result_matches_reference(result: dict, events, setup: Setup, metric: dict, query_to: dt.datetime) -> None:
+    """A stored result's per-variant sums are the reference's as of `query_to`, counting persons."""
+    expected = reference_statistics(events, setup, metric, query_to)
+    rows = {row["key"]: row for row in [result["baseline"], *result["variant_results"]]}
+    assert set(rows) == set(setup.variants)
+    for variant, row in rows.items():
+        actual = engine_fields(row)
+        wanted = {name: value for name, value in expected[variant].items() if name in actual}
+        assert actual == pytest.approx(wanted, rel=1e-9, abs=1e-9), f"{query_to}, {variant}"
+
+
+@pytest.mark.parametrize("merges", ["last", "in order"])
+@pytest.mark.parametrize("kind", IDENTIFIED_KINDS)
+def test_a_recalculation_on_identified_traffic_stores_the_reference_of_every_day(
+    kind, merges, django_capture_on_commit_callbacks
+):
+    metric = {**CASES[kind][0], "uuid": "metric-1"}
+    experiment, events, setup = identified_traffic(merges=merges, end=IDENTIFIED_END)
+    boundaries = day_boundaries(experiment, IDENTIFIED_DAYS)
+
+    request(experiment, metric=metric, capture=django_capture_on_commit_callbacks)
+
+    rows = stored(experiment)
+    assert [row.query_to for row in rows] == boundaries
+    assert all(row.status == MetricResultStatus.COMPLETED for row in rows)
+    for row in rows:
+        assert_result_matches_reference(row.result, events, setup, metric, row.query_to)
+    samples = [row.result["baseline"]["number_of_samples"] for row in rows]
+    assert samples[0] < samples[-1]
+
+
+def test_counting_distinct_ids_would_store_other_numbers_for_identified_traffic(django_capture_on_commit_callbacks):
+    """The backfill really resolves persons: the reference without them disagrees with what it stored."""
+    metric = {**CASES["count"][0], "uuid": "metric-1"}
+    experiment, events, setup = identified_traffic(merges="last", end=IDENTIFIED_END)
+    request(experiment, metric=metric, capture=django_capture_on_commit_callbacks)
+    final = stored(experiment)[-1]
+
+    with pytest.raises(AssertionError):
+        assert_result_matches_reference(
+            final.result, events, dataclasses.replace(setup, persons={}), metric, final.query_to
+        )
+
+
+@pytest.mark.parametrize("merges", ["last", "in order"])
+def test_the_daily_job_on_identified_traffic_stores_the_reference_of_every_metric(merges):
+    experiment, events, setup = identified_traffic(merges=merges)
+    metrics = [{**CASES[kind][0], "uuid": kind} for kind in IDENTIFIED_KINDS]
+    experiment.metrics = metrics
+    experiment.scheduling_config = {"timeseries": True}
+    experiment.save()
+
+    daily_results_compute(experiment_id=experiment.pk)
+
+    rows = {row.metric_uuid: row for row in ExperimentMetricResult.objects.filter(experiment=experiment)}
+    assert set(rows) == set(IDENTIFIED_KINDS)
+    for metric in metrics:
+        row = rows[metric["uuid"]]
+        assert row.status == MetricResultStatus.COMPLETED, row.error_message
+        assert_result_matches_reference(row.result, events, setup, metric, row.query_to)

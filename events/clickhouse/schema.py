@@ -129,6 +129,12 @@ class Layout:
             )
         return statements
 
+    def events_mutation(self, action: str) -> str:
+        """`ALTER TABLE … UPDATE/DELETE …` of the events' storage table (each shard's on a cluster), returning
+        once every replica has applied it (mutations_sync = 2)."""
+        table = SHARDED_EVENTS_TABLE if self.cluster else EVENTS_TABLE
+        return f"ALTER TABLE {self.database}.{table}{self._on_cluster()} {action} SETTINGS mutations_sync = 2"
+
     def tables(self) -> list[str]:
         local = [SHARDED_EVENTS_TABLE] if self.cluster else []
         return [*local, EVENTS_TABLE, *_PERSON_TABLES]

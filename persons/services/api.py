@@ -4,7 +4,10 @@ they follow the same rules and land in the event log; deletion removes the perso
 import uuid
 
 from django.db import transaction
+from django.utils import timezone
 
+from events.clickhouse.client import clickhouse_client
+from events.clickhouse.store import clickhouse_person_delete
 from events.models import Event
 from events.services import events_ingest
 from persons.models import Person, PersonOverride
@@ -38,11 +41,27 @@ def person_property_delete(*, person: Person, key: str) -> None:
 
 def person_delete(*, person: Person, delete_events: bool) -> None:
     """Delete the person with its distinct ids, cohort memberships and hash key overrides; overrides that
-    redirected merged persons to it go too. With `delete_events`, its events are deleted as well."""
+    redirected merged persons to it go too. With `delete_events`, its events are deleted as well.
+
+    With the ClickHouse event store the same deletion is written there (deleted rows, the events removed by a
+    mutation) before the Django transaction commits: if ClickHouse fails the Django deletion rolls back and the
+    request can be repeated (the ClickHouse writes are idempotent)."""
     with transaction.atomic():
-        merged_into = PersonOverride.objects.filter(project_id=person.project_id, new_person_id=person.uuid)
+        merged_into = list(
+            PersonOverride.objects.select_for_update().filter(project_id=person.project_id, new_person_id=person.uuid)
+        )
         if delete_events:
-            person_ids = [person.uuid, *merged_into.values_list("old_person_id", flat=True)]
+            person_ids = [person.uuid, *(override.old_person_id for override in merged_into)]
             Event.objects.filter(project_id=person.project_id, person_id__in=person_ids).delete()
-        merged_into.delete()
+        PersonOverride.objects.filter(pk__in=[override.pk for override in merged_into]).delete()
+        client = clickhouse_client()
+        if client is not None:
+            clickhouse_person_delete(
+                client,
+                person=person,
+                distinct_ids=list(person.distinct_ids.all()),
+                merged=merged_into,
+                delete_events=delete_events,
+                now=timezone.now(),
+            )
         person.delete()

@@ -4,6 +4,10 @@ Overrides are taken in chunks of ids, each chunk one transaction (rewrite its ev
 run killed at any point leaves every override either fully applied and gone or still in place: queries resolve
 the same persons throughout, and the next run simply continues. Only overrides older than `min_age` are taken, so
 a batch that resolved its persons just before a merge committed has stored its events before they are squashed.
+
+With the ClickHouse event store, its overrides are squashed the same way after the Django database's
+(events.clickhouse.store.clickhouse_overrides_squash: mutations rewrite the events, then the overrides are
+deleted), so ClickHouse's overrides table stays as small as PostgreSQL's.
 """
 
 import datetime as dt
@@ -11,6 +15,8 @@ import datetime as dt
 from django.db import connection, transaction
 from django.utils import timezone
 
+from events.clickhouse.client import clickhouse_client
+from events.clickhouse.store import clickhouse_overrides_squash
 from events.models import Event
 from persons.models import PersonOverride
 
@@ -31,7 +37,7 @@ def person_overrides_squash(
     *, min_age: dt.timedelta = SQUASH_MIN_AGE, chunk_size: int = SQUASH_CHUNK, max_chunks: int | None = None
 ) -> int:
     """Squash the overrides older than `min_age`, `chunk_size` per transaction (at most `max_chunks` chunks);
-    returns how many overrides were squashed."""
+    returns how many overrides were squashed in the event store (with ClickHouse, its own overrides)."""
     cutoff = timezone.now() - min_age
     squashed, chunks = 0, 0
     while max_chunks is None or chunks < max_chunks:
@@ -40,7 +46,10 @@ def person_overrides_squash(
             break
         squashed += count
         chunks += 1
-    return squashed
+    client = clickhouse_client()
+    if client is None:
+        return squashed
+    return clickhouse_overrides_squash(client, cutoff=cutoff, chunk_size=chunk_size, max_chunks=max_chunks)
 
 
 def _squash_chunk(cutoff: dt.datetime, chunk_size: int) -> int:
