@@ -22,12 +22,11 @@ from .exposure import parse_exposure
 from .funnel import funnel_statistics
 from .mean import mean_statistics
 from .quantile import CLUSTER_FIELDS, QUANTILE_FIELDS, quantile_statistics
-from .query import Query, QueryContext, add_exposures, run
+from .query import MULTIPLE_VARIANT_KEY, Query, QueryContext, add_exposures, run
 from .ratio import ratio_statistics
 from .retention import retention_statistics
 from .spec import MetricSpec, parse_metric
 
-MULTIPLE_VARIANT_KEY = "$multiple"
 STATISTICS = {
     "mean": mean_statistics,
     "quantile": quantile_statistics,
@@ -38,7 +37,12 @@ STATISTICS = {
 
 
 def _context(
-    experiment: Experiment, exposure, boundaries: list[dt.datetime], breakdowns=(), first_exposure_window=None
+    experiment: Experiment,
+    exposure,
+    boundaries: list[dt.datetime],
+    breakdowns=(),
+    first_exposure_window=None,
+    count_multiple=False,
 ) -> QueryContext:
     return QueryContext.build(
         project_id=experiment.project_id,
@@ -49,6 +53,7 @@ def _context(
         calendar_boundaries=midnights_between(experiment.start_date, boundaries[-1], experiment.project.tzinfo),
         breakdowns=breakdowns,
         first_exposure_window=first_exposure_window,
+        count_multiple=count_multiple,
     )
 
 
@@ -99,6 +104,9 @@ class DailyStatistics:
     exposures: list[dict[str, int]]
     # With breakdowns, the segments kept (experiments.metrics.breakdowns), in reporting order.
     segments: list[SegmentStatistics] = dataclasses.field(default_factory=list)
+    # Per boundary, the units seen in several variants by then (daily_exposures' `$multiple`, summed up to that
+    # bucket), when the metric's query counted them; None otherwise.
+    multiple: list[int] | None = None
 
 
 def _zero_sums(per_bucket: list[dict[str, dict]]) -> dict:
@@ -119,7 +127,9 @@ def _bucket_sums(
     `<variant>\\x1f<segment>`)."""
     spec = parse_metric(metric, stats_config=experiment.stats_config)
     exposure = parse_exposure(experiment)
-    ctx = _context(experiment, exposure, boundaries, spec.breakdowns, first_exposure_window)
+    # daily_exposures reads the same exposures unless it leaves a holdout arm out or the query keeps a period's.
+    count_multiple = experiment.holdout_id is None and first_exposure_window is None
+    ctx = _context(experiment, exposure, boundaries, spec.breakdowns, first_exposure_window, count_multiple)
     return spec, exposure.variants, STATISTICS[spec.metric_type](ctx, spec)
 
 
@@ -131,6 +141,9 @@ def _daily_statistics(
     spec: MetricSpec, variants: tuple[str, ...], per_bucket: list[dict], units: dict | None = None
 ) -> DailyStatistics:
     """Rows per boundary; with breakdowns the segments kept by `units` (default: this query's own)."""
+    multiple = None
+    if per_bucket and MULTIPLE_VARIANT_KEY in per_bucket[0]:
+        multiple = [round(sums.pop(MULTIPLE_VARIANT_KEY)["exposures"]) for sums in per_bucket]
     segments: list[SegmentStatistics] = []
     if spec.breakdowns:
         zero = _zero_sums(per_bucket)
@@ -149,6 +162,7 @@ def _daily_statistics(
         variants=[[_variant_row(key, sums[key], spec) for key in variants] for sums in per_bucket],
         exposures=[_exposure_counts(sums, variants) for sums in per_bucket],
         segments=segments,
+        multiple=multiple,
     )
 
 

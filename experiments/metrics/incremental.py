@@ -10,7 +10,7 @@ exposure on (its count, CUPED covariates) come straight from the exposures.
 
 from dataclasses import dataclass, field
 
-from .query import FLOAT, Query, QueryContext, run
+from .query import FLOAT, MULTIPLE_VARIANT_KEY, Query, QueryContext, run
 
 # The default RANGE frame: rows of one unit in the same bucket (peers) all see the state at the end of that bucket,
 # so the differences below telescope correctly whatever order the peers come in.
@@ -128,9 +128,29 @@ def accumulate(rows: list[tuple], ctx: QueryContext, outputs: list[str], *, incr
     return result
 
 
+def _multiple_rows(ctx: QueryContext, outputs: list[str]) -> str:
+    """Increment rows of the `$multiple` arm: its `exposures` are the units leaving for a second variant, by the
+    bucket of their first exposure (as daily_exposures counts them)."""
+    never = ctx.params(ctx.bucket_count)
+    values = ", ".join(
+        f"CAST(COUNT(*) AS {FLOAT}) AS {name}" if name == "exposures" else f"0 AS {name}" for name in outputs
+    )
+    return (
+        f"SELECT {ctx.params(MULTIPLE_VARIANT_KEY)} AS variant, exp_bucket AS bucket, {values} FROM exposures "
+        f"WHERE exit_bucket < {never} GROUP BY exp_bucket"
+    )
+
+
 def run_increments(query: Query, ctx: QueryContext, increments: Increments, outputs: list[str]) -> list[dict]:
-    """Every metric also reports `exposures`: the units in the analysis, whether or not they have a value."""
+    """Every metric also reports `exposures`: the units in the analysis, whether or not they have a value. With
+    `ctx.count_multiple` every bucket also holds the `$multiple` arm (only its `exposures` count)."""
     increments.constants["exposures"] = "1"
     outputs = [*outputs, "exposures"]
     select = add_increment_ctes(query, ctx, increments, outputs)
-    return accumulate(run(query, ctx, select), ctx, outputs, increments=True)
+    if ctx.count_multiple:
+        select += "\nUNION ALL\n" + _multiple_rows(ctx, outputs)
+    per_bucket = accumulate(run(query, ctx, select), ctx, outputs, increments=True)
+    if ctx.count_multiple:
+        for sums in per_bucket:
+            sums.setdefault(MULTIPLE_VARIANT_KEY, dict.fromkeys(outputs, 0.0))
+    return per_bucket

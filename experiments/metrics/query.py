@@ -19,6 +19,9 @@ from .filters import event_names, person_alias, properties_sql, uses_persons
 from .spec import Breakdown, EventSource
 from .stores import event_store_dialect
 
+# The arm of units seen in several variants under `exclude` (daily_exposures; counted in a metric's query when
+# QueryContext.count_multiple is set).
+MULTIPLE_VARIANT_KEY = "$multiple"
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"
 
@@ -66,6 +69,9 @@ class QueryContext:
     breakdowns: tuple[Breakdown, ...] = ()
     # Only units whose first exposure falls in [since, until) (a bandit's period), when set.
     first_exposure_window: tuple[dt.datetime, dt.datetime] | None = None
+    # Also count, per bucket of their first exposure, the units that leave for a second variant (what
+    # daily_exposures counts as `$multiple`), so a result needs no second read of the exposures.
+    count_multiple: bool = False
 
     @classmethod
     def build(
@@ -79,6 +85,7 @@ class QueryContext:
         calendar_boundaries: list[dt.datetime],
         breakdowns: tuple[Breakdown, ...] = (),
         first_exposure_window: tuple[dt.datetime, dt.datetime] | None = None,
+        count_multiple: bool = False,
     ) -> "QueryContext":
         if not boundaries or any(later <= earlier for earlier, later in pairwise(boundaries)):
             raise ValueError("boundaries must be a non-empty, strictly ascending list of datetimes.")
@@ -94,6 +101,7 @@ class QueryContext:
             dialect=dialect,
             breakdowns=breakdowns,
             first_exposure_window=first_exposure_window,
+            count_multiple=count_multiple,
         )
 
     @property

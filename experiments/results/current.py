@@ -139,7 +139,9 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     baseline = baseline_key(experiment)
     if all(row["key"] != baseline for row in statistics.variants[0]):
         raise DomainError(messages.UNKNOWN_BASELINE_VARIANT.format(key=baseline), attr="stats_config")
-    multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
+    multiple = statistics.multiple
+    if multiple is None:
+        multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
     correct_variants = not in_family(experiment, metric)
     return [
         _assemble(
