@@ -13,22 +13,22 @@ from experiments_api.models import PersonalAPIKey
 logger = logging.getLogger(__name__)
 
 # The check and the record of a request in one round trip to Redis, atomically: the key's request times are a sorted
-# set (score: the time); times past the longest window are dropped, and a rate refuses when its window already holds
-# its number of requests, whose oldest time is returned (for Retry-After) with the rate's position. ARGV: now, the
-# longest window, a unique member for this request, then each rate's number of requests and window.
+# set (score: the time); times at or before the longest window's start are dropped, and a rate refuses when its
+# window already holds its number of requests, whose oldest time is returned (for Retry-After) with the rate's
+# position. ARGV: now, the longest window's start, its length (the key's expiry), a unique member for this request,
+# then each rate's number of requests and window start. Times are computed in Python and passed as text, exactly
+# (Lua would print a number it computed with 14 digits).
 RECORD_REQUEST_SCRIPT = """
-local now = tonumber(ARGV[1])
-local longest = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
-for i = 4, #ARGV, 2 do
-    local limit, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+for i = 5, #ARGV, 2 do
+    local limit = tonumber(ARGV[i])
     local nth_newest = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
-    if nth_newest[2] and tonumber(nth_newest[2]) > now - window then
-        return {(i - 4) / 2, nth_newest[2]}
+    if nth_newest[2] and tonumber(nth_newest[2]) > tonumber(ARGV[i + 1]) then
+        return {(i - 5) / 2, nth_newest[2]}
     end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(longest))
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return false
 """
 
@@ -76,10 +76,12 @@ class PersonalAPIKeyThrottle(SimpleRateThrottle):
 
     def _record_in_redis(self, redis) -> tuple[tuple[int, int], float] | None:
         """Check and record the request in one script call; the refusing rate and its window's oldest request."""
-        rate_args = [value for rate in self.rates for value in rate]
+        now = self.now
+        rate_args = [value for num_requests, duration in self.rates for value in (num_requests, repr(now - duration))]
         refused = redis.register_script(RECORD_REQUEST_SCRIPT)(
-            keys=[self.cache.make_key(self.key)],
-            args=[repr(self.now), self.duration, f"{self.now!r}:{os.urandom(6).hex()}", *rate_args],
+            # Not the cache API's key: a list that an earlier version kept there would be the wrong type.
+            keys=[self.cache.make_key(f"{self.key}:times")],
+            args=[repr(now), repr(now - self.duration), self.duration, f"{now!r}:{os.urandom(6).hex()}", *rate_args],
         )
         if refused is None:
             return None
