@@ -1,22 +1,47 @@
 """Rate limits per personal API key (or per user for session logins), rates from settings."""
 
 import logging
+import os
 
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from experiments_api.cache import default_cache_redis
 from experiments_api.models import PersonalAPIKey
 
 logger = logging.getLogger(__name__)
 
+# The check and the record of a request in one round trip to Redis, atomically: the key's request times are a sorted
+# set (score: the time); times at or before the longest window's start are dropped, and a rate refuses when its
+# window already holds its number of requests, whose oldest time is returned (for Retry-After) with the rate's
+# position. ARGV: now, the longest window's start, its length (the key's expiry), a unique member for this request,
+# then each rate's number of requests and window start. Times are computed in Python and passed as text, exactly
+# (Lua would print a number it computed with 14 digits).
+RECORD_REQUEST_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+for i = 5, #ARGV, 2 do
+    local limit = tonumber(ARGV[i])
+    local nth_newest = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
+    if nth_newest[2] and tonumber(nth_newest[2]) > tonumber(ARGV[i + 1]) then
+        return {(i - 5) / 2, nth_newest[2]}
+    end
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return false
+"""
+
 
 class PersonalAPIKeyThrottle(SimpleRateThrottle):
     """The burst and the sustained rate of a key (or of a session's user), both checked against one history of
-    its request times: one cache read and one write per request, where a DRF throttle per rate takes two of each.
+    its request times.
 
-    The history keeps the longest window; a rate is exceeded when its window already holds its number of
-    requests. A refused request is not recorded, and Retry-After is DRF's estimate for the rate that refused it.
+    A rate is exceeded when its window already holds its number of requests; a refused request is not recorded,
+    and Retry-After is DRF's estimate for the rate that refused it (until the oldest request of its full window
+    leaves it). With Redis (the cache of every deployment) the history is a sorted set checked and updated by one
+    script call, one round trip whatever its length; with another cache (the embedded default's local memory) it
+    is a list read and written through Django's cache API.
     """
 
     scope = "personal_api_key"
@@ -41,21 +66,44 @@ class PersonalAPIKeyThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.history = self.cache.get(self.key, [])  # newest first
         self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
+        redis = default_cache_redis()
+        refusal = self._record_in_redis(redis) if redis is not None else self._record_in_cache()
+        if refusal is not None:
+            self.refusing_rate, self.window_start = refusal
+            return False
+        return True
+
+    def _record_in_redis(self, redis) -> tuple[tuple[int, int], float] | None:
+        """Check and record the request in one script call; the refusing rate and its window's oldest request."""
+        now = self.now
+        rate_args = [value for num_requests, duration in self.rates for value in (num_requests, repr(now - duration))]
+        refused = redis.register_script(RECORD_REQUEST_SCRIPT)(
+            # Not the cache API's key: a list that an earlier version kept there would be the wrong type.
+            keys=[self.cache.make_key(f"{self.key}:times")],
+            args=[repr(now), repr(now - self.duration), self.duration, f"{now!r}:{os.urandom(6).hex()}", *rate_args],
+        )
+        if refused is None:
+            return None
+        position, window_start = refused
+        return self.rates[int(position)], float(window_start)
+
+    def _record_in_cache(self) -> tuple[tuple[int, int], float] | None:
+        history = self.cache.get(self.key, [])  # newest first
+        while history and history[-1] <= self.now - self.duration:
+            history.pop()
         for num_requests, duration in self.rates:
-            # The history is newest first: the window is full when its num_requests-th newest entry is in it.
-            if len(self.history) >= num_requests and self.history[num_requests - 1] > self.now - duration:
-                self.refusing_rate = (num_requests, duration)
-                return self.throttle_failure()
-        return self.throttle_success()
+            # The window is full when its num_requests-th newest entry is in it.
+            if len(history) >= num_requests and history[num_requests - 1] > self.now - duration:
+                return (num_requests, duration), history[num_requests - 1]
+        history.insert(0, self.now)
+        self.cache.set(self.key, history, self.duration)
+        return None
 
     def wait(self) -> float:
         """Until the oldest request in the refusing rate's window leaves it (DRF's estimate for a full window)."""
-        num_requests, duration = self.refusing_rate
-        return duration - (self.now - self.history[num_requests - 1])
+        _num_requests, duration = self.refusing_rate
+        return duration - (self.now - self.window_start)
 
 
 class FailOpenThrottleMixin:

@@ -1,7 +1,8 @@
 """Throttling per personal API key (per user for session logins): 429 in the envelope with Retry-After."""
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -90,22 +91,33 @@ def test_requests_pass_again_once_the_window_has_moved_on(rates, api_client, url
     assert api_client.get(url).status_code == 200
 
 
-def test_both_rates_share_one_history_read_and_written_once_per_request(rates, api_client, url, monkeypatch):
+def test_both_rates_are_checked_and_recorded_in_one_redis_round_trip_per_request(rates, api_client, url, monkeypatch):
     rates("3/minute", "5/hour")
-    calls = []
-    for name in ("get", "set"):
-        original = getattr(cache, name)
-        monkeypatch.setattr(
-            cache,
-            name,
-            lambda *args, _name=name, _original=original, **kwargs: calls.append(_name) or _original(*args, **kwargs),
-        )
+    api_client.get(url)  # the script is loaded into Redis on first use
+    commands = []
+    original = redis.Redis.execute_command
+    monkeypatch.setattr(
+        redis.Redis,
+        "execute_command",
+        lambda client, *args, **kwargs: commands.append(args[0]) or original(client, *args, **kwargs),
+    )
 
-    assert [api_client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [api_client.get(url).status_code for _ in range(3)] == [200, 200, 429]
     monkeypatch.setattr(SimpleRateThrottle, "timer", lambda throttle: FROZEN_NOW + 61)  # the burst window moved on
     assert [api_client.get(url).status_code for _ in range(3)] == [200, 200, 429]
     response = api_client.get(url)
 
     assert response["Retry-After"] == str(3600 - 61)
-    assert calls.count("get") == 8
-    assert calls.count("set") == 5  # once per allowed request, never for a refused one
+    assert commands == ["EVALSHA"] * 7
+
+
+def test_without_redis_the_history_is_kept_in_the_configured_cache(rates, api_client, url, monkeypatch):
+    rates("3/minute", "5/hour")
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
+        assert [api_client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+        monkeypatch.setattr(SimpleRateThrottle, "timer", lambda throttle: FROZEN_NOW + 61)
+        assert [api_client.get(url).status_code for _ in range(3)] == [200, 200, 429]
+        response = api_client.get(url)
+
+    assert response["Retry-After"] == str(3600 - 61)
+    assert response.json() == throttled_body(3600 - 61)

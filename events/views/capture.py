@@ -1,15 +1,15 @@
 """POST /batch/, /capture/, /e/, /i/v0/e/: events in PostHog's capture format, authenticated by the project token."""
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework import status
 
 from events.payloads import payload_events, payload_token, request_payload, request_sent_at
 from events.services import events_ingest
-from events.views.common import error_response, project_for_token, sdk_endpoint
+from events.views.common import error_response, json_response, project_for_token, sdk_endpoint
 
 
 @sdk_endpoint
-def capture(request: HttpRequest) -> JsonResponse:
+def capture(request: HttpRequest) -> HttpResponse:
     """Store the event(s) of the body; answers `{"status": 1}`.
 
     Invalid events are skipped and listed under `rejected` ({index, detail}) while the valid ones are stored;
@@ -32,4 +32,4 @@ def capture(request: HttpRequest) -> JsonResponse:
     body: dict = {"status": 1}
     if result.rejected:
         body["rejected"] = [{"index": rejected.index, "detail": rejected.detail} for rejected in result.rejected]
-    return JsonResponse(body)
+    return json_response(body)

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from functools import wraps
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 
@@ -12,10 +12,16 @@ from events.payloads import PayloadError
 from events.selectors import project_for_api_token
 from experiments_api.exceptions import dependency_unavailable_response, error_body
 from experiments_api.models import Project
+from experiments_api.renderers import json_bytes
 
 
-def error_response(status_code: int, *, type: str, code: str, detail: str, attr: str | None = None) -> JsonResponse:
-    return JsonResponse(error_body(type=type, code=code, detail=detail, attr=attr), status=status_code)
+def json_response(body: dict, *, status: int = 200) -> HttpResponse:
+    """A JSON answer written as the API's renderer writes it (orjson: the flags answer is the hot path)."""
+    return HttpResponse(json_bytes(body), status=status, content_type="application/json")
+
+
+def error_response(status_code: int, *, type: str, code: str, detail: str, attr: str | None = None) -> HttpResponse:
+    return json_response(error_body(type=type, code=code, detail=detail, attr=attr), status=status_code)
 
 
 def sdk_endpoint(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:

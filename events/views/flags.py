@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Mapping
 from functools import cached_property
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
@@ -15,7 +15,7 @@ from events import messages
 from events.payloads import PayloadError, payload_token, request_payload
 from events.selectors import flags_for_sdk, project_for_api_token
 from events.validation import storable_text
-from events.views.common import project_for_token, sdk_endpoint
+from events.views.common import json_response, project_for_token, sdk_endpoint
 from experiments_api import messages as api_messages
 from experiments_api.models import Project
 from experiments_api.permissions import APIScopePermission, ProjectAccessPermission
@@ -31,22 +31,22 @@ DECIDE_DETAILED_FROM_VERSION = 4
 
 
 @sdk_endpoint
-def flags(request: HttpRequest) -> JsonResponse:
+def flags(request: HttpRequest) -> HttpResponse:
     """POST /flags/?v=2: the project's active flags evaluated for `distinct_id` (with `person_properties`).
 
     Answers `featureFlags` (key → variant or boolean) and `featureFlagPayloads`, and from v=2 `flags`
     (key → {key, enabled, variant, reason, metadata}). 401 for a missing or unknown token, 400 for a body that is
     not an object, lacks `distinct_id`, or has `person_properties` that are not an object.
     """
-    return JsonResponse(_evaluation_body(request, detailed_from=FLAGS_DETAILED_FROM_VERSION))
+    return json_response(_evaluation_body(request, detailed_from=FLAGS_DETAILED_FROM_VERSION))
 
 
 @sdk_endpoint
-def decide(request: HttpRequest) -> JsonResponse:
+def decide(request: HttpRequest) -> HttpResponse:
     """POST /decide/?v=3: the older endpoint, with the same evaluation; `flags` only from v=4."""
     body = _evaluation_body(request, detailed_from=DECIDE_DETAILED_FROM_VERSION)
     body.update({"supportedCompression": ["gzip", "gzip-js"], "sessionRecording": False})
-    return JsonResponse(body)
+    return json_response(body)
 
 
 def _evaluation_body(request: HttpRequest, *, detailed_from: int) -> dict:

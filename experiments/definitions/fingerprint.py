@@ -9,14 +9,9 @@ import hashlib
 import json
 from typing import Any
 
-from experiments.stats.config import StatsConfig
+from experiments.stats.config import stats_method
 
 IGNORED_METRIC_KEYS = ("uuid", "name", "kind", "fingerprint", "only_count_matured_users")
-
-
-def effective_stats_method(stats_config: dict | None) -> str:
-    """The configured method, or the default (bayesian) when none is set, as in PostHog."""
-    return StatsConfig.from_dict(stats_config).method
 
 
 def _clean_metric(metric: dict) -> dict:
@@ -56,7 +51,7 @@ def compute_metric_fingerprint(
     payload: dict[str, Any] = {
         "metric": _clean_metric(metric),
         "start_date": _start_date_value(start_date),
-        "stats_method": effective_stats_method(stats_config),
+        "stats_method": stats_method(stats_config),  # the default (bayesian) when unset, as in PostHog
     }
     if exposure_criteria:
         payload["exposure_criteria"] = exposure_criteria

@@ -62,6 +62,16 @@ def _boolean(value: Any, option: str) -> bool:
     return value
 
 
+def stats_method(stats_config: Mapping | None) -> str:
+    """The inference method `stats_config` selects (the default when unset) without parsing its other options: a
+    metric's fingerprint reads only this, for every linked metric of every listed experiment."""
+    if stats_config is None:
+        return DEFAULT_STATS_METHOD
+    if not isinstance(stats_config, Mapping):
+        raise StatsConfigError(messages.STATS_CONFIG_NOT_OBJECT)
+    return _method(stats_config)
+
+
 def _method(stats_config: Mapping) -> str:
     method = stats_config.get("method")
     if method in (None, ""):

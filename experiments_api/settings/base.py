@@ -131,7 +131,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "experiments_api.renderers.JSONRenderer",
         "experiments_api.renderers.BrowsableAPIRenderer",
     ],
     # One throttle checks both rates (one cache read and write per request).
