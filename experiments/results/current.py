@@ -10,7 +10,7 @@ from experiments.metrics.days import days_from, local_day
 from experiments.models import Experiment, ExperimentType
 from experiments.results.bandit import bandit_daily_statistics
 from experiments.results.correction import in_family
-from experiments.results.health import cumulative_multiple, result_health
+from experiments.results.health import cumulative_multiple, metric_count, result_health
 from experiments.stats import (
     StatsConfig,
     adjust_p_values,
@@ -102,6 +102,7 @@ def _assemble(
     query_to: dt.datetime,
     expected: dict[str, float] | None,
     correct_variants: bool,
+    metric_count: int,
 ) -> dict:
     result = compute_metric_result(
         statistics.variants[index],
@@ -119,6 +120,7 @@ def _assemble(
         exposures=statistics.exposures[index],
         multiple=multiple,
         query_to=query_to,
+        metric_count=metric_count,
     )
     config = StatsConfig.from_dict(experiment.stats_config)
     if config.multiple_testing_correction and correct_variants:
@@ -143,6 +145,7 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
     if multiple is None:
         multiple = cumulative_multiple(daily_exposures(experiment=experiment, boundaries=boundaries))
     correct_variants = not in_family(experiment, metric)
+    metrics = metric_count(experiment)
     return [
         _assemble(
             experiment,
@@ -152,6 +155,7 @@ def metric_results_as_of(*, experiment: Experiment, metric: dict, boundaries: li
             query_to=boundary,
             expected=expected[index],
             correct_variants=correct_variants,
+            metric_count=metrics,
         )
         for index, boundary in enumerate(boundaries)
     ]

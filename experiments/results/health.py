@@ -10,7 +10,8 @@ from experiments.stats import srm_p_value
 from experiments.stats.health_checks import health_findings, multiple_exposures_summary, srm_status
 
 
-def _metric_count(experiment: Experiment) -> int:
+def metric_count(experiment: Experiment) -> int:
+    """The experiment's metrics (inline and saved): read once per result set, not once per day."""
     inline = len(experiment.metrics or []) + len(experiment.metrics_secondary or [])
     return inline + experiment.saved_metrics.count() if experiment.pk else inline
 
@@ -37,6 +38,7 @@ def result_health(
     exposures: dict[str, int],
     multiple: int,
     query_to: dt.datetime,
+    metric_count: int,
 ) -> dict:
     """`exposures` are the units analysed per variant as of `query_to`; `multiple` those seen in several variants."""
     srm = _srm_block(weights, exposures)
@@ -48,7 +50,7 @@ def result_health(
         multiple=multiple,
         srm_p_value=srm["p_value"] if srm else None,
         hours_since_launch=(query_to - experiment.start_date).total_seconds() / 3600,
-        metric_count=_metric_count(experiment),
+        metric_count=metric_count,
         flag_active=experiment.feature_flag.active,
         variant_percentages=percentages,
         running=experiment.end_date is None or query_to < experiment.end_date,
