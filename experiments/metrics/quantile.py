@@ -20,7 +20,7 @@ import math
 from experiments.stats.quantile import quantile_bound_levels
 
 from .filters import source_sql
-from .incremental import accumulate
+from .incremental import Increments, accumulate, add_increment_ctes, exit_rows
 from .query import EXPOSURE_COLUMNS, FLOAT, Query, QueryContext, add_exposures, add_metric_rows, run
 from .spec import MetricSpec
 from .values import SourceValue
@@ -227,49 +227,86 @@ def event_quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]
     _add_event_values(query, ctx, spec)
     levels = _levels(spec.definition.quantile)
     names = _add_levels(query, ctx, levels, ignore_zeros=False)
-    # Each (variant, bucket)'s q̂ as `sample_quantile` computes it, to count each unit's events at or below it.
+    _add_cluster_changes(query, ctx, levels)
+    increments = Increments(
+        running={"run_below": "SUM(below) OVER w", "run_events": "SUM(events) OVER w"},
+        contributions={
+            "n_clusters": "CASE WHEN run_events > 0 THEN 1 ELSE 0 END",
+            "sum": "run_below",
+            "sum_squares": "run_below * run_below",
+            "denominator_sum": "run_events",
+            "denominator_sum_squares": "run_events * run_events",
+            "numerator_denominator_sum_product": "run_below * run_events",
+        },
+        constants={"number_of_samples": "1", "exposures": "1"},
+    )
+    sums = ["number_of_samples", "exposures", *CLUSTER_FIELDS]
+    level_outputs = ["quantile_n", *names]
+    increment_rows = add_increment_ctes(query, ctx, increments, sums)
+    # One result set: the levels as of each bucket (part 0) and the clustering sums' increments (part 1).
+    nulls = ", ".join("NULL" for _ in sums)
+    select = (
+        f"SELECT 0 AS part, variant, bucket, COALESCE(total, 0), {', '.join(names)}, {nulls} FROM levels\n"
+        "UNION ALL\n"
+        f"SELECT 1 AS part, variant, bucket, {', '.join('NULL' for _ in level_outputs)}, {', '.join(sums)}\n"
+        f"FROM ({increment_rows}) increment_rows"
+    )
+    rows = run(query, ctx, select)
+    width = len(level_outputs)
+    as_of = accumulate([row[1 : 3 + width] for row in rows if row[0] == 0], ctx, level_outputs, increments=False)
+    added = accumulate([(*row[1:3], *row[3 + width :]) for row in rows if row[0] == 1], ctx, sums, increments=True)
+    per_bucket = []
+    for levels_by_variant, sums_by_variant in zip(as_of, added, strict=True):
+        zero = dict.fromkeys(level_outputs, 0.0)
+        per_bucket.append(
+            {
+                variant: _quantile_fields(sums | levels_by_variant.get(variant, zero), levels)
+                for variant, sums in sums_by_variant.items()
+            }
+        )
+    return per_bucket
+
+
+def _add_cluster_changes(query: Query, ctx: QueryContext, levels: list[float]) -> None:
+    """`change_rows(unit, variant, exit_bucket, bucket, below, events)`: where a unit's S_i (its events at or below
+    its variant's q̂) and N_i (its events) change, so that the clustering sums come from one window over each
+    unit's few change rows instead of a row per unit and bucket.
+
+    An event adds 1 to N_i from its bucket on, and 1 to S_i while its value is at or below the bucket's q̂: it
+    enters S_i if it is at its own bucket, and leaves or re-enters where q̂ moves past its value (the events with
+    one of the values q̂ moves past, found by equality on the few distinct values). The unit's exit row (its
+    contributions drop to zero there) comes from `exit_rows`.
+    """
     h = _position(ctx, levels[0])
     query.add(
         "estimates",
         f"SELECT variant, bucket, lo_0 + ({h} - {ctx.dialect.floor(h)}) * (COALESCE(hi_0, lo_0) - lo_0) AS estimate "
         "FROM levels WHERE total > 0",
     )
+    # Between consecutive buckets, q̂ moves from `previous` to `estimate`: the values in (low, high] cross it.
     query.add(
-        "unit_events",
-        "SELECT e.unit AS unit, e.variant AS variant, q.bucket AS bucket, "
-        "SUM(CASE WHEN e.value <= q.estimate THEN 1 ELSE 0 END) AS below, "
-        "COUNT(*) AS events\nFROM event_values e JOIN estimates q ON q.variant = e.variant AND q.bucket >= e.bucket "
-        "AND q.bucket < e.exit_bucket\nGROUP BY e.unit, e.variant, q.bucket",
+        "steps",
+        "SELECT a.variant AS variant, a.bucket AS bucket, CASE WHEN a.estimate > b.estimate THEN 1 ELSE -1 END AS "
+        "change, CASE WHEN a.estimate > b.estimate THEN b.estimate ELSE a.estimate END AS low, "
+        "CASE WHEN a.estimate > b.estimate THEN a.estimate ELSE b.estimate END AS high\n"
+        "FROM estimates a JOIN estimates b ON b.variant = a.variant AND b.bucket = a.bucket - 1 "
+        "WHERE a.estimate <> b.estimate",
     )
+    # Grouped (each row is unique already) so that the planner computes these few rows before joining the events.
     query.add(
-        "clusters",
-        f"SELECT variant, bucket, COUNT(*) AS n_clusters, CAST(SUM(below) AS {FLOAT}) AS below_sum, "
-        f"CAST(SUM(below * below) AS {FLOAT}) AS below_squares, CAST(SUM(events) AS {FLOAT}) AS events_sum, "
-        f"CAST(SUM(events * events) AS {FLOAT}) AS events_squares, "
-        f"CAST(SUM(below * events) AS {FLOAT}) AS products\nFROM unit_events GROUP BY variant, bucket",
-    )
-    # Units in the analysis per (variant, bucket), with or without events: those entered by then less those left.
-    never = ctx.params(ctx.bucket_count)
-    query.add(
-        "entries",
-        f"SELECT variant, exp_bucket AS since, CAST(COUNT(*) AS {FLOAT}) AS change FROM exposures "
-        "WHERE exp_bucket < exit_bucket GROUP BY variant, exp_bucket\nUNION ALL\n"
-        f"SELECT variant, exit_bucket AS since, -CAST(COUNT(*) AS {FLOAT}) AS change FROM exposures "
-        f"WHERE exp_bucket < exit_bucket AND exit_bucket < {never} GROUP BY variant, exit_bucket",
+        "crossings",
+        "SELECT v.variant AS variant, v.value AS value, s.bucket AS bucket, s.change AS change\n"
+        "FROM (SELECT DISTINCT variant, value FROM value_deltas) v JOIN steps s ON s.variant = v.variant "
+        "AND v.value > s.low AND v.value <= s.high GROUP BY v.variant, v.value, s.bucket, s.change",
     )
     query.add(
-        "counts",
-        "SELECT e.variant, d.day AS bucket, SUM(e.change) AS n FROM entries e JOIN days d ON e.since <= d.day "
-        "GROUP BY e.variant, d.day",
+        "change_rows",
+        "SELECT e.unit AS unit, e.variant AS variant, e.exit_bucket AS exit_bucket, e.bucket AS bucket, "
+        "CASE WHEN e.value <= q.estimate THEN 1 ELSE 0 END AS below, 1 AS events\n"
+        "FROM event_values e JOIN estimates q ON q.variant = e.variant AND q.bucket = e.bucket\n"
+        "UNION ALL\n"
+        "SELECT e.unit, e.variant, e.exit_bucket, c.bucket, c.change, 0\n"
+        "FROM event_values e JOIN crossings c ON c.variant = e.variant AND c.value = e.value\n"
+        "WHERE c.bucket > e.bucket AND c.bucket < e.exit_bucket\n"
+        f"UNION ALL\n{exit_rows(ctx, ['below', 'events'])}",
     )
-    clusters = ["n_clusters", "below_sum", "below_squares", "events_sum", "events_squares", "products"]
-    select = (
-        "SELECT c.variant, c.bucket, c.n, c.n, COALESCE(l.total, 0), "
-        + ", ".join(f"l.{name}" for name in names)
-        + ", "
-        + ", ".join(f"COALESCE(k.{column}, 0)" for column in clusters)
-        + "\nFROM counts c LEFT JOIN levels l ON l.variant = c.variant AND l.bucket = c.bucket"
-        " LEFT JOIN clusters k ON k.variant = c.variant AND k.bucket = c.bucket"
-    )
-    outputs = ["number_of_samples", "exposures", "quantile_n", *names, *CLUSTER_FIELDS]
-    return _per_bucket(query, ctx, select, outputs, levels)
