@@ -54,12 +54,6 @@ def _position(ctx: QueryContext, level: float) -> str:
     return f"(CAST({ctx.params(level)} AS {FLOAT}) * (total - 1))"
 
 
-def sample_quantile(level: float, total: int, lower_value: float, upper_value: float) -> float:
-    """Linear interpolation between the order statistics around position level·(total − 1)."""
-    h = level * (total - 1)
-    return lower_value + (h - math.floor(h)) * (upper_value - lower_value)
-
-
 class Distribution:
     """The distinct values of one (variant, day) around the levels' positions, each with the positions it holds
     ([before, cum), 0-based, in ascending order of value), and the number of values `total`."""
@@ -77,12 +71,13 @@ class Distribution:
         return self.values[bisect.bisect_right(self.ends, position)]
 
     def quantile(self, level: float) -> float:
-        """The sample quantile between the order statistics at floor(h) and floor(h) + 1 (the last one when h is
-        an integer)."""
-        below = math.floor(level * (self.total - 1))
+        """Linear interpolation between the order statistics at floor(h) and floor(h) + 1, h = level·(total − 1)
+        (one value: the first)."""
+        h = level * (self.total - 1)
+        below = math.floor(h)
         lower = self._at(below)
         upper = self._at(below + 1) if below + 1 < self.total else lower
-        return sample_quantile(level, self.total, lower, upper)
+        return lower + (h - below) * (upper - lower)
 
 
 def _add_distribution(query: Query, ctx: QueryContext, levels: list[float], *, ignore_zeros: bool) -> None:
