@@ -24,6 +24,7 @@ from .stores import event_store_dialect
 MULTIPLE_VARIANT_KEY = "$multiple"
 # Sums are cast to double precision (exact for integer counts below 2**53) so both databases return floats.
 FLOAT = "DOUBLE PRECISION"
+MATERIALIZED = "MATERIALIZED "
 
 
 @dataclass
@@ -31,9 +32,15 @@ class Query:
     """CTEs in order, then a final SELECT; run once, on the event store."""
 
     ctes: list[tuple[str, str]] = field(default_factory=list)
+    # CTEs computed on their own whoever reads them (MATERIALIZED, which every store accepts).
+    materialized: set[str] = field(default_factory=set)
 
-    def add(self, name: str, sql: str) -> str:
+    def add(self, name: str, sql: str, *, materialized: bool = False) -> str:
+        """`materialized` keeps the planner from merging the CTE into its reader: PostgreSQL then plans its
+        aggregation on its own (by hashing) instead of sorting its input for the reader's window."""
         self.ctes.append((name, sql))
+        if materialized:
+            self.materialized.add(name)
         return name
 
     def sql(self, select: str, *, cte_keyword: str = "") -> str:
@@ -41,6 +48,8 @@ class Query:
         bodies = [body for _, body in self.ctes] + [select]
 
         def keyword(index: int, name: str) -> str:
+            if name in self.materialized:
+                return MATERIALIZED
             pattern = re.compile(rf"\b(?:FROM|JOIN)\s+{name}\b")
             return cte_keyword if sum(len(pattern.findall(body)) for body in bodies[index + 1 :]) > 1 else ""
 

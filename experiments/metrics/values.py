@@ -71,6 +71,21 @@ class SourceValue:
         selected = ", ".join(f"{aggregates.get(column, 'NULL')} AS {column}" for column in all_columns)
         return f"SELECT {keys}, bucket, {selected} FROM {source} GROUP BY {keys}, bucket"
 
+    def event_deltas(self, rows: str, all_columns: list[str]) -> str:
+        """`deltas` without grouping a (unit, bucket)'s events: a row per post-exposure event (a distinct key still
+        once, at its first bucket). Running aggregates over a window whose frame takes in a row's peers (the unit's
+        rows of the same bucket) are the same, and that window's sort then does the grouping's work."""
+        if self.math in DISTINCT_MATHS:
+            return self.deltas(rows, all_columns)
+        per_event = dict.fromkeys(self.delta_columns(), f"CAST({self.name}_value AS {FLOAT})")
+        if self.math == "avg":
+            per_event[f"{self.name}_count"] = "1"
+        selected = ", ".join(f"{per_event.get(column, 'NULL')} AS {column}" for column in all_columns)
+        return (
+            f"SELECT unit, variant, exit_bucket, bucket, {selected} FROM {rows} "
+            f"WHERE {self.name}_match = 1 AND is_pre = 0"
+        )
+
     def running(self, window: str) -> dict[str, str]:
         """Window expressions over the unit's change rows giving its running aggregates."""
         if self.math == "avg":
