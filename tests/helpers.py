@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 
 from experiments_api import messages
 from experiments_api.exceptions import error_body
@@ -51,6 +52,24 @@ def closed_port() -> int:
 
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+def session_database_url() -> str:
+    """The URL of this session's PostgreSQL test database, for a connection or a process of its own."""
+    database = connection.settings_dict
+    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    return f"postgresql://{database['USER']}{password}@{host}:{port}/{database['NAME']}"
+
+
+def server_process_environment() -> dict:
+    """The environment of a child process running the base settings on this session's test database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
+        "DATABASE_URL": session_database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
 
 
 def run_on_sqlite(script: str, argument: object, tmp_path: Path) -> object:

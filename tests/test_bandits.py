@@ -3,7 +3,6 @@ job, the lifecycle interplay, the activity log, and the period-weighted analysis
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +22,8 @@ from experiments.stats.ratio_cuped import RatioCupedStatistic
 from experiments.tasks import schedule_bandit_reweights
 from experiments_api.celery import app as celery_app
 from experiments_api.exceptions import DomainError
-from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory, SavedMetricFactory, mean_metric
-from tests.helpers import run_on_sqlite, validation_error
+from tests.factories import ExperimentFactory, FeatureFlagFactory, SavedMetricFactory, mean_metric
+from tests.helpers import validation_error
 
 pytestmark = pytest.mark.django_db
 
@@ -682,28 +681,9 @@ def assert_periods_weighted(bandit: dict) -> None:
     assert result["sample_ratio_mismatch"]["mismatch"] is False
 
 
+@pytest.mark.every_database
 def test_a_bandit_result_weights_the_periods_between_reweights(project):
     assert_periods_weighted(two_period_bandit_result(project))
-
-
-SQLITE_SCRIPT = """
-import json
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.factories import ProjectFactory
-from tests.test_bandits import two_period_bandit_result
-print(json.dumps(two_period_bandit_result(ProjectFactory())))
-"""
-
-
-def test_the_embedded_sqlite_default_reweights_and_weights_the_periods(tmp_path: Path):
-    bandit = run_on_sqlite(SQLITE_SCRIPT, None, tmp_path)
-
-    assert_periods_weighted(bandit)
-    postgres = two_period_bandit_result(ProjectFactory())
-    assert bandit == postgres
 
 
 def test_a_bandit_created_launched_and_ended_through_the_api(api_client, project):

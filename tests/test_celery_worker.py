@@ -32,6 +32,7 @@ from experiments.results.current import metric_results_as_of
 from experiments.results.requests import timeseries_recalculation_request
 from experiments_api.celery import app as celery_app
 from tests.factories import member_of
+from tests.helpers import session_database_url
 from tests.metric_reference import RawEvent
 from tests.test_metric_aggregation import events_node, make_experiment, mean, store
 from tests.test_timeseries import FINGERPRINT, METRIC
@@ -49,12 +50,6 @@ VISIBILITY_TIMEOUT = 6
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 
 
-def database_url() -> str:
-    """The test database pytest-django created, which the worker must use too."""
-    database = connection.settings_dict
-    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-
-
 SHORT_TIMEOUTS = {
     "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     "RECALCULATION_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -70,7 +65,7 @@ class Worker:
         environment = {
             **{name: value for name, value in os.environ.items() if name not in SHORT_TIMEOUTS},
             "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": session_database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
             "SECRET_KEY": settings.SECRET_KEY,
@@ -252,7 +247,7 @@ class InterruptedRecalculation:
         self.experiment = ten_day_experiment()
         self.days = local_days(self.experiment)
         self.tz = self.experiment.project.tzinfo
-        self.blocker = psycopg.connect(database_url().replace("postgres://", "postgresql://"))
+        self.blocker = psycopg.connect(session_database_url().replace("postgres://", "postgresql://"))
         self.blocker.execute(
             "INSERT INTO experiments_experimentmetricresult (experiment_id, metric_uuid, fingerprint, query_to, "
             "status, created_at, updated_at) VALUES (%s, %s, %s, %s, 'pending', now(), now())",

@@ -2,7 +2,6 @@
 process ends with the partition there and none answers an error, whoever created it."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,11 +10,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from events.partitions import PARTITION_LOCK_KEY, next_month, partition_name
-from tests.helpers import REPOSITORY_ROOT
+from tests.helpers import REPOSITORY_ROOT, server_process_environment, session_database_url
 
 PROCESSES = 4
 MONTH = datetime(2091, 3, 1, tzinfo=UTC)
@@ -44,9 +41,7 @@ except Exception as error:
 @pytest.fixture
 def holder():
     """A connection of the test's own, outside Django's; the month's partition is dropped afterwards."""
-    database = connection.settings_dict
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    with psycopg.connect(url, autocommit=True) as own:
+    with psycopg.connect(session_database_url(), autocommit=True) as own:
         yield own
         own.execute(f"DROP TABLE IF EXISTS {NAME}")
 
@@ -91,13 +86,7 @@ def test_a_partition_created_without_the_lock_meanwhile(tmp_path, holder):
 def _run_workers(tmp_path, count: int, *, until: Callable[[], bool]) -> Callable[[], list]:
     """Start `count` processes at once and return when `until()` holds (failing if one of them exits first); the
     returned function waits for their answers."""
-    database = connection.settings_dict
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "SECRET_KEY": settings.SECRET_KEY,
-    }
+    environment = server_process_environment()
     start = tmp_path / "start"
     workers = [
         subprocess.Popen(

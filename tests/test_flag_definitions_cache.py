@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from flags import cache as flags_cache
 from flags.services import feature_flag_update
 from tests.factories import FeatureFlagFactory, ProjectFactory
+from tests.helpers import session_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EVERYONE = {"groups": [{"properties": [], "rollout_percentage": 100}]}
@@ -155,12 +155,11 @@ class Gunicorn:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        database = connection.settings_dict
         self.access_log = log_dir / "access.log"
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+            "DATABASE_URL": session_database_url(),
             "SECRET_KEY": "flag-cache-test-" + "k3y-" * 12,
             "ALLOWED_HOSTS": "127.0.0.1",
         }

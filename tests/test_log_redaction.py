@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from experiments_api.log_redaction import REDACTED, redact_secrets
+from tests.helpers import session_database_url
 
 PERSONAL_API_KEY = "phx_TopSecretPersonalKey123"
 PROJECT_TOKEN = "phc_TopSecretProjectToken456"
@@ -33,10 +33,9 @@ def free_port() -> int:
 
 
 def server_environment() -> dict:
-    database = connection.settings_dict
     return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "DATABASE_URL": session_database_url(),
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "INFO",

@@ -9,7 +9,6 @@ answered 500.
 """
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -17,13 +16,11 @@ import time
 import uuid
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from events.models import Event
 from persons.models import Person, PersonDistinctId, PersonOverride
 from tests.factories import ProjectFactory
-from tests.helpers import REPOSITORY_ROOT
+from tests.helpers import REPOSITORY_ROOT, server_process_environment
 
 PROCESSES, BATCHES, BATCH_SIZE, USERS = 4, 40, 100, 800
 
@@ -84,13 +81,7 @@ def mixed_batches(worker: int) -> list[list[dict]]:
 @pytest.mark.django_db(transaction=True)
 def test_server_processes_ingesting_the_same_ids_at_once(tmp_path):
     project = ProjectFactory()
-    database = connection.settings_dict
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "experiments_api.settings.base",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "SECRET_KEY": settings.SECRET_KEY,
-    }
+    environment = server_process_environment()
     start = tmp_path / "start"
     batches = {worker: mixed_batches(worker) for worker in range(PROCESSES)}
     for worker in range(PROCESSES):

@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from events.clickhouse.client import clickhouse_client
@@ -25,6 +24,7 @@ from persons.models import PersonDistinctId, PersonOverride
 from persons.services.squash import person_overrides_squash
 from persons.tasks import squash_person_overrides
 from tests.event_stores import stored_events
+from tests.helpers import session_database_url
 from tests.test_metric_aggregation import CASES, assert_close, daily_rows, day_boundaries
 from tests.test_person_metrics import identified_experiment
 
@@ -96,15 +96,6 @@ person_overrides_squash(min_age=dt.timedelta(0), chunk_size=2)
 """
 
 
-def _connection_url() -> str:
-    settings = connection.settings_dict
-    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-    return (
-        f"postgresql://{settings['USER']}{password}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
-        f"/{settings['NAME']}"
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_squash_killed_mid_transaction_loses_nothing():
     experiment, _, _ = identified_experiment({})
@@ -112,7 +103,7 @@ def test_a_squash_killed_mid_transaction_loses_nothing():
     before = results(experiment)
     overrides = list(PersonOverride.objects.filter(project=project).order_by("id"))
     assert len(overrides) > 4
-    url = _connection_url()
+    url = session_database_url()
     # Another session holds a row of the second chunk, so the squash blocks inside that chunk's transaction.
     with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as monitor:
         blocker.execute(

@@ -2,15 +2,13 @@
 message, the SRM block and the `$multiple` share, from the experiment's real exposures and flag."""
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
 from experiments import messages
 from experiments.results.current import current_metric_result, metric_results_as_of
 from experiments.stats import srm_p_value
-from tests.factories import ExperimentFactory, FeatureFlagFactory, ProjectFactory
-from tests.helpers import run_on_sqlite
+from tests.factories import ExperimentFactory, FeatureFlagFactory
 from tests.test_experiment_query import METRIC, START, exposed, launched_experiment, post
 from tests.test_metric_aggregation import day_boundaries
 
@@ -70,27 +68,9 @@ def assert_skewed_findings(health: dict) -> None:
     }
 
 
+@pytest.mark.every_database
 def test_a_large_multiple_share_and_too_few_exposures_are_findings(project):
     assert_skewed_findings(skewed_health(project))
-
-
-SQLITE_SCRIPT = """
-import json
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from tests.factories import ProjectFactory
-from tests.test_result_health import skewed_health
-print(json.dumps(skewed_health(ProjectFactory())))
-"""
-
-
-def test_the_embedded_sqlite_default_computes_the_same_health(tmp_path: Path):
-    health = run_on_sqlite(SQLITE_SCRIPT, None, tmp_path)
-
-    assert_skewed_findings(health)
-    assert health == skewed_health(ProjectFactory())
 
 
 def test_no_exposures_no_metric_and_an_inactive_flag_while_running(project):
