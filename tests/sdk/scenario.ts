@@ -25,7 +25,7 @@ const client = createClient<paths>({
 const project_id = required("PROJECT_ID");
 const metric = {
   kind: "ExperimentMetric",
-  metric_type: "mean",
+  metric_type: "mean" as const,
   uuid: "sdk-metric",
   source: { kind: "EventsNode", event: "purchase" },
 };
