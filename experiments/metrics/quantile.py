@@ -23,10 +23,11 @@ import math
 from experiments.stats.quantile import quantile_bound_levels
 
 from .filters import source_sql
-from .incremental import UNIT_WINDOW, Increments, accumulate, add_increment_ctes, exit_rows
+from .incremental import Increments, accumulate, add_increment_ctes, exit_rows
 from .query import EXPOSURE_COLUMNS, FLOAT, Query, QueryContext, add_exposures, add_metric_rows, run
 from .spec import MetricSpec
 from .values import SourceValue
+from .winsorized import add_unit_states
 
 NSTAR_GRID = tuple(100 * 2**k for k in range(20))
 QUANTILE_FIELDS = ("quantile_level", "quantile_n", "quantile", "quantile_lower", "quantile_upper", "quantile_nstar")
@@ -192,21 +193,7 @@ def quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         conversion_window=spec.conversion_window,
         lookback=None,
     )
-    # Each unit's running aggregates from each of its rows (its exposure, its events) on; of a bucket's rows, the
-    # last one (its next row is in a later bucket) holds the value the unit has from that bucket on.
-    columns = value.delta_columns()
-    nulls = "".join(f", NULL AS {column}" for column in columns)
-    query.add(
-        "change_rows",
-        f"{value.event_deltas('metric_rows', columns)}\nUNION ALL\n"
-        f"SELECT unit, variant, exit_bucket, exp_bucket AS bucket{nulls} FROM exposures WHERE exp_bucket < exit_bucket",
-    )
-    running = ", ".join(f"{sql} AS {name}" for name, sql in value.running("w").items())
-    query.add(
-        "unit_states",
-        f"SELECT unit, variant, exit_bucket, bucket, {ctx.dialect.lead('bucket')} OVER w AS next_bucket, {running}\n"
-        f"FROM change_rows WINDOW w AS {UNIT_WINDOW}",
-    )
+    add_unit_states(query, ctx, value, per_event=True)
     # A unit holds its value from its state's bucket until its next state or until it leaves.
     end = "CASE WHEN next_bucket IS NOT NULL AND next_bucket < exit_bucket THEN next_bucket ELSE exit_bucket END"
     state = value.state()
@@ -221,7 +208,6 @@ def quantile_statistics(ctx: QueryContext, spec: MetricSpec) -> list[dict]:
         "GROUP BY variant, value, bucket",
         materialized=True,
     )
-    query.add("days(day)", "VALUES " + ", ".join(f"({day})" for day in range(ctx.bucket_count)))
     levels = _levels(definition.quantile)
     _add_distribution(query, ctx, levels, ignore_zeros=definition.ignore_zeros)
     # Every unit in the analysis has a value (0 before its first event), so the values count the units.

@@ -30,15 +30,17 @@ def _add_bound(query: Query, ctx: QueryContext, name: str, percentile: float, *,
     )
 
 
-def add_unit_states(query: Query, ctx: QueryContext, value: SourceValue) -> str:
+def add_unit_states(query: Query, ctx: QueryContext, value: SourceValue, *, per_event: bool = False) -> str:
     """`unit_states(unit, variant, exit_bucket, bucket, next_bucket, <running columns>)`: each unit's running
-    aggregates from the bucket of each of its changes (its exposure, its events' buckets) until the next one (NULL
-    after the last), and `days(day)`: every bucket."""
+    aggregates from the bucket of each of its changes (its exposure, its events' buckets; with `per_event`, each of
+    its events, so a bucket's last row holds the unit's value from that bucket on) until the next one (NULL after
+    the last), and `days(day)`: every bucket."""
     columns = value.delta_columns()
     nulls = "".join(f", NULL AS {column}" for column in columns)
+    deltas = value.event_deltas("metric_rows", columns) if per_event else value.deltas("metric_rows", columns)
     query.add(
         "change_rows",
-        f"{value.deltas('metric_rows', columns)}\nUNION ALL\n"
+        f"{deltas}\nUNION ALL\n"
         f"SELECT unit, variant, exit_bucket, exp_bucket AS bucket{nulls} FROM exposures WHERE exp_bucket < exit_bucket",
     )
     running = ", ".join(f"{sql} AS {name}" for name, sql in value.running("w").items())
